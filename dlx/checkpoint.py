@@ -1,0 +1,90 @@
+"""Checkpoints with orbax: periodic save, keep-N, best-by-metric, restore-or-init.
+
+Two managers share a workdir: `checkpoints/` keeps the newest N states (what a relaunch
+resumes from) and `best_checkpoint/` keeps the one with the best validation metric.
+Orbax writes each step into a temporary directory and renames it when complete, so a
+crash never leaves a half-written checkpoint that looks finished; a newest checkpoint
+that is corrupt anyway (truncated files, a bad disk) is skipped with a warning and the
+one before it is used.
+"""
+
+import os
+
+from absl import logging
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+def _manager(directory, **options):
+  return ocp.CheckpointManager(
+      os.path.abspath(directory),
+      item_names=("state", "meta"),
+      options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False,
+                                           **options))
+
+
+class Checkpointer:
+  """Saves and restores a train-state pytree plus a small JSON `meta` dict."""
+
+  def __init__(self, workdir, *, keep: int = 3, best_metric: str = "",
+               best_mode: str = "min"):
+    self.latest = _manager(os.path.join(workdir, "checkpoints"), max_to_keep=keep)
+    self.best = None
+    if best_metric:
+      self.best = _manager(
+          os.path.join(workdir, "best_checkpoint"), max_to_keep=1,
+          best_fn=lambda metrics: metrics[best_metric], best_mode=best_mode)
+
+  @staticmethod
+  def _args(state, meta):
+    return ocp.args.Composite(state=ocp.args.StandardSave(_to_host(state)),
+                              meta=ocp.args.JsonSave(meta))
+
+  def save(self, step: int, state, meta: dict):
+    if step not in self.latest.all_steps():
+      self.latest.save(step, args=self._args(state, meta))
+
+  def save_best(self, step: int, state, meta: dict, metrics: dict):
+    if self.best is not None and step not in self.best.all_steps():
+      self.best.save(step, args=self._args(state, meta),
+                     metrics={k: float(v) for k, v in metrics.items()})
+
+  def restore_latest(self, abstract_state):
+    """(state, meta) from the newest readable checkpoint, or None if there is none."""
+    return _restore_newest(self.latest, abstract_state)
+
+  def restore_best(self, abstract_state):
+    return None if self.best is None else _restore_newest(self.best, abstract_state)
+
+  def close(self):
+    for m in (self.latest, self.best):
+      if m is not None:
+        m.wait_until_finished()
+        m.close()
+
+
+def _to_host(state):
+  # Checkpoints hold plain host arrays: they restore on any device count or mode.
+  return jax.tree.map(np.asarray, jax.device_get(state))
+
+
+def _restore_newest(manager, abstract_state):
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+      _check_complete(restored.state, abstract_state)
+      return restored.state, dict(restored.meta)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning("checkpoint at step %d in %s is unreadable (%s: %s); trying the "
+                      "one before it", step, manager.directory, type(e).__name__,
+                      str(e).splitlines()[0][:200] if str(e) else "")
+  return None
+
+
+def _check_complete(state, abstract_state):
+  got = jax.tree.map(np.shape, state)
+  want = jax.tree.map(np.shape, abstract_state)
+  if got != want:
+    raise ValueError("restored state does not match the model's shapes")

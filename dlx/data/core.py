@@ -1,0 +1,74 @@
+"""The in-memory dataset type every loader returns.
+
+A `Dataset` holds three splits, each a dict of NumPy arrays with the same leading size.
+By convention the model reads `inputs` and the loss reads `targets`; a split may carry
+more keys. Everything the classic curriculum uses fits in host memory, which keeps the
+input pipeline deterministic and exactly resumable (see `dlx.data.pipeline`).
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+Split = dict[str, np.ndarray]
+SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  train: Split
+  validation: Split
+  test: Split
+  info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def split(self, name: str) -> Split:
+    if name not in SPLITS:
+      raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+    return getattr(self, name)
+
+  def size(self, name: str) -> int:
+    return num_examples(self.split(name))
+
+  def map(self, fn: Callable[[Split], Split]) -> "Dataset":
+    """Applies `fn` (a function of one split's arrays) to every split."""
+    return dataclasses.replace(
+        self, train=fn(self.train), validation=fn(self.validation), test=fn(self.test))
+
+  def __repr__(self):
+    sizes = ", ".join(f"{s}={self.size(s)}" for s in SPLITS)
+    shapes = {k: v.shape[1:] for k, v in self.train.items()}
+    return f"Dataset({self.info.get('name', '?')}: {sizes}; shapes {shapes})"
+
+
+def num_examples(split: Split) -> int:
+  sizes = {len(v) for v in split.values()}
+  if len(sizes) != 1:
+    raise ValueError(f"arrays of one split differ in length: {sizes}")
+  return sizes.pop()
+
+
+def take(split: Split, index) -> Split:
+  return {k: v[index] for k, v in split.items()}
+
+
+def train_validation_test(inputs, targets, *, validation_fraction: float,
+                          test_fraction: float, seed: int, info=None) -> Dataset:
+  """Splits one pool of examples into three, after a shuffle fixed by `seed`."""
+  n = len(inputs)
+  order = np.random.default_rng(seed).permutation(n)
+  n_test = int(round(n * test_fraction))
+  n_val = int(round(n * validation_fraction))
+  test, val, train = np.split(order, [n_test, n_test + n_val])
+  pool = {"inputs": inputs, "targets": targets}
+  return Dataset(take(pool, train), take(pool, val), take(pool, test), dict(info or {}))
+
+
+def split_off_validation(train: Split, test: Split, *, validation_fraction: float,
+                         info=None) -> Dataset:
+  """Uses the last `validation_fraction` of a train split as validation (no shuffle,
+  so the split is the same for every seed)."""
+  n = num_examples(train)
+  n_val = int(round(n * validation_fraction))
+  return Dataset(take(train, slice(0, n - n_val)), take(train, slice(n - n_val, n)),
+                 test, dict(info or {}))

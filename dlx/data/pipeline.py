@@ -1,0 +1,96 @@
+"""Batches: deterministic from (seed, step), so a resumed run sees exactly the same data.
+
+The train stream is a pure function of the step: epoch = step // steps_per_epoch picks a
+permutation seeded by (seed, epoch), and the position inside the epoch picks the slice.
+Restoring the step from a checkpoint therefore restores the data position too.
+"""
+
+import queue
+import threading
+from typing import Callable, Iterator
+
+import numpy as np
+
+from dlx.data import core
+
+
+def steps_per_epoch(split: core.Split, batch_size: int) -> int:
+  n = core.num_examples(split)
+  if n < batch_size:
+    raise ValueError(f"the train split has {n} examples, fewer than one batch of "
+                     f"{batch_size}; lower --config.batch_size")
+  return n // batch_size  # the last partial batch is dropped, as is usual
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+  return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def train_batches(split: core.Split, batch_size: int, *, seed: int, start_step: int = 0,
+                  process_index: int = 0, process_count: int = 1) -> Iterator[core.Split]:
+  """An endless stream of shuffled train batches, starting at `start_step`.
+
+  With several hosts each one yields its own contiguous slice of the global batch."""
+  n = core.num_examples(split)
+  per_epoch = steps_per_epoch(split, batch_size)
+  local = batch_size // process_count
+  step, epoch, order = start_step, None, None
+  while True:
+    if step // per_epoch != epoch:
+      epoch = step // per_epoch
+      order = epoch_permutation(n, seed, epoch)
+    start = (step % per_epoch) * batch_size + process_index * local
+    yield core.take(split, order[start:start + local])
+    step += 1
+
+
+def eval_batches(split: core.Split, batch_size: int, *, num_examples: int | None = None,
+                 process_index: int = 0, process_count: int = 1) -> Iterator[core.Split]:
+  """Every example once, in order. The last batch is padded to full size and a `mask`
+  (1 = real, 0 = padding) marks which rows count, so one compiled step serves all."""
+  n = core.num_examples(split)
+  if num_examples is not None:
+    n = min(n, num_examples)
+  local = batch_size // process_count
+  for start in range(0, n, batch_size):
+    index = np.arange(start + process_index * local, start + (process_index + 1) * local)
+    mask = (index < n).astype(np.float32)
+    batch = core.take(split, np.minimum(index, n - 1))
+    batch["mask"] = mask
+    yield batch
+
+
+def prefetch(iterator: Iterator, put: Callable = lambda x: x, size: int = 2) -> Iterator:
+  """Runs `put` (e.g. the device transfer) on a background thread, `size` batches ahead,
+  so the accelerator does not wait on input. Exceptions surface in the consumer."""
+  q = queue.Queue(maxsize=size)
+  end = object()
+  stop = threading.Event()
+
+  def worker():
+    try:
+      for item in iterator:
+        if stop.is_set():
+          return
+        q.put(put(item))
+      q.put(end)
+    except BaseException as e:  # pylint: disable=broad-except
+      q.put(e)
+
+  thread = threading.Thread(target=worker, daemon=True)
+  thread.start()
+  try:
+    while True:
+      item = q.get()
+      if item is end:
+        return
+      if isinstance(item, BaseException):
+        raise item
+      yield item
+  finally:
+    stop.set()
+    while thread.is_alive():  # unblock a worker waiting on a full queue
+      try:
+        q.get_nowait()
+      except queue.Empty:
+        thread.join(timeout=0.01)

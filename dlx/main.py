@@ -1,0 +1,108 @@
+"""Launch an experiment:
+
+  python -m dlx.main --config=experiments/NAME.py --workdir=DIR [--data_dir=DIR] \
+      [--config.FIELD=VALUE ...]
+
+Relaunching with the same --workdir resumes from its newest checkpoint. Bad input (an
+unknown experiment or config field, a bad value, missing data) prints one line saying
+what was wrong and exits with status 2.
+"""
+
+import os
+import sys
+
+# Before TensorFlow or JAX load: TF only reads data and must not take GPU memory.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from dlx import errors
+
+FLAGS = flags.FLAGS
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment file, e.g. experiments/lenet5_mnist.py[:ARG].",
+    lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+flags.DEFINE_string("data_dir", None,
+                    "Prepared tensorflow-datasets dir (default: $TFDS_DATA_DIR).")
+
+
+def _fail(message: str):
+  sys.stderr.write(f"dlx: error: {message}\n")
+  sys.exit(2)
+
+
+def parse_flags(argv):
+  """absl parsing, with every mistake reported as one line."""
+  try:
+    rest = FLAGS(argv)
+  except flags.Error as e:
+    _fail(_one_line(e))
+  except errors.UserError as e:
+    _fail(str(e))
+  except Exception as e:  # pylint: disable=broad-except
+    # Errors from the config file itself (e.g. an exception in get_config).
+    _fail(f"could not load --config: {type(e).__name__}: {_one_line(e)}")
+  if FLAGS.config is None:
+    _fail("--config is required, e.g. --config=experiments/lenet5_digits.py")
+  if not FLAGS.workdir:
+    _fail("--workdir is required, e.g. --workdir=/tmp/runs/lenet5_digits")
+  return rest
+
+
+def _one_line(e) -> str:
+  text = " ".join(str(e).split())
+  if "No such file" in text or "not found" in text.lower() and ".py" in text:
+    from dlx import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+    text += f" (available experiments: {', '.join(experiment_lib.available())})"
+  return text
+
+
+def _quiet_library_logs():
+  """Orbax logs every file it writes and clu repeats our metric lines; keep the console
+  to dlx's own progress, validation and result lines (warnings still pass)."""
+  def keep(record):
+    noisy = "orbax" in record.pathname or "clu/metric_writers" in record.pathname
+    return record.levelno >= 30 or not noisy  # 30: the standard library WARNING level
+  handler = logging.get_absl_handler()
+  for h in (handler, handler.python_handler):  # ABSLHandler delegates to python_handler
+    h.addFilter(keep)
+
+
+def main(argv):
+  _quiet_library_logs()
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {' '.join(argv[1:])!r}; flags look like --name=value")
+  # Imported here so that flag errors are reported before the heavy imports.
+  from dlx import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+  from dlx import parallel  # pylint: disable=g-import-not-at-top
+  from dlx import train  # pylint: disable=g-import-not-at-top
+
+  config = FLAGS.config
+  config_path = FLAGS["config"].config_filename
+  try:
+    experiment = experiment_lib.load(config_path)
+    with config.unlocked():
+      config.experiment = config.experiment or experiment_lib.name_of(config_path)
+    parallel.initialize_distributed(config.distributed)
+    results = train.train_and_evaluate(config, FLAGS.workdir, data_dir=FLAGS.data_dir,
+                                       experiment=experiment)
+  except errors.UserError as e:
+    _fail(str(e))
+  logging.info("results written to %s", os.path.join(FLAGS.workdir, "results.json"))
+  print(f"test: {_format(results['test'])}")
+
+
+def _format(metrics):
+  return "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+
+
+def run():
+  app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+  run()

