@@ -7,6 +7,7 @@ Required:
   loss(outputs, batch) -> dict        per-example arrays (B,): 'loss' plus any metrics;
                                       training minimises the batch mean of 'loss' and
                                       evaluation averages every entry over the split
+    (or get_loss(config) -> such a function, when the loss depends on the config)
 Optional:
   make_optimizer(config, total_steps) -> optax.GradientTransformation (or a dict of them,
       one per top-level parameter group, for a custom step); default: from config.optimizer
@@ -23,7 +24,7 @@ import types
 
 from dlx import errors
 
-REQUIRED = ("get_config", "get_model", "get_dataset", "loss")
+REQUIRED = ("get_config", "get_model", "get_dataset", ("loss", "get_loss"))
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
 
@@ -50,7 +51,8 @@ def load(name_or_path: str) -> types.ModuleType:
   module = importlib.util.module_from_spec(spec)
   sys.modules[module_name] = module
   spec.loader.exec_module(module)
-  missing = [name for name in REQUIRED if not hasattr(module, name)]
+  missing = [name if isinstance(name, str) else " or ".join(name) for name in REQUIRED
+             if not any(hasattr(module, n) for n in ((name,) if isinstance(name, str) else name))]
   if missing:
     raise errors.UserError(f"experiment {path} does not define {', '.join(missing)}; "
                            "see dlx/experiment.py for the protocol")
@@ -59,3 +61,10 @@ def load(name_or_path: str) -> types.ModuleType:
 
 def name_of(path) -> str:
   return pathlib.Path(path).stem
+
+
+def loss_fn(experiment, config):
+  """The experiment's per-example loss function (see the protocol above)."""
+  if hasattr(experiment, "get_loss"):
+    return experiment.get_loss(config)
+  return experiment.loss

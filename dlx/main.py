@@ -13,6 +13,7 @@ import sys
 
 # Before TensorFlow or JAX load: TF only reads data and must not take GPU memory.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # and skip its oneDNN banner
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -43,6 +44,11 @@ def parse_flags(argv):
     _fail(_one_line(e))
   except errors.UserError as e:
     _fail(str(e))
+  except (AttributeError, KeyError) as e:
+    # config_flags reports an override of a field that does not exist this way.
+    field = str(e).strip("\"'")
+    _fail(f"unknown config field {field!r}: no --config.{field} in this experiment's "
+          "config (see its get_config, or config.json in a workdir)")
   except Exception as e:  # pylint: disable=broad-except
     # Errors from the config file itself (e.g. an exception in get_config).
     _fail(f"could not load --config: {type(e).__name__}: {_one_line(e)}")

@@ -26,8 +26,23 @@ def parse_grid(specs):
     if not sep or not field.startswith("config.") or not values:
       raise SystemExit(f"dlx sweep: error: --grid {spec!r} must look like "
                        "'config.FIELD=V1,V2,...'")
-    grid.append((field, [v.strip() for v in values.split(",")]))
+    grid.append((field, split_values(values)))
   return grid
+
+
+def split_values(text):
+  """'1,2' -> ['1', '2']; commas inside brackets stay: '(8,8),(16,16)' -> two values."""
+  values, depth, current = [], 0, ""
+  for ch in text:
+    depth += ch in "([{"
+    depth -= ch in ")]}"
+    if ch == "," and depth == 0:
+      values.append(current.strip())
+      current = ""
+    else:
+      current += ch
+  values.append(current.strip())
+  return values
 
 
 def run_name(assignment):

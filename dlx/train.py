@@ -176,13 +176,14 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
   schedule = (None if hasattr(experiment, "make_optimizer")
               else optim.create_schedule(config.optimizer, num_steps))
 
+  loss_fn = experiment_lib.loss_fn(experiment, config)
   if hasattr(experiment, "make_train_step"):
     make_step = functools.partial(experiment.make_train_step, model, optimizer, config)
   else:
-    make_step = functools.partial(steps.make_train_step, model, optimizer, experiment.loss)
+    make_step = functools.partial(steps.make_train_step, model, optimizer, loss_fn)
   axis_name = "batch" if config.parallel == "pmap" else None
   runner = _Runner(config, make_step(axis_name=axis_name),
-                   steps.make_eval_step(model, experiment.loss, axis_name=axis_name))
+                   steps.make_eval_step(model, loss_fn, axis_name=axis_name))
 
   init_fn = create_init_fn(model, optimizer, data_core.take(dataset.train, slice(0, 2))["inputs"],
                            config.seed)

@@ -1,0 +1,59 @@
+"""DDPM (Ho et al., 2020) on MNIST (CURRICULUM F21, B10): linear beta schedule, a small
+U-Net noise model with sinusoidal time embedding, noise-prediction MSE, ancestral
+sampling. Writes samples_<step>.png.
+
+  ./launch.sh ddpm_mnist --data_dir=../shared/tfds
+"""
+
+import functools
+
+import jax
+
+from dlx import config as config_lib
+from dlx import data
+from dlx import losses
+from dlx.models import ddpm
+
+
+def get_config():
+  config = config_lib.base_config()
+  config.num_timesteps = 1000
+  config.beta_start = 1e-4
+  config.beta_end = 0.02
+  config.channels = (32, 64, 64)
+  config.time_dim = 128
+  config.num_samples = 64
+  config.batch_size = 128
+  config.num_train_steps = 6000
+  config.eval_every_steps = 1000
+  config.checkpoint_every_steps = 1000
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 1e-3
+  config.optimizer.warmup_steps = 200
+  config.optimizer.schedule = "cosine"
+  config.optimizer.grad_clip_norm = 1.0
+  return config
+
+
+def get_model(config):
+  return ddpm.DDPM(num_timesteps=config.num_timesteps, beta_start=config.beta_start,
+                   beta_end=config.beta_end, channels=tuple(config.channels),
+                   time_dim=config.time_dim)
+
+
+def get_dataset(config, data_dir):
+  del config
+  ds = data.load("mnist", data_dir=data_dir)
+  return ds.map(lambda split: data.transforms.scale_images(split, low=-1.0, high=1.0))
+
+
+def loss(outputs, batch):
+  del batch
+  return {"loss": losses.diffusion_noise_mse(outputs["predicted_noise"], outputs["noise"])}
+
+
+def visualize(model, variables, batch, rng, config):
+  shape = batch["inputs"].shape[1:]
+  draw = jax.jit(functools.partial(ddpm.sample, model, num_samples=config.num_samples,
+                                   shape=shape, clip=1.0))
+  return {"samples": (draw(variables, jax.random.PRNGKey(config.seed)) + 1.0) / 2.0}
