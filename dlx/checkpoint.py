@@ -42,11 +42,12 @@ class Checkpointer:
                               meta=ocp.args.JsonSave(meta))
 
   def save(self, step: int, state, meta: dict):
-    if step not in self.latest.all_steps():
-      self.latest.save(step, args=self._args(state, meta))
+    _replace(self.latest, step)
+    self.latest.save(step, args=self._args(state, meta))
 
   def save_best(self, step: int, state, meta: dict, metrics: dict):
-    if self.best is not None and step not in self.best.all_steps():
+    if self.best is not None:
+      _replace(self.best, step)
       self.best.save(step, args=self._args(state, meta),
                      metrics={k: float(v) for k, v in metrics.items()})
 
@@ -62,6 +63,13 @@ class Checkpointer:
       if m is not None:
         m.wait_until_finished()
         m.close()
+
+
+def _replace(manager, step):
+  """A step already on disk is one we skipped as unreadable (or a rerun of the last step):
+  replace it, so the newest checkpoint is always a good one."""
+  if step in manager.all_steps():
+    manager.delete(step)
 
 
 def _to_host(state):

@@ -27,6 +27,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.best_metric = "loss"
   c.best_mode = "min"           # min | max
   c.early_stopping_patience = 0  # evaluations without improvement before stopping; 0 = off
+  c.eval_examples = 0           # validation/test examples per evaluation; 0 = the whole split
   c.train_eval_examples = 10000  # train examples in the final evaluation (generalisation gap)
   c.sample_every_steps = 0      # experiments with a `visualize` hook: PNG grids every N steps (0 = at the end)
   c.parallel = "mesh"           # mesh: jit over a device mesh, batch on the 'data' axis; pmap
@@ -53,6 +54,9 @@ def validate(config, num_devices: int):
   for field in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
     if config[field] <= 0:
       fail(field, "must be positive")
+  for field in ("eval_examples", "train_eval_examples"):
+    if config[field] < 0:
+      fail(field, "must be >= 0 (0 = the whole split)")
   if config.eval_every_steps < 0:
     fail("eval_every_steps", "must be >= 0 (0 = once per epoch)")
   if config.best_mode not in ("min", "max"):

@@ -36,10 +36,27 @@ def _fail(message: str):
   sys.exit(2)
 
 
+def _experiment_names_to_paths(argv):
+  """Lets --config name an experiment (--config=mlp_xor[:ARG]) as well as give its file."""
+  from dlx import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+  out = []
+  for arg in argv:
+    if arg.startswith("--config="):
+      value = arg[len("--config="):]
+      name, sep, config_arg = value.partition(":")
+      if not os.path.isfile(name):
+        out.append(f"--config={experiment_lib.resolve(name)}{sep}{config_arg}")
+        continue
+    out.append(arg)
+  return out
+
+
 def parse_flags(argv):
   """absl parsing, with every mistake reported as one line."""
   try:
+    argv = _experiment_names_to_paths(argv)
     rest = FLAGS(argv)
+    _ = FLAGS.config  # config_flags may load the file lazily: surface its errors here
   except flags.Error as e:
     _fail(_one_line(e))
   except errors.UserError as e:
@@ -51,7 +68,10 @@ def parse_flags(argv):
           "config (see its get_config, or config.json in a workdir)")
   except Exception as e:  # pylint: disable=broad-except
     # Errors from the config file itself (e.g. an exception in get_config).
-    _fail(f"could not load --config: {type(e).__name__}: {_one_line(e)}")
+    cause = e
+    while cause.__cause__ is not None:
+      cause = cause.__cause__
+    _fail(f"could not load --config: {type(cause).__name__}: {_one_line(e)}")
   if FLAGS.config is None:
     _fail("--config is required, e.g. --config=experiments/lenet5_digits.py")
   if not FLAGS.workdir:
@@ -60,7 +80,15 @@ def parse_flags(argv):
 
 
 def _one_line(e) -> str:
-  text = " ".join(str(e).split())
+  # config_flags wraps errors raised inside the config file; report the original.
+  while e.__cause__ is not None:
+    e = e.__cause__
+  raw = str(e).strip()
+  if "Traceback (most recent call last)" in raw:
+    # Keep the message before the traceback and the traceback's last line (the error).
+    head = raw.split("Traceback (most recent call last)")[0]
+    raw = f"{head} {raw.splitlines()[-1]}"
+  text = " ".join(raw.split())
   if "No such file" in text or "not found" in text.lower() and ".py" in text:
     from dlx import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
     text += f" (available experiments: {', '.join(experiment_lib.available())})"
@@ -71,8 +99,12 @@ def _quiet_library_logs():
   """Orbax logs every file it writes and clu repeats our metric lines; keep the console
   to dlx's own progress, validation and result lines (warnings still pass)."""
   def keep(record):
+    # Standard library levels: 30 WARNING, 40 ERROR. tfds warns about data it then
+    # reports missing; our own one-line error says what to do.
+    if "tensorflow_datasets" in record.pathname:
+      return record.levelno >= 40
     noisy = "orbax" in record.pathname or "clu/metric_writers" in record.pathname
-    return record.levelno >= 30 or not noisy  # 30: the standard library WARNING level
+    return record.levelno >= 30 or not noisy
   handler = logging.get_absl_handler()
   for h in (handler, handler.python_handler):  # ABSLHandler delegates to python_handler
     h.addFilter(keep)
@@ -88,7 +120,8 @@ def main(argv):
   from dlx import train  # pylint: disable=g-import-not-at-top
 
   config = FLAGS.config
-  config_path = FLAGS["config"].config_filename
+  # "experiments/NAME.py:ARG" passes ARG to get_config; the module is the file part.
+  config_path = FLAGS["config"].config_filename.split(":")[0]
   try:
     experiment = experiment_lib.load(config_path)
     with config.unlocked():

@@ -78,8 +78,9 @@ def main(argv=None):
   parser.add_argument("--grid", action="append", default=[], required=True)
   parser.add_argument("--workdir", default=None)
   args, passthrough = parser.parse_known_args(argv)
+  name, _, config_arg = args.experiment.partition(":")  # NAME[:ARG] as in dlx.main
   try:
-    path = experiment_lib.resolve(args.experiment)
+    path = experiment_lib.resolve(name)
   except Exception as e:  # pylint: disable=broad-except
     raise SystemExit(f"dlx sweep: error: {e}") from None
   grid = parse_grid(args.grid)
@@ -90,7 +91,8 @@ def main(argv=None):
   for values in itertools.product(*[vals for _, vals in grid]):
     assignment = list(zip(fields, values))
     workdir = os.path.join(base, run_name(assignment))
-    cmd = [sys.executable, "-m", "dlx.main", f"--config={path}", f"--workdir={workdir}"]
+    config_flag = f"--config={path}" + (f":{config_arg}" if config_arg else "")
+    cmd = [sys.executable, "-m", "dlx.main", config_flag, f"--workdir={workdir}"]
     cmd += [f"--{field}={value}" for field, value in assignment] + passthrough
     print(f"== {run_name(assignment)}", flush=True)
     code = subprocess.call(cmd)

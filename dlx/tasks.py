@@ -3,6 +3,7 @@ form `loss(outputs, batch) -> {'loss': (B,), metric: (B,), ...}` (dlx/experiment
 
 import jax.numpy as jnp
 
+from dlx import errors
 from dlx import losses
 
 
@@ -25,6 +26,6 @@ def regression(predictions, batch, loss: str = "mse", delta: float = 1.0):
   elif loss == "huber":
     value = losses.huber(predictions, targets, delta=delta)
   else:
-    raise ValueError(f"unknown regression loss {loss!r}; choose mse or huber")
+    raise errors.ConfigError(f"unknown regression loss {loss!r}; choose mse or huber")
   return {"loss": value, "mse": losses.mse(predictions, targets),
           "mae": losses.mae(predictions, targets)}

@@ -233,7 +233,8 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
         writer.write(step, "train", train_metrics)
         logging.info("%s", progress.line(step, train_metrics))
       if step % eval_every == 0 or at_end:
-        val = evaluate(runner, state, dataset.validation, config, seed=config.seed)
+        val = evaluate(runner, state, dataset.validation, config,
+                       num_examples=config.eval_examples or None, seed=config.seed)
         writer.write(step, "validation", val)
         logging.info("validation at step %d: %s", step, metrics_lib.format_metrics(val))
         if config.best_metric:
@@ -269,10 +270,10 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
     results = {"experiment": config.experiment, "step": final_step,
                "stopped_early": bool(meta["stopped"]),
                "train_time_s": round(train_time, 2), "num_parameters": num_params}
-    for split, limit in (("test", None), ("validation", None),
+    for split, limit in (("test", config.eval_examples), ("validation", config.eval_examples),
                          ("train", config.train_eval_examples)):
       results[split] = evaluate(runner, state, dataset.split(split), config,
-                                num_examples=limit, seed=config.seed)
+                                num_examples=limit or None, seed=config.seed)
       writer.write(final_step, f"final_{split}", results[split])
     results["generalization_gap"] = results["test"]["loss"] - results["train"]["loss"]
     logging.info("test at step %d: %s", final_step, metrics_lib.format_metrics(results["test"]))

@@ -5,6 +5,7 @@
 """
 
 from dlx import config as config_lib
+from dlx import errors
 from dlx import data
 from dlx import tasks
 from dlx.models import mlp
@@ -31,7 +32,7 @@ def get_model(config):
     return mlp.Linear(num_outputs=2)
   if config.model == "mlp":
     return mlp.MLP(hidden=tuple(config.hidden), num_outputs=2, activation=config.activation)
-  raise ValueError(f"--config.model={config.model!r}: choose mlp or linear")
+  raise errors.ConfigError(f"--config.model={config.model!r}: choose mlp or linear")
 
 
 def get_dataset(config, data_dir):

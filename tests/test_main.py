@@ -1,0 +1,171 @@
+"""Command-line tests: `python -m dlx.main` and `python -m dlx.sweep` in subprocesses."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dlx import sweep
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _env():
+  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+  env.pop("XLA_FLAGS", None)
+  env.pop("TFDS_DATA_DIR", None)
+  return env
+
+
+def _run(*args, module="dlx.main", timeout=300):
+  start = time.perf_counter()
+  done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=_env(),
+                        capture_output=True, text=True, timeout=timeout)
+  return done, time.perf_counter() - start
+
+
+def _assert_one_line_error(done):
+  assert done.returncode != 0
+  assert "Traceback" not in done.stderr, done.stderr[-3000:]
+  lines = done.stderr.splitlines()
+  assert len(lines) == 1, done.stderr[-3000:]
+  assert lines[0].startswith("dlx: error: ")
+  return lines[0]
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--config=experiments/no_such_experiment.py", "--workdir={w}"],
+     ["no_such_experiment", "mlp_xor"]),
+    (["--config=no_such_experiment", "--workdir={w}"], ["no_such_experiment", "mlp_xor"]),
+    (["--config=experiments/mlp_xor.py", "--workdir={w}", "--config.no_such_field=1"],
+     ["no_such_field"]),
+    (["--config=experiments/mlp_xor.py", "--workdir={w}", "--config.batch_size=abc"],
+     ["batch_size", "abc"]),
+    (["--config=experiments/mlp_xor.py"], ["--workdir"]),
+    (["--workdir={w}"], ["--config"]),
+    (["--config=experiments/mlp_xor.py", "--workdir={w}", "--config.parallel=bogus"],
+     ["--config.parallel", "bogus"]),
+], ids=["unknown_experiment_path", "unknown_experiment_name", "unknown_field",
+        "bad_value_type", "missing_workdir", "missing_config", "bad_value"])
+def test_bad_input_is_one_line(args, expect, tmp_path):
+  done, _ = _run(*[a.format(w=tmp_path / "w") for a in args])
+  line = _assert_one_line_error(done)
+  for text in expect:
+    assert text in line
+  assert not (tmp_path / "w" / "results.json").exists()
+
+
+def test_experiment_name_as_config_runs(tmp_path):
+  # --config may name an experiment instead of giving its file.
+  done, _ = _run("--config=mlp_xor:linear", f"--workdir={tmp_path / 'w'}",
+                 "--config.num_train_steps=10")
+  assert done.returncode == 0, done.stderr[-3000:]
+  config = json.loads((tmp_path / "w" / "config.json").read_text())
+  assert config["model"] == "linear"
+
+
+def test_unknown_experiment_name_is_one_line(tmp_path):
+  done, _ = _run("--config=no_such_experiment", f"--workdir={tmp_path / 'w'}")
+  line = _assert_one_line_error(done)
+  assert "no_such_experiment" in line and "mlp_xor" in line
+
+
+def test_get_config_error_is_one_line_without_traceback(tmp_path):
+  path = tmp_path / "broken.py"
+  path.write_text("def get_config():\n  raise ValueError('boom')\n"
+                  "def get_model(config):\n  pass\n"
+                  "def get_dataset(config, data_dir):\n  pass\n"
+                  "def loss(outputs, batch):\n  pass\n")
+  done, _ = _run(f"--config={path}", f"--workdir={tmp_path / 'w'}")
+  line = _assert_one_line_error(done)
+  assert "boom" in line
+
+
+def _missing_tfds(tmp_path):
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  return _run("--config=experiments/lenet5_mnist.py", f"--workdir={tmp_path / 'w'}",
+              f"--data_dir={empty}", "--config.num_train_steps=5")
+
+
+@pytest.fixture(scope="module")
+def missing_tfds(tmp_path_factory):
+  return _missing_tfds(tmp_path_factory.mktemp("tfds"))
+
+
+def test_missing_tfds_data_fails_fast(missing_tfds):
+  done, seconds = missing_tfds
+  assert done.returncode != 0
+  assert "Traceback" not in done.stderr, done.stderr[-3000:]
+  errors = [l for l in done.stderr.splitlines() if l.startswith("dlx: error: ")]
+  assert len(errors) == 1
+  assert done.stderr.splitlines()[-1] == errors[0]
+  assert "--data_dir" in errors[0] and "mnist" in errors[0]
+  assert "digits" in errors[0]  # an embedded alternative
+  assert seconds < 15, f"took {seconds:.1f} s"
+
+
+def test_missing_tfds_data_is_one_line(missing_tfds):
+  _assert_one_line_error(missing_tfds[0])
+
+
+def test_happy_path(tmp_path):
+  workdir = tmp_path / "w"
+  done, _ = _run("--config=experiments/mlp_xor.py", f"--workdir={workdir}",
+                 "--config.num_train_steps=30")
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "Traceback" not in done.stderr
+  (line,) = [l for l in done.stdout.splitlines() if l.startswith("test:")]
+  assert "accuracy=" in line and "loss=" in line
+  with open(workdir / "results.json") as f:
+    results = json.load(f)
+  assert results["step"] == 30 and results["experiment"] == "mlp_xor"
+  assert f"loss={results['test']['loss']:.4f}" in line
+  with open(workdir / "config.json") as f:
+    assert json.load(f)["num_train_steps"] == 30
+
+
+def test_sweep(tmp_path):
+  workdir = tmp_path / "sweep"
+  done, _ = _run("mlp_xor", "--grid", "config.optimizer.learning_rate=0.01,0.1",
+                 "--grid", "config.seed=0,1", f"--workdir={workdir}",
+                 "--config.num_train_steps=20", module="dlx.sweep")
+  assert done.returncode == 0, done.stderr[-3000:]
+  runs = sorted(p.name for p in workdir.iterdir() if p.is_dir())
+  assert runs == ["optimizer.learning_rate=0.01,seed=0", "optimizer.learning_rate=0.01,seed=1",
+                  "optimizer.learning_rate=0.1,seed=0", "optimizer.learning_rate=0.1,seed=1"]
+  for run in runs:
+    with open(workdir / run / "results.json") as f:
+      assert json.load(f)["step"] == 20
+  table = (workdir / "results.md").read_text().strip().splitlines()
+  assert table[0].startswith("| optimizer.learning_rate | seed |")
+  assert "test/loss" in table[0] and "status" in table[0]
+  rows = table[2:]
+  assert len(rows) == 4
+  assert all(r.endswith("| ok |") for r in rows)
+  with open(workdir / "results.json") as f:
+    summary = json.load(f)
+  assert len(summary) == 4
+  assert {(r["config.optimizer.learning_rate"], r["config.seed"]) for r in summary} == {
+      ("0.01", "0"), ("0.01", "1"), ("0.1", "0"), ("0.1", "1")}
+  # Different seeds and rates give different runs.
+  assert len({r["test/loss"] for r in summary}) == 4
+
+
+def test_split_values():
+  assert sweep.split_values("(8,8),(16,16)") == ["(8,8)", "(16,16)"]
+  assert sweep.split_values("0.01, 0.1") == ["0.01", "0.1"]
+  assert sweep.split_values("[1,2],{3,4},5") == ["[1,2]", "{3,4}", "5"]
+  assert sweep.split_values("x") == ["x"]
+
+
+def test_parse_grid():
+  assert sweep.parse_grid(["config.a=1,2", "--config.b=x"]) == [
+      ("config.a", ["1", "2"]), ("config.b", ["x"])]
+  for bad in ("a=1", "config.a", "config.a="):
+    with pytest.raises(SystemExit, match="dlx sweep: error"):
+      sweep.parse_grid([bad])

@@ -1,0 +1,510 @@
+"""Tests for dlx.train: outputs, determinism, exact resume, failures, stopping, parallelism."""
+
+import json
+import logging
+import math
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from dlx import config as config_lib
+from dlx import errors
+from dlx import experiment as experiment_lib
+from dlx import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SPLITS = ("test", "validation", "train")
+STEPS = 40  # the baseline run: log every 10, validate and checkpoint every 20
+
+
+def _config(num_train_steps=STEPS, **overrides):
+  mod = experiment_lib.load("mlp_xor")
+  cfg = mod.get_config()
+  cfg.experiment = "mlp_xor"
+  cfg.num_train_steps = num_train_steps
+  cfg.log_every_steps = 10
+  cfg.eval_every_steps = 20
+  cfg.checkpoint_every_steps = 20
+  for key, value in overrides.items():
+    target = cfg
+    *parents, leaf = key.split(".")
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  return cfg
+
+
+def _train(workdir, cfg=None, experiment=None, **overrides):
+  cfg = cfg or _config(**overrides)
+  return train.train_and_evaluate(cfg, str(workdir),
+                                  experiment=experiment or experiment_lib.load("mlp_xor"))
+
+
+def _numbers(results):
+  """results.json without the wall-clock field."""
+  return {k: v for k, v in results.items() if k != "train_time_s"}
+
+
+def _read_jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+def _steps(directory):
+  return sorted(int(p.name) for p in pathlib.Path(directory).iterdir() if p.name.isdigit())
+
+
+def _restore(directory, step):
+  """(state, meta) of one saved step, as plain nested dicts of NumPy arrays."""
+  with ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta")) as m:
+    restored = m.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                       meta=ocp.args.JsonRestore()))
+  return restored.state, dict(restored.meta)
+
+
+def _assert_trees_equal(a, b):
+  flat_a = _flatten(a)
+  flat_b = _flatten(b)
+  assert flat_a.keys() == flat_b.keys()
+  for k in flat_a:
+    np.testing.assert_array_equal(np.asarray(flat_a[k]), np.asarray(flat_b[k]), err_msg=k)
+
+
+def _flatten(tree, prefix=""):
+  if isinstance(tree, dict):
+    out = {}
+    for k, v in tree.items():
+      out.update(_flatten(v, f"{prefix}/{k}"))
+    return out
+  if isinstance(tree, (list, tuple)):
+    out = {}
+    for i, v in enumerate(tree):
+      out.update(_flatten(v, f"{prefix}/{i}"))
+    return out
+  return {prefix: tree}
+
+
+class _Records(logging.Handler):
+  """Collects log records (absl logs through the standard `logging` module)."""
+
+  def __init__(self):
+    super().__init__(logging.DEBUG)
+    self.messages = []
+
+  def emit(self, record):
+    self.messages.append((record.levelno, record.getMessage()))
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+  """One uninterrupted 40-step mlp_xor run that several tests compare against."""
+  workdir = tmp_path_factory.mktemp("baseline")
+  results = _train(workdir)
+  return workdir, results
+
+
+# ------------------------------------------------------------------ outputs
+
+
+def test_run_writes_documented_outputs(baseline):
+  workdir, results = baseline
+  names = set(os.listdir(workdir))
+  for name in ("config.json", "metrics.jsonl", "results.json", "checkpoints",
+               "best_checkpoint", "loss_curve.png"):
+    assert name in names
+  assert any(n.startswith("events.out.tfevents") for n in names)
+
+  with open(workdir / "config.json") as f:
+    config = json.load(f)
+  assert config["experiment"] == "mlp_xor" and config["num_train_steps"] == STEPS
+  assert config["optimizer"]["name"] == "adam"
+
+  with open(workdir / "results.json") as f:
+    on_disk = json.load(f)
+  assert on_disk == results
+  assert results["experiment"] == "mlp_xor"
+  assert results["step"] == STEPS
+  assert results["stopped_early"] is False
+  assert results["num_parameters"] == 2 * 8 + 8 + 8 * 2 + 2
+  assert results["train_time_s"] >= 0
+  for split in SPLITS:
+    assert set(results[split]) == {"loss", "accuracy"}
+    assert 0.0 <= results[split]["accuracy"] <= 1.0
+    assert math.isfinite(results[split]["loss"])
+  assert results["generalization_gap"] == pytest.approx(
+      results["test"]["loss"] - results["train"]["loss"])
+
+  rows = _read_jsonl(workdir / "metrics.jsonl")
+  by_split = {}
+  for row in rows:
+    assert isinstance(row["step"], int) and isinstance(row["split"], str)
+    by_split.setdefault(row["split"], []).append(row)
+  assert [r["step"] for r in by_split["train"]] == [10, 20, 30, 40]
+  assert [r["step"] for r in by_split["validation"]] == [20, 40]
+  for split in SPLITS:
+    (row,) = by_split[f"final_{split}"]
+    assert row["step"] == STEPS
+    assert {k: v for k, v in row.items() if k not in ("step", "split")} == results[split]
+  assert set(by_split["train"][0]) == {"step", "split", "loss", "accuracy", "grad_norm",
+                                       "learning_rate"}
+  assert by_split["train"][0]["learning_rate"] == pytest.approx(0.03)
+  assert by_split["validation"][-1]["loss"] == pytest.approx(results["validation"]["loss"])
+
+  assert _steps(workdir / "checkpoints") == [20, 40]
+  state, meta = _restore(workdir / "checkpoints", 40)
+  assert int(state["step"]) == STEPS
+  assert set(state) == {"step", "params", "opt_state", "model_state", "rng"}
+  assert set(meta) >= {"best", "bad_evals", "stopped"}
+  with open(workdir / "loss_curve.png", "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_keep_checkpoints(tmp_path):
+  _train(tmp_path, num_train_steps=50, checkpoint_every_steps=10, keep_checkpoints=2,
+         eval_every_steps=50)
+  assert _steps(tmp_path / "checkpoints") == [40, 50]
+
+
+def test_best_checkpoint_written(baseline):
+  workdir, _ = baseline
+  rows = [r for r in _read_jsonl(workdir / "metrics.jsonl") if r["split"] == "validation"]
+  best = min(rows, key=lambda r: r["loss"])
+  assert _steps(workdir / "best_checkpoint") == [best["step"]]
+  state, meta = _restore(workdir / "best_checkpoint", best["step"])
+  assert meta["best"] == pytest.approx(best["loss"])
+  latest, _ = _restore(workdir / "checkpoints", best["step"])
+  _assert_trees_equal(state["params"], latest["params"])
+
+
+def test_best_checkpoint_max_mode(tmp_path):
+  _train(tmp_path, best_metric="accuracy", best_mode="max")
+  rows = [r for r in _read_jsonl(tmp_path / "metrics.jsonl") if r["split"] == "validation"]
+  top = max(r["accuracy"] for r in rows)
+  first_top = min(r["step"] for r in rows if r["accuracy"] == top)  # later ties don't improve
+  assert _steps(tmp_path / "best_checkpoint") == [first_top]
+
+
+# ------------------------------------------------------------------ determinism and resume
+
+
+def test_same_seed_gives_identical_results(baseline, tmp_path):
+  workdir, results = baseline
+  again = _train(tmp_path)
+  assert _numbers(again) == _numbers(results)
+  assert _read_jsonl(tmp_path / "metrics.jsonl") == _read_jsonl(workdir / "metrics.jsonl")
+
+
+def test_different_seed_gives_different_results(baseline, tmp_path):
+  _, results = baseline
+  other = _train(tmp_path, seed=1)
+  assert other["test"]["loss"] != results["test"]["loss"]
+  assert other["train"]["loss"] != results["train"]["loss"]
+
+
+def test_resume_is_bit_identical(baseline, tmp_path):
+  """40 steps straight == 20 steps, then a relaunch in the same workdir to 40 steps."""
+  workdir, results = baseline
+  assert _config().optimizer.schedule == "constant"  # else the first leg's lr would differ
+  first = _train(tmp_path, num_train_steps=STEPS // 2)
+  assert first["step"] == STEPS // 2
+  resumed = _train(tmp_path)
+  assert resumed["step"] == STEPS
+  for split in SPLITS:
+    assert resumed[split] == results[split]
+  state, _ = _restore(tmp_path / "checkpoints", STEPS)
+  reference, _ = _restore(workdir / "checkpoints", STEPS)
+  _assert_trees_equal(state, reference)
+  # The second leg logged exactly what the uninterrupted run logged after step 20.
+  later = lambda rows: [r for r in rows if r["step"] > STEPS // 2 and r["split"] == "train"]
+  assert (later(_read_jsonl(tmp_path / "metrics.jsonl"))
+          == later(_read_jsonl(workdir / "metrics.jsonl")))
+
+
+def test_relaunching_a_finished_run_trains_no_further(baseline, tmp_path):
+  workdir, results = baseline
+  shutil.copytree(workdir, tmp_path / "w")
+  again = _train(tmp_path / "w")
+  assert _numbers(again) == _numbers(results)
+  assert _steps(tmp_path / "w" / "checkpoints") == [20, 40]
+
+
+def _main_cmd(workdir):
+  return [sys.executable, "-m", "dlx.main", "--config=experiments/mlp_xor.py",
+          f"--workdir={workdir}", "--config.num_train_steps=3000",
+          "--config.checkpoint_every_steps=100", "--config.eval_every_steps=1000",
+          "--config.log_every_steps=500"]
+
+
+def _env():
+  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+  env.pop("XLA_FLAGS", None)
+  return env
+
+
+def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path):
+  workdir = tmp_path / "killed"
+  cmd = _main_cmd(workdir)
+  proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+      if (workdir / "checkpoints").is_dir() and _steps(workdir / "checkpoints"):
+        break
+      time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+  assert not (workdir / "results.json").exists()
+  saved = _steps(workdir / "checkpoints")
+  assert saved and max(saved) < 3000
+
+  done = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "resuming from step" in done.stderr
+  with open(workdir / "results.json") as f:
+    resumed = json.load(f)
+
+  # The uninterrupted reference, in-process with the same configuration.
+  cfg = _config(num_train_steps=3000, checkpoint_every_steps=100, eval_every_steps=1000,
+                log_every_steps=500)
+  reference = _train(tmp_path / "straight", cfg)
+  assert resumed["step"] == reference["step"] == 3000
+  for split in SPLITS:
+    assert resumed[split] == reference[split]
+
+
+@pytest.fixture(scope="module")
+def recovered(baseline, tmp_path_factory):
+  """The baseline workdir with every file of its newest checkpoint truncated, relaunched."""
+  workdir = tmp_path_factory.mktemp("corrupt") / "w"
+  shutil.copytree(baseline[0], workdir)
+  newest = workdir / "checkpoints" / str(STEPS)
+  truncated = 0
+  for f in newest.rglob("*"):
+    if f.is_file():
+      open(f, "w").close()
+      truncated += 1
+  assert truncated
+  handler = _Records()
+  logging.getLogger().addHandler(handler)
+  try:
+    results = _train(workdir)
+  finally:
+    logging.getLogger().removeHandler(handler)
+  return workdir, results, handler.messages
+
+
+def test_corrupt_newest_checkpoint_is_skipped(baseline, recovered):
+  _, results = baseline
+  workdir, again, messages = recovered
+  warnings = [m for level, m in messages if level >= logging.WARNING and "unreadable" in m]
+  assert warnings and f"step {STEPS}" in warnings[0]
+  # It resumed at step 20 (not from scratch): the relaunch's first train row is step 30.
+  rows = _read_jsonl(workdir / "metrics.jsonl")
+  relaunch = rows[len(_read_jsonl(baseline[0] / "metrics.jsonl")):]
+  assert [r["step"] for r in relaunch if r["split"] == "train"] == [30, 40]
+  # Resumed from step 20: the same numbers as the uninterrupted run.
+  assert again["step"] == STEPS
+  for split in SPLITS:
+    assert again[split] == results[split]
+
+
+def test_corrupt_newest_checkpoint_is_replaced(recovered):
+  workdir, _, _ = recovered
+  state, _ = _restore(workdir / "checkpoints", STEPS)
+  assert int(state["step"]) == STEPS
+
+
+# ------------------------------------------------------------------ failures
+
+
+def _nan_experiment():
+  """mlp_xor with NaN train inputs: the first step on it has a NaN loss."""
+  mod = experiment_lib.load("mlp_xor")
+
+  def get_dataset(config, data_dir):
+    ds = mod.get_dataset(config, data_dir)
+    return ds.map(lambda s: {**s, "inputs": np.full_like(s["inputs"], np.nan)})
+
+  return types.SimpleNamespace(get_config=mod.get_config, get_model=mod.get_model,
+                               get_dataset=get_dataset, loss=mod.loss)
+
+
+def test_nonfinite_loss_keeps_earlier_checkpoints(baseline, tmp_path):
+  workdir = tmp_path / "w"
+  shutil.copytree(baseline[0], workdir)  # checkpoints at 20 and 40
+  with pytest.raises(errors.NonFiniteLossError) as info:
+    _train(workdir, _config(num_train_steps=80), experiment=_nan_experiment())
+  message = str(info.value)
+  assert f"at step {STEPS}" in message
+  assert f"checkpoint (step {STEPS})" in message
+  assert isinstance(info.value, errors.UserError)
+  assert _steps(workdir / "checkpoints") == [20, STEPS]
+  state, _ = _restore(workdir / "checkpoints", STEPS)
+  reference, _ = _restore(baseline[0] / "checkpoints", STEPS)
+  _assert_trees_equal(state, reference)
+  assert not (workdir / "checkpoints" / "60").exists()
+
+
+def test_nonfinite_loss_on_first_step(tmp_path):
+  with pytest.raises(errors.NonFiniteLossError, match="at step 0") as info:
+    _train(tmp_path, _config(), experiment=_nan_experiment())
+  assert "no checkpoint" in str(info.value)
+  assert not _steps(tmp_path / "checkpoints")
+
+
+# ------------------------------------------------------------------ duration and stopping
+
+
+def test_early_stopping(tmp_path):
+  cfg = _config(num_train_steps=200, eval_every_steps=10, checkpoint_every_steps=100,
+                early_stopping_patience=1)
+  cfg.optimizer.learning_rate = 0.0  # validation never improves after the first eval
+  cfg.optimizer.schedule = "constant"
+  results = _train(tmp_path, cfg)
+  assert results["stopped_early"] is True
+  assert results["step"] == 20
+  assert _steps(tmp_path / "checkpoints") == [20]  # the stop is checkpointed
+  assert _steps(tmp_path / "best_checkpoint") == [10]
+  rows = _read_jsonl(tmp_path / "metrics.jsonl")
+  assert max(r["step"] for r in rows) == 20
+  # A relaunch sees the stop in the checkpoint and does not train on.
+  again = _train(tmp_path, cfg)
+  assert again["stopped_early"] is True and again["step"] == 20
+
+
+def test_patience_zero_never_stops(tmp_path):
+  cfg = _config(num_train_steps=30, eval_every_steps=10, early_stopping_patience=0)
+  cfg.optimizer.learning_rate = 0.0
+  results = _train(tmp_path, cfg)
+  assert results["stopped_early"] is False and results["step"] == 30
+
+
+@pytest.mark.parametrize("epochs,steps_per_epoch,want", [
+    (2.5, 6, 15), (1.0, 6, 6), (0.1, 6, 1), (0.01, 6, 1), (3.0, 7, 21), (1.5, 7, 11)])
+def test_total_steps_from_epochs(epochs, steps_per_epoch, want):
+  cfg = _config(num_train_steps=-1, num_epochs=epochs)
+  assert train.total_steps(cfg, steps_per_epoch) == want
+  assert train.total_steps(_config(num_train_steps=7), steps_per_epoch) == 7
+
+
+def test_num_epochs_duration(tmp_path):
+  # xor: 200 train examples, batch 32 -> 6 steps per epoch; 2.5 epochs -> 15 steps.
+  cfg = _config(num_train_steps=-1, num_epochs=2.5, eval_every_steps=0)
+  results = _train(tmp_path, cfg)
+  assert results["step"] == math.ceil(2.5 * 6) == 15
+  rows = _read_jsonl(tmp_path / "metrics.jsonl")
+  # eval_every_steps=0: validation once per epoch, and at the end.
+  assert [r["step"] for r in rows if r["split"] == "validation"] == [6, 12, 15]
+
+
+# ------------------------------------------------------------------ parallelism
+
+_PARITY_SCRIPT = """
+import json, sys, tempfile
+import jax
+from dlx import experiment, train
+mod = experiment.load("mlp_xor")
+out = {"devices": jax.device_count()}
+for mode in ("mesh", "pmap"):
+  cfg = mod.get_config(); cfg.experiment = "mlp_xor"; cfg.parallel = mode
+  cfg.num_train_steps = 20; cfg.log_every_steps = 10; cfg.eval_every_steps = 10
+  r = train.train_and_evaluate(cfg, tempfile.mkdtemp(), experiment=mod)
+  out[mode] = {s: r[s] for s in ("test", "validation", "train")}
+print("RESULTS " + json.dumps(out))
+"""
+
+
+def test_mesh_pmap_and_single_device_agree(tmp_path):
+  env = dict(_env(), XLA_FLAGS="--xla_force_host_platform_device_count=4")
+  done = subprocess.run([sys.executable, "-c", _PARITY_SCRIPT], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  (line,) = [l for l in done.stdout.splitlines() if l.startswith("RESULTS ")]
+  out = json.loads(line[len("RESULTS "):])
+  assert out["devices"] == 4
+  single = _train(tmp_path, num_train_steps=20, eval_every_steps=10)
+  for split in SPLITS:
+    for metric, value in out["mesh"][split].items():
+      np.testing.assert_allclose(out["pmap"][split][metric], value, rtol=1e-5,
+                                 err_msg=f"{split}/{metric}")
+      np.testing.assert_allclose(single[split][metric], value, rtol=1e-5,
+                                 err_msg=f"{split}/{metric}")
+
+
+# ------------------------------------------------------------------ config validation
+
+
+@pytest.mark.parametrize("field,value", [
+    ("parallel", "bogus"),
+    ("batch_size", 0),
+    ("batch_size", -32),
+    ("eval_batch_size", -1),
+    ("log_every_steps", -1),
+    ("checkpoint_every_steps", 0),
+    ("keep_checkpoints", -2),
+    ("eval_every_steps", -5),
+    ("eval_examples", -1),
+    ("early_stopping_patience", -1),
+    ("best_mode", "median"),
+])
+def test_validate_names_the_field(field, value):
+  cfg = _config(**{field: value})
+  with pytest.raises(errors.ConfigError, match=f"--config.{field}="):
+    config_lib.validate(cfg, 1)
+
+
+def test_validate_names_train_eval_examples():
+  cfg = _config(train_eval_examples=-1)
+  with pytest.raises(errors.ConfigError, match="--config.train_eval_examples=-1"):
+    config_lib.validate(cfg, 1)
+
+
+def test_validate_duration():
+  cfg = _config(num_train_steps=-1, num_epochs=-1.0)
+  with pytest.raises(errors.ConfigError, match="--config.num_epochs="):
+    config_lib.validate(cfg, 1)
+  config_lib.validate(_config(num_train_steps=5, num_epochs=-1.0), 1)  # epochs unused
+
+
+@pytest.mark.parametrize("field", ["batch_size", "eval_batch_size"])
+def test_validate_batch_divisible_by_devices(field):
+  cfg = _config(batch_size=32, eval_batch_size=256)
+  cfg[field] = 30
+  with pytest.raises(errors.ConfigError, match=f"--config.{field}=30.*devices \\(4\\)"):
+    config_lib.validate(cfg, 4)
+  config_lib.validate(_config(batch_size=32, eval_batch_size=256), 4)
+
+
+def test_train_rejects_bad_config_before_writing(tmp_path):
+  with pytest.raises(errors.ConfigError, match="--config.parallel='bogus'") as info:
+    _train(tmp_path, parallel="bogus")
+  assert isinstance(info.value, errors.UserError)
+  assert not (tmp_path / "config.json").exists()
+  with pytest.raises(errors.ConfigError, match="--config.batch_size"):
+    _train(tmp_path, batch_size=-1)
+
+
+def test_unknown_best_metric_is_a_config_error(tmp_path):
+  with pytest.raises(errors.ConfigError, match="best_metric='bogus'"):
+    _train(tmp_path, num_train_steps=10, eval_every_steps=10, best_metric="bogus")
+
+
+def test_config_error_is_a_value_error():
+  assert issubclass(errors.ConfigError, ValueError)
+  assert issubclass(errors.NonFiniteLossError, errors.UserError)
