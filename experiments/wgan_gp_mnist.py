@@ -21,7 +21,7 @@ def get_config():
   config.critic_steps = 5
   config.gradient_penalty_weight = 10.0
   config.batch_size = 5 * 64     # one 64-image slice per critic step
-  config.num_train_steps = 2000  # generator steps
+  config.num_train_steps = 4000  # generator steps
   config.log_every_steps = 100
   config.eval_every_steps = 500
   config.eval_examples = 2000

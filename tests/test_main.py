@@ -97,8 +97,11 @@ def missing_tfds(tmp_path_factory):
   return _missing_tfds(tmp_path_factory.mktemp("tfds"))
 
 
-def test_missing_tfds_data_fails_fast(missing_tfds):
-  done, seconds = missing_tfds
+def test_missing_tfds_data_fails_with_one_line(missing_tfds):
+  # The speed of the failure (no download retries) is asserted in-process in
+  # tests/test_data.py; this subprocess also pays interpreter and TF imports, so its
+  # wall time depends on machine load and is not asserted here.
+  done, _ = missing_tfds
   assert done.returncode != 0
   assert "Traceback" not in done.stderr, done.stderr[-3000:]
   errors = [l for l in done.stderr.splitlines() if l.startswith("dlx: error: ")]
@@ -106,7 +109,6 @@ def test_missing_tfds_data_fails_fast(missing_tfds):
   assert done.stderr.splitlines()[-1] == errors[0]
   assert "--data_dir" in errors[0] and "mnist" in errors[0]
   assert "digits" in errors[0]  # an embedded alternative
-  assert seconds < 15, f"took {seconds:.1f} s"
 
 
 def test_missing_tfds_data_is_one_line(missing_tfds):
