@@ -3,7 +3,7 @@
 #   ./launch.sh                      bootstrap .venv, run the default experiment (lenet5_digits)
 #   ./launch.sh test                 bootstrap .venv (with test extras), run the fast test suite
 #   ./launch.sh test-slow            run the slow tests: experiments trained to their targets
-#   ./launch.sh NAME [flags]         run experiments/NAME.py (--config.FIELD=V, --workdir, --data_dir)
+#   ./launch.sh NAME[:ARG] [flags]   run experiments/NAME.py (--config.FIELD=V, --workdir, --data_dir)
 #   ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' [--grid ...] [flags]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,14 +35,16 @@ bootstrap() {  # $1: pip extras, e.g. "[test]"
   fi
 }
 
-run_experiment() {  # NAME [flags]
-  local name="$1"; shift
+run_experiment() {  # NAME[:ARG] [flags]; ARG goes to the experiment's get_config
+  local spec="$1"; shift
+  local name="${spec%%:*}" arg=""
+  case "$spec" in *:*) arg=":${spec#*:}";; esac
   local config="experiments/$name.py"
   case "$name" in *.py) config="$name"; name="$(basename "$name" .py)";; esac
-  local workdir="runs/$name"
-  for arg in "$@"; do case "$arg" in --workdir=*) workdir="";; esac; done
+  local workdir="runs/$name${arg:+_${arg#:}}"
+  for flag in "$@"; do case "$flag" in --workdir=*) workdir="";; esac; done
   if [ -n "$workdir" ]; then set -- "--workdir=$workdir" "$@"; fi
-  exec "$PY" -m dlx.main --config="$config" "$@"
+  exec "$PY" -m dlx.main --config="$config$arg" "$@"
 }
 
 cmd="${1:-}"
@@ -61,7 +63,7 @@ case "$cmd" in
     [ $# -ge 1 ] || { echo "usage: ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' ..." >&2; exit 2; }
     exec "$PY" -m dlx.sweep "$@" ;;
   -h|--help|help)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     shift; bootstrap ""
     run_experiment "$cmd" "$@" ;;
