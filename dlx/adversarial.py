@@ -33,6 +33,9 @@ def wgan_loss(outputs, batch):
 def make_wgan_gp_step(model, optimizer, config, axis_name=None):
   """A step for a model with `generate(z)` and `score(x)` methods and `latent_dim`."""
   critic_steps, penalty_weight = config.critic_steps, config.gradient_penalty_weight
+  # The original WGAN (Arjovsky et al., 2017) clips the critic's weights instead of the
+  # penalty: set weight_clip (e.g. 0.01) and gradient_penalty_weight=0.
+  weight_clip = config.get("weight_clip", 0.0)
 
   def generate(params, z):
     return model.apply({"params": params}, z, method="generate")
@@ -62,6 +65,8 @@ def make_wgan_gp_step(model, optimizer, config, axis_name=None):
     grads = parallel.mean_over_devices(grads, axis_name)
     updates, opt_state = optimizer["critic"].update(grads, opt_state, critic_params)
     critic_params = optax.apply_updates(critic_params, updates)
+    if weight_clip > 0:
+      critic_params = losses.clip_params(critic_params, weight_clip)
     return (critic_params, opt_state, generator_params), (distance, penalty)
 
   def train_step(state, batch):

@@ -56,6 +56,7 @@ def default_config() -> ml_collections.ConfigDict:
   config.initial_accumulator = 0.0  # adagrad
   config.weight_decay = 0.0  # adamw: decoupled; others: L2 on the gradient
   config.grad_clip_norm = 0.0  # 0 = off
+  config.l1_penalty = 0.0  # strength of an L1 term (lambda * sum |w|) added to the loss; 0 = off
   config.schedule = 'constant'
   config.warmup_steps = 0
   config.decay_steps = 0
@@ -167,6 +168,7 @@ def create_optimizer(config,
   _check_range(config, 'eps', 0.0)
   _check_range(config, 'weight_decay', 0.0)
   _check_range(config, 'grad_clip_norm', 0.0)
+  _check_range(config, 'l1_penalty', 0.0)
   lr = create_schedule(config, total_steps)
   parts = []
   if config.grad_clip_norm > 0:
@@ -174,5 +176,9 @@ def create_optimizer(config,
   # adamw decays the weights itself (decoupled); the rest get L2 via g.
   if config.weight_decay > 0 and config.name != 'adamw':
     parts.append(optax.add_decayed_weights(config.weight_decay))
+  if config.l1_penalty > 0:
+    # Imported here: dlx.losses imports this module's errors, not the other way round.
+    from dlx import losses  # pylint: disable=g-import-not-at-top
+    parts.append(losses.penalty_transform('l1', config.l1_penalty))
   parts.append(_update_rule(config, lr))
   return optax.chain(*parts)

@@ -20,6 +20,7 @@ def get_config():
   config.base_features = 16       # sized for a CPU: ~0.5 s per generator step
   config.critic_steps = 5
   config.gradient_penalty_weight = 10.0
+  config.weight_clip = 0.0         # > 0: the original WGAN's weight clipping (e.g. 0.01)
   config.batch_size = 5 * 64     # one 64-image slice per critic step
   config.num_train_steps = 4000  # generator steps
   config.log_every_steps = 100

@@ -406,7 +406,18 @@ def test_default_config_has_every_field():
       'name', 'learning_rate', 'momentum', 'b1', 'b2', 'eps', 'decay',
       'initial_accumulator', 'weight_decay', 'grad_clip_norm', 'schedule',
       'warmup_steps', 'decay_steps', 'decay_rate', 'staircase',
-      'min_learning_rate_factor'}
+      'min_learning_rate_factor', 'l1_penalty'}
+
+
+def test_l1_penalty_adds_sign_of_weights_to_the_gradient():
+  # SGD with an L1 term: w <- w - eta (g + lambda sign(w)), the subgradient of the loss
+  # plus lambda * sum |w|.
+  cfg = config(name='sgd', learning_rate=0.1, l1_penalty=0.5)
+  opt = optim.create_optimizer(cfg, total_steps=10)
+  w = jnp.array([2.0, -3.0, 0.5])
+  g = jnp.array([0.1, 0.2, -0.3])
+  updates, _ = opt.update(g, opt.init(w), w)
+  np.testing.assert_allclose(w + updates, w - 0.1 * (g + 0.5 * np.sign(w)), rtol=1e-6)
 
 
 @pytest.mark.parametrize('name', optim.OPTIMIZERS)
