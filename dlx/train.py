@@ -264,6 +264,7 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
               f"(step {last_checkpoint}) is kept. Lower the learning rate or clip gradients")
         ckpt.save(step, runner.host_state(state), meta)
         last_checkpoint = step
+    stream.close()  # stops the prefetch thread (it may be waiting to hand over a batch)
     train_time = time.perf_counter() - start_time
 
     final_step = int(jax.device_get(runner.host_state(state).step))
