@@ -68,10 +68,7 @@ def parse_flags(argv):
           "config (see its get_config, or config.json in a workdir)")
   except Exception as e:  # pylint: disable=broad-except
     # Errors from the config file itself (e.g. an exception in get_config).
-    cause = e
-    while cause.__cause__ is not None:
-      cause = cause.__cause__
-    _fail(f"could not load --config: {type(cause).__name__}: {_one_line(e)}")
+    _fail(f"could not load --config: {type(_root_cause(e)).__name__}: {_one_line(e)}")
   if FLAGS.config is None:
     _fail("--config is required, e.g. --config=experiments/lenet5_digits.py")
   if not FLAGS.workdir:
@@ -79,20 +76,20 @@ def parse_flags(argv):
   return rest
 
 
-def _one_line(e) -> str:
+def _root_cause(e):
   # config_flags wraps errors raised inside the config file; report the original.
   while e.__cause__ is not None:
     e = e.__cause__
-  raw = str(e).strip()
+  return e
+
+
+def _one_line(e) -> str:
+  raw = str(_root_cause(e)).strip()
   if "Traceback (most recent call last)" in raw:
     # Keep the message before the traceback and the traceback's last line (the error).
     head = raw.split("Traceback (most recent call last)")[0]
     raw = f"{head} {raw.splitlines()[-1]}"
-  text = " ".join(raw.split())
-  if "No such file" in text or "not found" in text.lower() and ".py" in text:
-    from dlx import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
-    text += f" (available experiments: {', '.join(experiment_lib.available())})"
-  return text
+  return " ".join(raw.split())
 
 
 def _quiet_library_logs():

@@ -203,6 +203,7 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
                config.parallel)
 
   eval_every = config.eval_every_steps or per_epoch
+  eval_limit = config.eval_examples or None  # 0 = the whole split
   writer = metrics_lib.MetricWriter(workdir)
   progress = metrics_lib.Progress(num_steps, start_step)
   state = runner.put_state(state)
@@ -234,7 +235,7 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
         logging.info("%s", progress.line(step, train_metrics))
       if step % eval_every == 0 or at_end:
         val = evaluate(runner, state, dataset.validation, config,
-                       num_examples=config.eval_examples or None, seed=config.seed)
+                       num_examples=eval_limit, seed=config.seed)
         writer.write(step, "validation", val)
         logging.info("validation at step %d: %s", step, metrics_lib.format_metrics(val))
         if config.best_metric:
@@ -271,10 +272,10 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
     results = {"experiment": config.experiment, "step": final_step,
                "stopped_early": bool(meta["stopped"]),
                "train_time_s": round(train_time, 2), "num_parameters": num_params}
-    for split, limit in (("test", config.eval_examples), ("validation", config.eval_examples),
-                         ("train", config.train_eval_examples)):
+    for split, limit in (("test", eval_limit), ("validation", eval_limit),
+                         ("train", config.train_eval_examples or None)):
       results[split] = evaluate(runner, state, dataset.split(split), config,
-                                num_examples=limit or None, seed=config.seed)
+                                num_examples=limit, seed=config.seed)
       writer.write(final_step, f"final_{split}", results[split])
     results["generalization_gap"] = results["test"]["loss"] - results["train"]["loss"]
     logging.info("test at step %d: %s", final_step, metrics_lib.format_metrics(results["test"]))
