@@ -2,7 +2,8 @@
 
 Required:
   get_config() -> ConfigDict          start from `dlx.config.base_config()`
-  get_model(config) -> nn.Module      called as model(batch['inputs'], train=...)
+  get_model(config) -> nn.Module      called as model(batch['inputs'], train=...); inputs
+                                      is an array or a dict of arrays
   get_dataset(config, data_dir) -> dlx.data.Dataset
   loss(outputs, batch) -> dict        per-example arrays (B,): 'loss' plus any metrics;
                                       training minimises the batch mean of 'loss' and
@@ -13,6 +14,8 @@ Optional:
       one per top-level parameter group, for a custom step); default: from config.optimizer
   make_train_step(model, optimizer, config, axis_name) -> step(state, batch) -> (state,
       metrics): for training with several players (GANs); default: dlx.steps
+  get_augment(config) -> fn(rng, batch) -> batch, run inside the compiled train step
+      (default: built from the config's `augment` block by dlx.augment.make_augment)
   visualize(model, variables, batch, rng, config) -> {name: images (N, H, W, C) in [0, 1]}
       written as NAME_<step>.png (e.g. samples, reconstructions)
 """

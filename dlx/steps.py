@@ -38,11 +38,30 @@ def per_example(values, batch_size):
   return {k: jnp.mean(jnp.reshape(v, (batch_size, -1)), axis=1) for k, v in values.items()}
 
 
-def make_train_step(model, optimizer, loss_fn, axis_name=None):
-  """The generic supervised step."""
+def add_weight_noise(rng, params, stddev: float):
+  """params + N(0, stddev^2) on every leaf (D3 weight noise)."""
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(rng, len(leaves))
+  noisy = [x + stddev * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]
+  return jax.tree.unflatten(treedef, noisy)
+
+
+def make_train_step(model, optimizer, loss_fn, axis_name=None, *, augment=None,
+                    weight_noise: float = 0.0):
+  """The generic supervised step.
+
+  augment: optional fn(rng, batch) -> batch run first, inside the compiled step (random
+    flips, crops, mixup...), with a key derived from (seed, step), so a resumed run draws
+    the same augmentations.
+  weight_noise: stddev of Gaussian noise added to the weights for the forward/backward
+    pass only; the gradient taken at the noisy weights updates the clean ones.
+  """
 
   def train_step(state, batch):
     rngs = step_rngs(state, axis_name)
+    # Extra streams come from fold_in, so adding them leaves dropout/sample draws as before.
+    if augment is not None:
+      batch = augment(jax.random.fold_in(rngs["sample"], 1), batch)
     batch_size = jax.tree.leaves(batch)[0].shape[0]
 
     def objective(params):
@@ -52,7 +71,11 @@ def make_train_step(model, optimizer, loss_fn, axis_name=None):
       metrics = {k: jnp.mean(v) for k, v in values.items()}
       return metrics["loss"], (metrics, model_state)
 
-    grads, (metrics, model_state) = jax.grad(objective, has_aux=True)(state.params)
+    forward_params = state.params
+    if weight_noise:
+      forward_params = add_weight_noise(jax.random.fold_in(rngs["sample"], 2), state.params,
+                                        weight_noise)
+    grads, (metrics, model_state) = jax.grad(objective, has_aux=True)(forward_params)
     grads, metrics, model_state = parallel.mean_over_devices(
         (grads, metrics, model_state), axis_name)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)

@@ -45,6 +45,17 @@ def make_optimizer(experiment, config, num_steps):
   return optim.create_optimizer(config.optimizer, num_steps)
 
 
+def make_augment(experiment, config):
+  """The experiment's `get_augment(config)` if it has one, else one built from the
+  config's `augment` block (dlx/augment.py), else None."""
+  if hasattr(experiment, "get_augment"):
+    return experiment.get_augment(config)
+  if "augment" in config:
+    from dlx import augment  # pylint: disable=g-import-not-at-top
+    return augment.make_augment(config.augment)
+  return None
+
+
 def init_optimizer_state(optimizer, params):
   """One optimizer, or a dict of them keyed by top-level parameter group."""
   if isinstance(optimizer, dict):
@@ -180,7 +191,9 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
   if hasattr(experiment, "make_train_step"):
     make_step = functools.partial(experiment.make_train_step, model, optimizer, config)
   else:
-    make_step = functools.partial(steps.make_train_step, model, optimizer, loss_fn)
+    make_step = functools.partial(steps.make_train_step, model, optimizer, loss_fn,
+                                  augment=make_augment(experiment, config),
+                                  weight_noise=config.get("weight_noise", 0.0))
   axis_name = "batch" if config.parallel == "pmap" else None
   runner = _Runner(config, make_step(axis_name=axis_name),
                    steps.make_eval_step(model, loss_fn, axis_name=axis_name))

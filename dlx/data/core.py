@@ -2,7 +2,8 @@
 
 A `Dataset` holds three splits, each a dict of NumPy arrays with the same leading size.
 By convention the model reads `inputs` and the loss reads `targets`; a split may carry
-more keys. Everything the classic curriculum uses fits in host memory, which keeps the
+more keys, and `inputs` may itself be a dict of arrays (an encoder-decoder reads
+{'source', 'target_in'}). Everything the classic curriculum uses fits in host memory, which keeps the
 input pipeline deterministic and exactly resumable (see `dlx.data.pipeline`).
 """
 
@@ -37,19 +38,29 @@ class Dataset:
 
   def __repr__(self):
     sizes = ", ".join(f"{s}={self.size(s)}" for s in SPLITS)
-    shapes = {k: v.shape[1:] for k, v in self.train.items()}
+    shapes = {k: (v.shape[1:] if hasattr(v, "shape") else {n: a.shape[1:] for n, a in v.items()})
+              for k, v in self.train.items()}
     return f"Dataset({self.info.get('name', '?')}: {sizes}; shapes {shapes})"
 
 
 def num_examples(split: Split) -> int:
-  sizes = {len(v) for v in split.values()}
+  sizes = {len(v) for v in _leaves(split)}
   if len(sizes) != 1:
     raise ValueError(f"arrays of one split differ in length: {sizes}")
   return sizes.pop()
 
 
+def _leaves(split):
+  for value in split.values():
+    if isinstance(value, dict):
+      yield from _leaves(value)
+    else:
+      yield value
+
+
 def take(split: Split, index) -> Split:
-  return {k: v[index] for k, v in split.items()}
+  """The rows `index` of every array (nested dicts included)."""
+  return {k: take(v, index) if isinstance(v, dict) else v[index] for k, v in split.items()}
 
 
 def train_validation_test(inputs, targets, *, validation_fraction: float,
