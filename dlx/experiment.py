@@ -18,6 +18,9 @@ Optional:
       (default: built from the config's `augment` block by dlx.augment.make_augment)
   visualize(model, variables, batch, rng, config) -> {name: images (N, H, W, C) in [0, 1]}
       written as NAME_<step>.png (e.g. samples, reconstructions)
+  final_report(model, variables, dataset, config, workdir, rng) -> dict of JSON values
+      run once after the final evaluation (process 0): extra measurements (decoding,
+      longer sequences), text samples, attention plots; stored under results['report']
 """
 
 import importlib.util

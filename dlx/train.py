@@ -31,6 +31,7 @@ from dlx.data import pipeline
 from dlx.state import TrainState
 
 _EVAL_RNG_SALT = 0x5EED
+_REPORT_RNG_SALT = 0x7E9  # the final_report hook's key, apart from eval and training
 
 
 def total_steps(config, steps_per_epoch: int) -> int:
@@ -294,6 +295,13 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
     logging.info("test at step %d: %s", final_step, metrics_lib.format_metrics(results["test"]))
     _visualize(experiment, model, runner.host_state(state), dataset, config, workdir,
                final_step)
+    if hasattr(experiment, "final_report") and jax.process_index() == 0:
+      rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), _REPORT_RNG_SALT)
+      report = experiment.final_report(model, runner.host_state(state).variables(), dataset,
+                                       config, workdir, rng)
+      if report:
+        results["report"] = report
+        logging.info("report: %s", report)
   finally:
     writer.close()
     ckpt.close()

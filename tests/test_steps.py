@@ -1,6 +1,7 @@
 """Tests for the generic train step's hooks (augmentation, weight noise) and for splits
 whose inputs are a dict of arrays (encoder-decoder models)."""
 
+import json
 import types
 
 import flax.linen as nn
@@ -154,3 +155,35 @@ def test_trainer_runs_a_model_with_dict_inputs(tmp_path):
   cfg.experiment = "two_inputs"
   results = train.train_and_evaluate(cfg, str(tmp_path), experiment=experiment)
   assert results["test"]["accuracy"] > 0.8
+
+
+def test_final_report_hook_lands_in_results(tmp_path):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(32, 2)).astype(np.float32)
+  split = {"inputs": {"a": x[:, :1], "b": x[:, 1:]}, "targets": (x[:, 0] > 0).astype(np.int32)}
+  dataset = core.Dataset(split, split, split, {"name": "tiny"})
+  calls = []
+
+  def final_report(model, variables, ds, config, workdir, key):
+    calls.append(workdir)
+    logits = model.apply(variables, ds.test["inputs"])
+    (tmp_path / "report.txt").write_text("written by the hook")
+    return {"num_test_logits": int(logits.shape[0]), "key_shape": list(key.shape)}
+
+  def get_config():
+    cfg = config_lib.base_config()
+    cfg.batch_size = cfg.eval_batch_size = 8
+    cfg.num_train_steps = 2
+    return cfg
+
+  from dlx import tasks  # pylint: disable=g-import-not-at-top
+  experiment = types.SimpleNamespace(
+      get_config=get_config, get_model=lambda c: _TwoInputModel(),
+      get_dataset=lambda c, d: dataset, loss=tasks.classification, final_report=final_report)
+  cfg = get_config()
+  cfg.experiment = "tiny"
+  results = train.train_and_evaluate(cfg, str(tmp_path), experiment=experiment)
+  assert calls == [str(tmp_path)]
+  assert results["report"]["num_test_logits"] == 32
+  on_disk = json.loads((tmp_path / "results.json").read_text())
+  assert on_disk["report"] == results["report"]
