@@ -1,0 +1,53 @@
+"""Local response normalization (Krizhevsky, Sutskever and Hinton, 2012)."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+  """Normalises each channel by the energy of its neighbouring channels.
+
+  AlexNet, section 3.3: with a_i the activity of channel i at one position,
+
+    b_i = a_i / (k + alpha * sum_{j=i-size//2}^{i+(size-1)//2} a_j^2) ** beta,
+
+  where channels outside [0, C) count as zero. The defaults are the paper's
+  (n=5, alpha=1e-4, beta=0.75, k=2). As in the paper, alpha multiplies the
+  plain sum; PyTorch's nn.LocalResponseNorm divides alpha by `size` (it
+  averages), so `torch.nn.LocalResponseNorm(size, alpha=alpha * size, beta, k)`
+  gives the same result. For an even `size` the window is the one PyTorch
+  uses (size//2 channels before i, size//2 - 1 after).
+
+  Args:
+    x: channels-last array (..., C), e.g. NHWC.
+    size: number of channels in the window (n in the paper).
+    alpha: scale of the sum of squares.
+    beta: exponent.
+    k: additive constant that keeps the denominator away from zero.
+
+  Returns:
+    Array with the shape and dtype of `x`.
+  """
+  if size < 1:
+    raise ValueError(f'size must be >= 1, got {size}')
+  squares = jnp.square(x)
+  pad = [(0, 0)] * (x.ndim - 1) + [(size // 2, (size - 1) // 2)]
+  # Sliding sum over channels as `size` shifted slices of the zero-padded squares (zero
+  # padding drops channels outside [0, C)). A lax.reduce_window sum would be one op, but
+  # its reverse-mode rule fails under jit in jax 0.10.
+  padded = jnp.pad(squares, pad)
+  channels = x.shape[-1]
+  sums = sum(padded[..., offset:offset + channels] for offset in range(size))
+  return x / (k + alpha * sums) ** beta
+
+
+class LocalResponseNorm(nn.Module):
+  """Parameter-free module form of `local_response_norm` (channels-last)."""
+  size: int = 5
+  alpha: float = 1e-4
+  beta: float = 0.75
+  k: float = 2.0
+
+  def __call__(self, x):
+    return local_response_norm(x, self.size, self.alpha, self.beta, self.k)
