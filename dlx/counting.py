@@ -65,7 +65,8 @@ def _shapes(tree):
   """The shape of an array output, or a tree of shapes for tuple/dict outputs."""
   if _is_array_like(tree):
     return tuple(tree.shape)
-  return jax.tree.map(lambda x: tuple(x.shape), tree,
+  # Non-array leaves (a Python int a module returns) have no shape: kept as None.
+  return jax.tree.map(lambda x: tuple(x.shape) if _is_array_like(x) else None, tree,
                       is_leaf=lambda x: _is_array_like(x))
 
 

@@ -53,3 +53,28 @@ def plot_loss_curves(metrics_jsonl, path, metric="loss"):
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def plot_attention(weights, source_labels, target_labels, path, title=None):
+  """An attention map: rows = output (query) positions, columns = input (key) positions,
+  shade = weight. `weights` (T, S); labels are the tokens as strings."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  weights = np.asarray(weights, np.float32)
+  if weights.shape != (len(target_labels), len(source_labels)):
+    raise ValueError(f"weights {weights.shape} do not match {len(target_labels)} target and "
+                     f"{len(source_labels)} source labels")
+  size = 0.35 * max(weights.shape) + 1.5
+  fig, ax = plt.subplots(figsize=(size + 1, size))
+  image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-6))
+  ax.set_xticks(range(len(source_labels)), source_labels, rotation=90)
+  ax.set_yticks(range(len(target_labels)), target_labels)
+  ax.set_xlabel("input (attended to)")
+  ax.set_ylabel("output step")
+  if title:
+    ax.set_title(title)
+  fig.colorbar(image, ax=ax, fraction=0.046)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

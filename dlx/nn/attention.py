@@ -1,0 +1,199 @@
+"""Scaled dot-product and multi-head attention (CURRICULUM E6).
+
+Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V (seeds 001 and 002): the
+scores of one query against every key are scaled by sqrt(d_k), turned into
+weights by a softmax over the keys, and the output is the weighted sum of the
+values. Multi-head attention projects the inputs into `num_heads` smaller
+query/key/value spaces, attends in each, concatenates the heads and projects
+back with an output matrix (seed 002).
+
+Layout: queries, keys and values are (..., T, heads, head_dim), Flax's layout
+(`...` is usually the batch). Attention weights are (..., heads, T_q, T_k),
+PyTorch's layout. Masks are boolean, True = may attend, and broadcast to
+(..., heads, T_q, T_k):
+
+  causal_mask(T)             (T, T)        decoder ("masked") self-attention.
+  padding_mask(tokens)       (B, 1, 1, T)  hides padded keys.
+  local_window_mask(T, w)    (T, T)        truncated self-attention (seed 003).
+  combine_masks(a, b, ...)   logical and; None when every mask is None.
+"""
+
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def causal_mask(length: int):
+  """(length, length) mask: query i attends to keys j <= i."""
+  return jnp.tril(jnp.ones((length, length), dtype=bool))
+
+
+def padding_mask(tokens_or_lengths, pad_id: int = 0, length: Optional[int] = None):
+  """(B, 1, 1, T) key mask that hides padding.
+
+  Args:
+    tokens_or_lengths: (B, T) int tokens, where `pad_id` marks padding, or
+      (B,) int lengths of left-aligned sequences.
+    pad_id: padding token (tokens input only).
+    length: T, needed for lengths input.
+  """
+  x = jnp.asarray(tokens_or_lengths)
+  if x.ndim == 2:
+    keep = x != pad_id
+  elif x.ndim == 1:
+    if length is None:
+      raise ValueError('padding_mask with (B,) lengths needs `length`.')
+    keep = jnp.arange(length)[None, :] < x[:, None]
+  else:
+    raise ValueError(f'expected (B, T) tokens or (B,) lengths, got {x.shape}')
+  return keep[:, None, None, :]
+
+
+def local_window_mask(length: int, window: int, causal: bool = False):
+  """(length, length) truncated-attention mask: keys at most `window` away.
+
+  Symmetric: |i - j| <= window. Causal: 0 <= i - j <= window.
+  """
+  if window < 0:
+    raise ValueError(f'window must be >= 0, got {window}')
+  offset = jnp.arange(length)[:, None] - jnp.arange(length)[None, :]  # i - j
+  if causal:
+    return (offset >= 0) & (offset <= window)
+  return jnp.abs(offset) <= window
+
+
+def combine_masks(*masks):
+  """Logical and of the masks that are not None (broadcasting); None if none."""
+  masks = [m for m in masks if m is not None]
+  if not masks:
+    return None
+  out = jnp.asarray(masks[0], bool)
+  for m in masks[1:]:
+    out = jnp.logical_and(out, m)
+  return out
+
+
+def scaled_dot_product_attention(query, key, value, mask=None, *,
+                                 return_weights: bool = False,
+                                 dropout_rng=None, dropout_rate: float = 0.0):
+  """softmax(Q K^T / sqrt(d_k)) V over (..., T, heads, head_dim) inputs.
+
+  Masked scores are set to the lowest float before the softmax and their
+  weights to exactly 0 after it, so a query whose keys are all masked gets
+  zero weights and a zero output (PyTorch would give NaN).
+
+  Args:
+    query: (..., T_q, heads, d_k).
+    key: (..., T_k, heads, d_k).
+    value: (..., T_k, heads, d_v).
+    mask: optional bool, True = attend, broadcastable to (..., heads, T_q, T_k).
+    return_weights: also return the weights.
+    dropout_rng: PRNG key for dropout on the weights (none when None).
+    dropout_rate: probability of dropping a weight (inverted dropout).
+
+  Returns:
+    (..., T_q, heads, d_v) output, and (..., heads, T_q, T_k) weights when
+    `return_weights`.
+  """
+  depth = query.shape[-1]
+  scores = jnp.einsum('...qhd,...khd->...hqk', query, key) / jnp.sqrt(
+      jnp.asarray(depth, query.dtype))
+  if mask is not None:
+    scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+  weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(scores.dtype)
+  if mask is not None:
+    weights = jnp.where(mask, weights, 0.0)
+  used = weights
+  if dropout_rng is not None and dropout_rate > 0.0:
+    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
+    used = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
+  out = jnp.einsum('...hqk,...khd->...qhd', used, value)
+  return (out, weights) if return_weights else out
+
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head attention: concat_h(Attention(x Wq_h, y Wk_h, y Wv_h)) Wo.
+
+  Call as `mha(x)` for self-attention or `mha(x, y)` for cross-attention
+  (queries from x, keys and values from y, e.g. the encoder output).
+  Inputs are (B, T, features); the output is (B, T_q, out_features), with
+  out_features defaulting to the query features. The weights are plain Dense
+  layers named query/key/value/out with kernels (in, qkv_features) and
+  (qkv_features, out): head h uses columns [h * d, (h + 1) * d), the same
+  split as torch.nn.MultiheadAttention.
+
+  Decode mode (`decode=True`, self-attention only) keeps a key/value cache in
+  the 'cache' collection for autoregressive generation. `init` (or an `apply`
+  with mutable=['cache'] whose variables have no cache yet) sizes the cache by
+  the input length, the maximum length, and attends normally. Later calls
+  with T new inputs (T = 1 per generated token, or a whole prompt) write
+  their keys/values at positions index..index+T-1 and attend to every cached
+  position <= their own; `mask`, if given, must broadcast to
+  (B, heads, T, max_length) and is combined with that.
+  """
+  num_heads: int
+  qkv_features: int
+  out_features: Optional[int] = None
+  dropout_rate: float = 0.0
+  use_bias: bool = True
+  decode: bool = False
+  kernel_init: nn.initializers.Initializer = nn.initializers.xavier_uniform()
+
+  @nn.compact
+  def __call__(self, inputs_q, inputs_kv=None, mask=None, *, train: bool = False,
+               return_weights: bool = False):
+    if self.qkv_features % self.num_heads:
+      raise ValueError(f'qkv_features={self.qkv_features} is not divisible by '
+                       f'num_heads={self.num_heads}')
+    self_attention = inputs_kv is None
+    if self_attention:
+      inputs_kv = inputs_q
+    elif self.decode:
+      raise ValueError('decode=True caches self-attention only; use a '
+                       'decode=False module for cross-attention.')
+    head_dim = self.qkv_features // self.num_heads
+    dense = lambda n, name: nn.Dense(n, use_bias=self.use_bias,
+                                     kernel_init=self.kernel_init, name=name)
+    split = lambda x: x.reshape(x.shape[:-1] + (self.num_heads, head_dim))
+    query = split(dense(self.qkv_features, 'query')(inputs_q))
+    key = split(dense(self.qkv_features, 'key')(inputs_kv))
+    value = split(dense(self.qkv_features, 'value')(inputs_kv))
+
+    if self.decode:
+      key, value, mask = self._use_cache(key, value, mask)
+
+    dropout_rng = None
+    if train and self.dropout_rate > 0.0:
+      dropout_rng = self.make_rng('dropout')
+    out, weights = scaled_dot_product_attention(
+        query, key, value, mask, return_weights=True, dropout_rng=dropout_rng,
+        dropout_rate=self.dropout_rate)
+    out = out.reshape(out.shape[:-2] + (self.qkv_features,))
+    out = dense(self.out_features or inputs_q.shape[-1], 'out')(out)
+    return (out, weights) if return_weights else out
+
+  def _use_cache(self, key, value, mask):
+    """Writes the new keys/values into the cache; returns the cached ones."""
+    initialized = self.has_variable('cache', 'cached_key')
+    cached_key = self.variable('cache', 'cached_key', jnp.zeros, key.shape, key.dtype)
+    cached_value = self.variable('cache', 'cached_value', jnp.zeros, value.shape,
+                                 value.dtype)
+    cache_index = self.variable('cache', 'cache_index',
+                                lambda: jnp.array(0, dtype=jnp.int32))
+    if not initialized:  # Sizing call: attend over the input as given.
+      return key, value, mask
+    batch, length = key.shape[0], key.shape[1]
+    max_length = cached_key.value.shape[1]
+    index = cache_index.value
+    start = (0, index, 0, 0)
+    cached_key.value = jax.lax.dynamic_update_slice(cached_key.value, key, start)
+    cached_value.value = jax.lax.dynamic_update_slice(cached_value.value, value, start)
+    cache_index.value = index + length
+    # Query t (at absolute position index + t) sees cached keys j <= index + t.
+    query_pos = index + jnp.arange(length)
+    visible = jnp.arange(max_length)[None, :] <= query_pos[:, None]  # (T, max_len)
+    mask = combine_masks(jnp.broadcast_to(visible, (batch, 1, length, max_length)),
+                         mask)
+    return cached_key.value, cached_value.value, mask

@@ -1,0 +1,60 @@
+"""GoogLeNet (CURRICULUM F5) on Fashion-MNIST: inception blocks with 1x1 reductions,
+two auxiliary classifiers weighted into the training loss (ignored at evaluation) and
+global average pooling.
+
+  ./launch.sh googlenet_fashion_mnist --data_dir=../shared/tfds
+  ./launch.sh googlenet_fashion_mnist:full --data_dir=...   # 224x224x3 (GPU)
+
+Default: a quarter-width GoogLeNet (torchvision's variant: batch norm after every conv)
+with a 3x3 stride-2 stem on the 28x28 images: inception 3 at 7x7, 4 at 4x4, 5 at 2x2.
+"""
+
+import ml_collections
+
+from dlx import image_classification as ic
+from dlx.models import googlenet
+
+
+def get_config(arg=None):
+  config = ic.base_config(image_size=28)
+  config.aux_weight = 0.3  # the paper's weight of each auxiliary loss
+  config.model = ml_collections.ConfigDict(dict(
+      width_multiplier=0.25, small_input=True, stem_stride=2, aux_logits=True,
+      dropout_rate=0.4))
+  config.num_epochs = 6.0
+  config.augment.flip = True
+  if arg == ic.FULL:
+    ic.full_scale(config)
+    config.model = ml_collections.ConfigDict(dict(
+        width_multiplier=1.0, small_input=False, stem_stride=1, aux_logits=True,
+        dropout_rate=0.4))
+  elif arg is not None:
+    raise ValueError(f"unknown config argument {arg!r}; use :{ic.FULL} or nothing")
+  return config
+
+
+def get_model(config):
+  model = googlenet.GoogLeNet(config.num_classes, **config.model.to_dict())
+  return ic.wrap_for_full_scale(model, config)
+
+
+def get_loss(config):
+  """Main + aux_weight x each auxiliary cross-entropy in training (the model returns
+  three heads only when train=True); the main head alone at evaluation."""
+  main_loss = ic.get_loss(config)
+
+  def loss(outputs, batch):
+    if not isinstance(outputs, tuple):
+      return main_loss(outputs, batch)
+    logits, *aux = outputs
+    result = main_loss(logits, batch)
+    total = result["loss"]
+    for aux_logits in aux:
+      total = total + config.aux_weight * main_loss(aux_logits, batch)["loss"]
+    return {**result, "loss": total}
+
+  return loss
+
+
+get_dataset = ic.get_dataset
+final_report = ic.final_report

@@ -1,0 +1,42 @@
+"""MobileNet v1 (CURRICULUM F8) on Fashion-MNIST: depthwise separable convolutions with a
+width multiplier; `--config.model.pointwise_groups` and `--config.model.dilation` turn on
+group and dilated convolutions.
+
+  ./launch.sh mobilenet_fashion_mnist --data_dir=../shared/tfds
+  ./launch.sh mobilenet_fashion_mnist:full --data_dir=...   # width 1.0, 224x224x3 (GPU)
+
+Default: width multiplier 0.75 with the paper's stride-2 stem on the 28x28 images
+(blocks at 14, 7, 4, 2, 1).
+"""
+
+import ml_collections
+
+from dlx import image_classification as ic
+from dlx.models import mobilenet
+
+
+def get_config(arg=None):
+  config = ic.base_config(image_size=28)
+  config.model = ml_collections.ConfigDict(dict(
+      width_multiplier=0.75, small_input=False, pointwise_groups=1, dilation=1,
+      dropout_rate=0.0))
+  config.num_epochs = 6.0
+  config.augment.flip = True
+  if arg == ic.FULL:
+    ic.full_scale(config)
+    config.model = ml_collections.ConfigDict(dict(
+        width_multiplier=1.0, small_input=False, pointwise_groups=1, dilation=1,
+        dropout_rate=0.0))
+  elif arg is not None:
+    raise ValueError(f"unknown config argument {arg!r}; use :{ic.FULL} or nothing")
+  return config
+
+
+def get_model(config):
+  model = mobilenet.MobileNetV1(config.num_classes, **config.model.to_dict())
+  return ic.wrap_for_full_scale(model, config)
+
+
+get_dataset = ic.get_dataset
+get_loss = ic.get_loss
+final_report = ic.final_report
