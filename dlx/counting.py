@@ -272,6 +272,37 @@ def format_reduction_example(result: dict[str, Any]) -> str:
           f"{result['params_ratio']:.3f}x params")
 
 
+def experiment_table(name: str, input_shape=None) -> str:
+  """The per-layer table of an experiment's model (`NAME` or `NAME:ARG`). The input is
+  one grey image of the config's `image_size` unless `input_shape` (batch included)."""
+  from dlx import experiment  # pylint: disable=g-import-not-at-top
+  name, _, arg = name.partition(":")
+  module = experiment.load(name)
+  config = module.get_config(arg) if arg else module.get_config()
+  if input_shape is None:
+    if "image_size" not in config:
+      raise ValueError(f"{name} has no config.image_size; pass --input_shape")
+    input_shape = (1, config.image_size, config.image_size, 1)
+  inputs = jax.ShapeDtypeStruct(tuple(input_shape), np.float32)
+  return summarize(module.get_model(config), inputs, train=False)
+
+
+def main(argv=None):
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(
+      prog="python -m dlx.counting",
+      description="Per-layer parameters and forward FLOPs of an experiment's model; "
+                  "without an experiment, the notes' 1x1-reduction example.")
+  parser.add_argument("experiment", nargs="?", help="e.g. resnet_fashion_mnist:full")
+  parser.add_argument("--input_shape", help="comma-separated, batch first, e.g. 1,224,224,3")
+  args = parser.parse_args(argv)
+  if args.experiment is None:
+    for size in (3, 5):
+      print(format_reduction_example(reduction_saving_example(kernel_size=size)))
+    return
+  shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
+  print(experiment_table(args.experiment, shape))
+
+
 if __name__ == "__main__":
-  for size in (3, 5):
-    print(format_reduction_example(reduction_saving_example(kernel_size=size)))
+  main()

@@ -17,7 +17,7 @@ def get_config(arg=None):
   config.depth = 28
   config.stem_stride = 2
   config.growth_rate = 12
-  config.num_epochs = 4.0
+  config.num_epochs = 3.0
   config.augment.flip = True
   if arg == ic.FULL:
     ic.full_scale(config)

@@ -21,7 +21,7 @@ def get_config(arg=None):
   config.model = ml_collections.ConfigDict(dict(
       width_multiplier=0.25, small_input=True, stem_stride=2, aux_logits=True,
       dropout_rate=0.4))
-  config.num_epochs = 6.0
+  config.num_epochs = 5.0
   config.augment.flip = True
   if arg == ic.FULL:
     ic.full_scale(config)

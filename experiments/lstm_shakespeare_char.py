@@ -20,7 +20,6 @@ def get_config(arg=None):
   config.cell_type = "lstm"
   config.num_layers = 2
   config.features = 256
-  config.dropout_rate = 0.0 if arg == "nanogpt" else 0.1
   return config
 
 

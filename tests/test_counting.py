@@ -181,3 +181,13 @@ def test_eval_shape_computes_nothing_big():
   assert row["flops"] == 2 * 8 * 4096 * 4096
   assert isinstance(row["flops"], int) and isinstance(row["params"], int)
   assert np.isclose(row["params"], 4096 * 4097)
+
+
+def test_experiment_table_and_cli(capsys):
+  table = counting.experiment_table("alexnet_fashion_mnist")
+  assert "conv1" in table and "LocalResponseNorm" in table
+  assert "696,145" in table  # the default AlexNet's parameters, on the total row
+  counting.main(["resnet_fashion_mnist:full", "--input_shape=1,28,28,1"])
+  assert "11,689,512" not in capsys.readouterr().out  # 10 classes, not 1000
+  counting.main([])
+  assert "3.6" in capsys.readouterr().out  # the 1x1-reduction saving for a 3x3

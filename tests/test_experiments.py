@@ -19,7 +19,9 @@ from dlx import experiment
 from dlx import train
 
 # (experiment, argument of get_config or None): every file, plus the named variants.
-_VARIANTS = (("mlp_xor", "linear"), ("huber_regression", "mse"))
+# The `:full` variants (original architectures at 224x224x3) have their own tests below.
+_VARIANTS = (("mlp_xor", "linear"), ("huber_regression", "mse"),
+             ("gpt_shakespeare_char", "nanogpt"))
 SMOKE_CASES = [(name, None) for name in experiment.available()] + [
     case for case in _VARIANTS if case[0] in experiment.available()]
 
@@ -36,10 +38,42 @@ SMOKE_OVERRIDES = {
     "vae_mnist": dict(hidden=(32,), latent_dim=4),
     "mnist1d_cnn": dict(channels=(8, 8, 8)),
     "huber_regression": dict(hidden=(16,)),
+    # Narrow vision nets: the default widths only cost compile time here.
+    "alexnet_fashion_mnist": {"model.width_multiplier": 1 / 16},
+    "vgg_fashion_mnist": {"model.width_multiplier": 1 / 16, "model.classifier_width": 16},
+    "googlenet_fashion_mnist": {"model.width_multiplier": 1 / 16},
+    "resnet_fashion_mnist": dict(width=4),
+    "densenet_fashion_mnist": dict(growth_rate=4),
+    "mobilenet_fashion_mnist": {"model.width_multiplier": 1 / 8},
+    "vit_mnist": dict(num_layers=1, features=16, hidden=16),
+    "gpt_shakespeare_char": dict(num_layers=1, features=32, sample_length=20,
+                                 context_length=32, train_stride=2048),
+    "lstm_shakespeare_char": dict(num_layers=1, features=32, sample_length=20,
+                                  context_length=32, train_stride=2048),
+    "seq2seq_reverse": dict(num_train=500, features=16),
+    "transformer_sort": dict(num_train=500, num_layers=1, features=16, hidden=16),
+    "transformer_reorder": dict(num_layers=1, features=16, hidden=16),
+    "resnet18_cifar10": dict(width=4),
 }
+
+# CIFAR-10 cannot be downloaded here: its smoke test reads tfds' generated mock data.
+MOCK_DATA = ("resnet18_cifar10",)
 
 # Image grids each experiment's `visualize` hook must write (default: samples).
 EXPECTED_IMAGES = {"vae_mnist": ("samples", "reconstructions")}
+
+# Files each experiment's `final_report` hook must write into the workdir.
+_VISION_PLOTS = ("first_layer_filters.png", "feature_maps.png", "classic_kernels.png")
+EXPECTED_REPORT_FILES = {
+    **{f"{family}_fashion_mnist": _VISION_PLOTS for family in (
+        "alexnet", "vgg", "googlenet", "resnet", "densenet", "mobilenet")},
+    "resnet18_cifar10": _VISION_PLOTS,
+    "gpt_shakespeare_char": ("samples.txt",),
+    "lstm_shakespeare_char": ("samples.txt",),
+    "seq2seq_reverse": ("attention.png",),
+    "transformer_sort": ("attention.png",),
+    "transformer_reorder": ("attention.png",),
+}
 
 
 def _case_id(case):
@@ -57,11 +91,16 @@ def data_dir(request):
 
 
 def _config(name, arg=None, **overrides):
+  """The experiment's config with `overrides` (dotted keys reach nested fields)."""
   module = experiment.load(name)
   config = module.get_config() if arg is None else module.get_config(arg)
   config.experiment = name
   for field, value in overrides.items():
-    setattr(config, field, value)
+    *parents, leaf = field.split(".")
+    target = config
+    for parent in parents:
+      target = target[parent]
+    setattr(target, leaf, value)
   return module, config
 
 
@@ -107,7 +146,12 @@ def test_experiment_smoke(case, tmp_path, data_dir):
   module, config = _config(name, arg, **overrides)
   # A warmup longer than the run leaves a decaying schedule nothing to decay over.
   config.optimizer.warmup_steps = min(config.optimizer.warmup_steps, 1)
-  results = _run(module, config, tmp_path, data_dir)
+  if name in MOCK_DATA:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    with tfds.testing.mock_data(num_examples=64, policy=tfds.testing.MockPolicy.USE_CODE):
+      results = _run(module, config, tmp_path, None)
+  else:
+    results = _run(module, config, tmp_path, data_dir)
 
   on_disk = json.loads((tmp_path / "results.json").read_text())
   assert on_disk["step"] == results["step"] == SMOKE_STEPS
@@ -131,6 +175,50 @@ def test_experiment_smoke(case, tmp_path, data_dir):
   if hasattr(module, "visualize"):
     for image in EXPECTED_IMAGES.get(name, ("samples",)):
       _assert_png(tmp_path / f"{image}_{SMOKE_STEPS}.png")
+  for filename in EXPECTED_REPORT_FILES.get(name, ()):
+    path = tmp_path / filename
+    if filename.endswith(".png"):
+      _assert_png(path, min_side=16)
+    else:
+      assert path.is_file() and path.read_text().strip(), f"{filename} missing or empty"
+
+
+# The `:full` variants are the original architectures at 224x224x3: at 1000 classes each
+# must have the published parameter count (GoogLeNet: with its two auxiliary heads).
+FULL_SCALE_PARAMS = {
+    "alexnet_fashion_mnist": 62_378_344,
+    "vgg_fashion_mnist": 138_357_544,        # VGG-16
+    "googlenet_fashion_mnist": 13_004_888,   # 6,624,904 without the auxiliary heads
+    "resnet_fashion_mnist": 11_689_512,      # ResNet-18
+    "densenet_fashion_mnist": 7_978_856,     # DenseNet-121
+    "mobilenet_fashion_mnist": 4_231_976,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FULL_SCALE_PARAMS))
+def test_full_variant_is_the_original_architecture(name):
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from dlx import counting  # pylint: disable=g-import-not-at-top
+  module, config = _config(name, "full", num_classes=1000)
+  assert config.resize_to == 224
+  model = module.get_model(config)
+  # Grey 28x28 Fashion-MNIST goes in; the wrapper makes it 224x224x3 on the device.
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
+                                             jnp.zeros((1, 28, 28, 1)), train=False))
+  assert counting.count_params(shapes) == FULL_SCALE_PARAMS[name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FULL_SCALE_PARAMS))
+def test_full_variant_trains_one_step_on_cpu(name, tmp_path, data_dir):
+  module, config = _config(name, "full", num_train_steps=1, log_every_steps=1,
+                           eval_every_steps=1, checkpoint_every_steps=1, batch_size=2,
+                           eval_batch_size=2, eval_examples=2, train_eval_examples=2)
+  config.optimizer.warmup_steps = 0
+  results = _run(module, config, tmp_path, data_dir)
+  for split in ("test", "validation", "train"):
+    _assert_finite(results[split])
 
 
 def _xor_accuracy(model, tmp_path, data_dir):
@@ -204,3 +292,28 @@ def test_ddpm_mnist_denoises(tmp_path, data_dir):
   loss = results["test"]["loss"]
   assert math.isfinite(loss) and loss < 0.1, results["test"]
   _assert_png(tmp_path / f"samples_{results['step']}.png")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FULL_SCALE_PARAMS))
+def test_fashion_mnist_cnn_reaches_91_percent(name, tmp_path, data_dir):
+  results = _train_default(name, tmp_path, data_dir)
+  assert results["test"]["accuracy"] >= 0.91, results["test"]
+  for filename in EXPECTED_REPORT_FILES[name]:
+    _assert_png(tmp_path / filename, min_side=16)
+
+
+@pytest.mark.slow
+def test_vit_mnist_reaches_98_percent(tmp_path, data_dir):
+  results = _train_default("vit_mnist", tmp_path, data_dir)
+  assert results["test"]["accuracy"] >= 0.98, results["test"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["seq2seq_reverse", "transformer_sort"])
+def test_encoder_decoder_solves_its_task(name, tmp_path, data_dir):
+  results = _train_default(name, tmp_path, data_dir)
+  # Held-out strings of the training lengths, exact match (= greedy decoding's).
+  assert results["test"]["sequence_accuracy"] >= 0.99, results["test"]
+  assert results["report"]["test"]["sequence_accuracy"] >= 0.99, results["report"]
+  _assert_png(tmp_path / "attention.png", min_side=16)

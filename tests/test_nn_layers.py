@@ -551,3 +551,29 @@ def test_get_activation_by_name():
     assert activations.get(name) is getattr(activations, name)
   with pytest.raises(ValueError, match='valid names: hard_sigmoid, leaky_relu'):
     activations.get('gelu')
+
+
+@pytest.mark.parametrize("strides, dilation, kernel", [(1, 1, 3), (2, 1, 3), (1, 2, 3),
+                                                        (2, 2, 5), (3, 1, 3)])
+def test_depthwise_conv2d_equals_grouped_convolution(strides, dilation, kernel):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, 9, 11, 6)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 1, 6)), jnp.float32)
+  pad = dilation * (kernel - 1) // 2
+  want = jax.lax.conv_general_dilated(
+      x, w, (strides, strides), ((pad, pad), (pad, pad)), rhs_dilation=(dilation, dilation),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=6)
+  got = conv.depthwise_conv2d(x, w, strides, dilation)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  grad = lambda f: jax.grad(lambda w: jnp.sum(f(w) ** 2))(w)
+  np.testing.assert_allclose(
+      grad(lambda w: conv.depthwise_conv2d(x, w, strides, dilation)),
+      grad(lambda w: jax.lax.conv_general_dilated(
+          x, w, (strides, strides), ((pad, pad), (pad, pad)),
+          rhs_dilation=(dilation, dilation), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+          feature_group_count=6)), rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_conv2d_rejects_a_mismatched_kernel():
+  with pytest.raises(ValueError, match="expected"):
+    conv.depthwise_conv2d(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 1, 4)))

@@ -127,3 +127,11 @@ def test_reorder_example_from_the_notes():
   shuffled = sequences._shuffle_words(np.random.default_rng(0), ids)  # pylint: disable=protected-access
   assert shuffled != ids and shuffled[-1] == ids[-1] and sorted(shuffled) == sorted(ids)
   assert words.decode(shuffled).endswith(".")
+
+
+def test_loaders_are_reachable_by_name():
+  from dlx import data  # pylint: disable=g-import-not-at-top
+  ds = data.load("reverse", num_train=30, num_validation=5, num_test=5, max_length=4)
+  assert ds.info["name"] == "reverse" and ds.size("train") == 30
+  lm = data.load("shakespeare_char", context_length=16, max_train_windows=10)
+  assert lm.train["inputs"].shape == (10, 16)

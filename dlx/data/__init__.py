@@ -2,6 +2,8 @@
 
     ds = dlx.data.load("mnist", data_dir="../shared/tfds")   # tfds
     ds = dlx.data.load("digits")                              # embedded, no network
+    ds = dlx.data.load("reverse", max_length=10)              # synthetic sequence task
+    ds = dlx.data.load("shakespeare_char", context_length=64) # the plays, split by play
 
 Every loader returns a `Dataset` (three splits of NumPy arrays); `dlx.data.pipeline`
 turns a split into device batches.
@@ -17,7 +19,11 @@ EMBEDDED = tuple(embedded.LOADERS)
 
 
 def load(name: str, *, data_dir=None, seed: int = 0, **kwargs) -> Dataset:
-  """An embedded dataset by name, else a tfds dataset from `data_dir`."""
-  if name in embedded.LOADERS:
-    return embedded.LOADERS[name](seed=seed, **kwargs)
+  """An embedded dataset, text corpus or sequence task by name, else a tfds dataset
+  from `data_dir`."""
+  from dlx.data import sequences  # pylint: disable=g-import-not-at-top
+  from dlx.data import text  # pylint: disable=g-import-not-at-top
+  for loaders in (embedded.LOADERS, text.LOADERS, sequences.LOADERS):
+    if name in loaders:
+      return loaders[name](seed=seed, **kwargs)
   return tfds_data.load(name, data_dir=data_dir, **kwargs)

@@ -17,7 +17,8 @@ from dlx.data import core
 _OFFLINE_HINT = (
     "pass --data_dir=DIR pointing at a prepared tfds data dir (e.g. --data_dir=../shared/tfds, "
     "or set TFDS_DATA_DIR), or use an embedded dataset that needs no network: "
-    "digits, iris, mnist1d, xor, two_moons, spirals, regression")
+    "digits, iris, mnist1d, xor, two_moons, spirals, regression, shakespeare_char, "
+    "copy, reverse, sort, reorder")
 
 
 def _hide_accelerators_from_tensorflow(tf):

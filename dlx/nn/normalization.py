@@ -32,13 +32,14 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
   if size < 1:
     raise ValueError(f'size must be >= 1, got {size}')
   squares = jnp.square(x)
-  pad = [(0, 0)] * (x.ndim - 1) + [(size // 2, (size - 1) // 2)]
-  # Sliding sum over channels as `size` shifted slices of the zero-padded squares (zero
-  # padding drops channels outside [0, C)). A lax.reduce_window sum would be one op, but
-  # its reverse-mode rule fails under jit in jax 0.10.
-  padded = jnp.pad(squares, pad)
+  # Sliding sum over channels as a matmul with a 0/1 band matrix: band[j, i] = 1 when
+  # channel j is in channel i's window (channels outside [0, C) simply do not exist).
+  # Much faster on CPU than shifted slices, and lax.reduce_window's gradient fails
+  # under jit in jax 0.10.
   channels = x.shape[-1]
-  sums = sum(padded[..., offset:offset + channels] for offset in range(size))
+  offset = jnp.arange(channels)[:, None] - jnp.arange(channels)[None, :]  # j - i
+  band = ((offset >= -(size // 2)) & (offset <= (size - 1) // 2)).astype(x.dtype)
+  sums = squares @ band
   return x / (k + alpha * sums) ** beta
 
 
