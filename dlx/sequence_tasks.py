@@ -92,14 +92,14 @@ def language_model_config(arg=None):
   config = config_lib.base_config()
   config.vocab_size = SHAKESPEARE_CHARS
   # Default: nanoGPT's CPU model (4 layers, 4 heads, 128 dims) with twice its context
-  # and a larger batch for longer: what fits in about ten minutes on two CPU cores.
+  # and a larger batch for longer: what fits in a few minutes on two CPU cores.
   config.context_length = 128
   config.train_stride = 64   # overlapping windows: every char is seen in two contexts
   config.num_layers = 4
   config.features = 128
   config.dropout_rate = 0.0  # less than one pass over the plays: nothing to regularise
   config.batch_size = 16
-  config.num_train_steps = 3000
+  config.num_train_steps = 2500
   config.eval_every_steps = 500
   config.log_every_steps = 100
   config.sample_length = 500

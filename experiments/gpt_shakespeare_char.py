@@ -5,7 +5,7 @@
 
 Reports validation and test loss in nats per character and writes samples.txt
 (temperature 0.8, top-k 40) generated with the key/value cache. The default is the same
-model as `:nanogpt` with context 128, batch 16 and 3000 steps.
+model as `:nanogpt` with context 128, batch 16 and 2500 steps.
 
 `:nanogpt` is the configuration of nanoGPT's shakespeare_char CPU example: 4 layers,
 4 heads, 128 dims, context 64, batch 12, 2000 iterations, no dropout, AdamW lr 1e-3

@@ -5,8 +5,10 @@ group and dilated convolutions.
   ./launch.sh mobilenet_fashion_mnist --data_dir=../shared/tfds
   ./launch.sh mobilenet_fashion_mnist:full --data_dir=...   # width 1.0, 224x224x3 (GPU)
 
-Default: width multiplier 0.75 with the paper's stride-2 stem on the 28x28 images
-(blocks at 14, 7, 4, 2, 1).
+Default: width multiplier 0.5 with the paper's stride-2 stem on the 28x28 images, and
+only the last three of the four downsampling blocks striding (blocks at 14, 14, 7, 4, 2
+pixels). The paper's full downsampling leaves most blocks at 2x2 and 1x1 here: 85.4%
+test accuracy at width 0.75 after 6 epochs (measured).
 """
 
 import ml_collections
@@ -18,15 +20,15 @@ from dlx.models import mobilenet
 def get_config(arg=None):
   config = ic.base_config(image_size=28)
   config.model = ml_collections.ConfigDict(dict(
-      width_multiplier=0.75, small_input=False, pointwise_groups=1, dilation=1,
-      dropout_rate=0.0))
-  config.num_epochs = 6.0
+      width_multiplier=0.5, small_input=False, downsampling_blocks=3, pointwise_groups=1,
+      dilation=1, dropout_rate=0.0))
+  config.num_epochs = 5.0
   config.augment.flip = True
   if arg == ic.FULL:
     ic.full_scale(config)
     config.model = ml_collections.ConfigDict(dict(
-        width_multiplier=1.0, small_input=False, pointwise_groups=1, dilation=1,
-        dropout_rate=0.0))
+        width_multiplier=1.0, small_input=False, downsampling_blocks=4, pointwise_groups=1,
+        dilation=1, dropout_rate=0.0))
   elif arg is not None:
     raise ValueError(f"unknown config argument {arg!r}; use :{ic.FULL} or nothing")
   return config

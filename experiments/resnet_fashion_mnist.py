@@ -19,7 +19,7 @@ def get_config(arg=None):
   config.width = 16
   config.stem = "cifar"
   config.stem_stride = 2
-  config.num_epochs = 5.0
+  config.num_epochs = 7.0
   config.augment.flip = True
   if arg == ic.FULL:
     ic.full_scale(config)

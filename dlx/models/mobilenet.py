@@ -18,6 +18,11 @@ Options beyond the paper:
     depthwise convs after it are dilated by d (DeepLab's atrous trick), so the
     final map is 1/16 of the input instead of 1/32 with the same parameters.
   small_input=True: the first conv has stride 1 (for 28x28 / 32x32 inputs).
+  downsampling_blocks=k < 4: only the last k of the four stride-2 blocks downsample,
+    the earlier ones keep stride 1. With the stride-2 stem on 28x28 and k = 3 the
+    blocks run at 14, 14, 7, 4 and 2 pixels instead of 7, 4, 2 and 1: a small image
+    keeps enough resolution for most of the network, at a fraction of the cost of
+    small_input.
 Recommended narrow model for 32x32 grayscale:
 MobileNetV1(10, width_multiplier=0.25, small_input=True).
 """
@@ -83,6 +88,7 @@ class MobileNetV1(nn.Module):
   dilation: int = 1
   dropout_rate: float = 0.0
   small_input: bool = False
+  downsampling_blocks: int = 4
 
   def _width(self, width):
     return max(1, int(width * self.width_multiplier))
@@ -93,8 +99,15 @@ class MobileNetV1(nn.Module):
     if self.dilation < 1:
       raise ValueError(f'dilation must be >= 1, got {self.dilation}')
     x = ConvBNReLU(self._width(32), 3, 1 if self.small_input else 2, name='stem')(x, train)
-    last_downsampling = max(i for i, (_, s) in enumerate(BLOCKS) if s == 2)
+    downsampling = [i for i, (_, s) in enumerate(BLOCKS) if s == 2]
+    if not 0 <= self.downsampling_blocks <= len(downsampling):
+      raise ValueError(f'downsampling_blocks must be in [0, {len(downsampling)}], got '
+                       f'{self.downsampling_blocks}')
+    kept = downsampling[len(downsampling) - self.downsampling_blocks:]
+    last_downsampling = downsampling[-1]
     for i, (features, strides) in enumerate(BLOCKS):
+      if strides == 2 and i not in kept:
+        strides = 1
       dilation = 1
       if self.dilation > 1 and i >= last_downsampling:
         strides = 1
