@@ -4,8 +4,9 @@
   ./launch.sh gpt_shakespeare_char:nanogpt   # nanoGPT's CPU example configuration
 
 Reports validation and test loss in nats per character and writes samples.txt
-(temperature 0.8, top-k 40) generated with the key/value cache. The default is the same
-model as `:nanogpt` with context 128, batch 16 and 2500 steps.
+(temperature 0.8, top-k 40) generated with the key/value cache. The default IS the
+`:nanogpt` configuration (the name exists for side-by-side commands); scale it with
+--config fields (context_length, num_layers, features, num_train_steps) on a GPU.
 
 `:nanogpt` is the configuration of nanoGPT's shakespeare_char CPU example: 4 layers,
 4 heads, 128 dims, context 64, batch 12, 2000 iterations, no dropout, AdamW lr 1e-3

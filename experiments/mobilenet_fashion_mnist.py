@@ -22,7 +22,7 @@ def get_config(arg=None):
   config.model = ml_collections.ConfigDict(dict(
       width_multiplier=0.5, small_input=False, downsampling_blocks=3, pointwise_groups=1,
       dilation=1, dropout_rate=0.0))
-  config.num_epochs = 5.0
+  config.num_epochs = 4.0
   config.augment.flip = True
   if arg == ic.FULL:
     ic.full_scale(config)

@@ -26,7 +26,7 @@ def get_config():
   config.dropout_rate = 0.1
   config.norm = "post"
   config.max_positions = 32
-  config.num_train_steps = 4000
+  config.num_train_steps = 3000
   config.eval_every_steps = 500
   return config
 

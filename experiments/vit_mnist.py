@@ -18,7 +18,7 @@ def get_config():
   config.features = 96
   config.hidden = 192
   config.dropout_rate = 0.1
-  config.num_epochs = 12.0
+  config.num_epochs = 10.0
   config.optimizer.learning_rate = 1e-3
   config.optimizer.warmup_steps = 400
   config.optimizer.grad_clip_norm = 1.0
