@@ -187,8 +187,9 @@ def test_language_models_default_to_nanogpts_cpu_example(name):
   _, config = _config(name)
   _, named = _config(name, "nanogpt")
   assert config.to_dict() == named.to_dict()
+  # nanoGPT's budget (the LSTM's width differs: 256 units for a similar parameter count).
   assert (config.context_length, config.batch_size, config.num_train_steps,
-          config.features, config.dropout_rate) == (64, 12, 2000, 128, 0.0)
+          config.dropout_rate) == (64, 12, 2000, 0.0)
   with pytest.raises(ValueError, match="nanogpt"):
     _config(name, "bogus")
 
