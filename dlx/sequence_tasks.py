@@ -241,3 +241,19 @@ def transformer_cross_attention(model, variables, inputs):
   (B, T, S)."""
   _, attention = model.apply(variables, inputs, return_attention=True)
   return jnp.mean(attention["cross"][-1], axis=1)
+
+
+def transformer_model(config):
+  """The encoder-decoder Transformer an experiment's config describes (num_layers,
+  num_heads, features, hidden, dropout_rate, norm, max_positions, vocab_size)."""
+  from dlx.models import transformer  # pylint: disable=g-import-not-at-top
+  return transformer.Transformer(config.vocab_size, config.max_positions, config.num_layers,
+                                 config.num_heads, config.features, config.hidden,
+                                 config.dropout_rate, config.norm)
+
+
+def transformer_report(model, variables, dataset, config, workdir, rng):
+  """`seq2seq_report` with the Transformer's last-layer cross-attention plotted."""
+  del rng
+  return seq2seq_report(model, variables, dataset, config, workdir,
+                        transformer_cross_attention)

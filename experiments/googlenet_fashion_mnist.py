@@ -9,6 +9,8 @@ Default: a quarter-width GoogLeNet (torchvision's variant: batch norm after ever
 with a 3x3 stride-2 stem on the 28x28 images: inception 3 at 7x7, 4 at 4x4, 5 at 2x2.
 """
 
+import functools
+
 import ml_collections
 
 from dlx import image_classification as ic
@@ -42,19 +44,8 @@ def get_model(config):
 def get_loss(config):
   """Main + aux_weight x each auxiliary cross-entropy in training (the model returns
   three heads only when train=True); the main head alone at evaluation."""
-  main_loss = ic.get_loss(config)
-
-  def loss(outputs, batch):
-    if not isinstance(outputs, tuple):
-      return main_loss(outputs, batch)
-    logits, *aux = outputs
-    result = main_loss(logits, batch)
-    total = result["loss"]
-    for aux_logits in aux:
-      total = total + config.aux_weight * main_loss(aux_logits, batch)["loss"]
-    return {**result, "loss": total}
-
-  return loss
+  return functools.partial(googlenet.googlenet_loss, aux_weight=config.aux_weight,
+                           base_loss=ic.get_loss(config))
 
 
 get_dataset = ic.get_dataset

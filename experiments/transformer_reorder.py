@@ -11,7 +11,6 @@ shuffled word each output position reads.
 """
 
 from dlx import sequence_tasks
-from dlx.models import transformer
 
 
 def get_config():
@@ -31,17 +30,7 @@ def get_config():
   return config
 
 
-def get_model(config):
-  return transformer.Transformer(config.vocab_size, config.max_positions, config.num_layers,
-                                 config.num_heads, config.features, config.hidden,
-                                 config.dropout_rate, config.norm)
-
-
+get_model = sequence_tasks.transformer_model
 get_dataset = sequence_tasks.seq2seq_dataset
 loss = sequence_tasks.sequence_loss
-
-
-def final_report(model, variables, dataset, config, workdir, rng):
-  del rng
-  return sequence_tasks.seq2seq_report(model, variables, dataset, config, workdir,
-                                       sequence_tasks.transformer_cross_attention)
+final_report = sequence_tasks.transformer_report

@@ -186,18 +186,21 @@ def googlenet_tiny(num_classes: int = 10, **kwargs):
   return GoogLeNet(num_classes, **config)
 
 
-def googlenet_loss(outputs, batch, aux_weight: float = 0.3):
+def googlenet_loss(outputs, batch, aux_weight: float = 0.3,
+                   base_loss=tasks.classification):
   """Per-example loss for GoogLeNet in dlx's protocol: {'loss': (B,), 'accuracy': (B,)}.
 
   With training outputs (logits, aux1, aux2) the loss is
-  CE(logits) + aux_weight * (CE(aux1) + CE(aux2)) (paper: weight 0.3), and the
-  accuracy is that of the main head; with plain logits it is tasks.classification.
+  L(logits) + aux_weight * (L(aux1) + L(aux2)) (paper: weight 0.3), and the
+  other metrics are the main head's; with plain logits it is L alone.
+  `base_loss` is L, a per-example loss of (logits, batch); default
+  tasks.classification.
   """
   if not isinstance(outputs, tuple):
-    return tasks.classification(outputs, batch)
+    return base_loss(outputs, batch)
   logits, *aux_outputs = outputs
-  result = tasks.classification(logits, batch)
+  result = base_loss(logits, batch)
   loss = result['loss']
   for aux_logits in aux_outputs:
-    loss = loss + aux_weight * tasks.classification(aux_logits, batch)['loss']
-  return {'loss': loss, 'accuracy': result['accuracy']}
+    loss = loss + aux_weight * base_loss(aux_logits, batch)['loss']
+  return {**result, 'loss': loss}

@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dlx.models.gpt import sample_next  # the same temperature / top-k rules as GPT
 from dlx.nn import recurrent
 
 
@@ -52,27 +53,13 @@ class RNNLanguageModel(nn.Module):
     return (logits, carries) if return_carry else logits
 
 
-def _sample(rng, logits, temperature, top_k, greedy):
-  """Draws one token per row from logits (B, V)."""
-  if greedy:
-    return jnp.argmax(logits, -1).astype(jnp.int32)
-  logits = logits / temperature
-  if top_k is not None:
-    kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
-    logits = jnp.where(logits < kth, -jnp.inf, logits)
-  return jax.random.categorical(rng, logits, -1).astype(jnp.int32)
-
-
-@functools.partial(jax.jit,
-                   static_argnames=('model', 'num_new_tokens', 'top_k',
-                                    'greedy'))
-def _generate(model, variables, prompt, rng, temperature, num_new_tokens,
-              top_k, greedy):
+@functools.partial(jax.jit, static_argnames=('model', 'num_new_tokens', 'top_k'))
+def _generate(model, variables, prompt, rng, temperature, num_new_tokens, top_k):
   logits, carry = model.apply(variables, prompt, return_carry=True)
 
   def step(state, rng):
     carry, next_logits = state
-    token = _sample(rng, next_logits, temperature, top_k, greedy)
+    token = sample_next(next_logits, rng, temperature, top_k)
     logits, carry = model.apply(variables, token[:, None], carry=carry,
                                 return_carry=True)
     return (carry, logits[:, -1]), (token, next_logits)
@@ -95,10 +82,8 @@ def generate(model, params, prompt, num_new_tokens, rng, temperature=1.0,
     `return_logits=True` also the (B, num_new_tokens, V) logits each new
     token was sampled from.
   """
-  greedy = temperature == 0
   tokens, logits = _generate(
       model, as_variables(params), jnp.asarray(prompt, jnp.int32), rng,
-      jnp.float32(1.0 if greedy else temperature), num_new_tokens, top_k,
-      greedy)
+      jnp.float32(temperature), num_new_tokens, top_k)
   tokens = jnp.concatenate([jnp.asarray(prompt, jnp.int32), tokens], axis=1)
   return (tokens, logits) if return_logits else tokens
