@@ -101,13 +101,13 @@ def final_report(model, variables, dataset, config, workdir, rng):
   kernels and its output on the first test image) and classic_kernels.png (edge,
   sharpen, blur and emboss kernels applied to that image)."""
   del config, rng
-  from dlx import vision_plots  # pylint: disable=g-import-not-at-top
+  from dlx import plots  # pylint: disable=g-import-not-at-top
   image = dataset.test["inputs"][0]
   kernel, maps = first_conv(model, variables, image)
-  vision_plots.plot_first_layer_filters(kernel, os.path.join(workdir, "first_layer_filters.png"))
-  vision_plots.plot_feature_maps(maps, os.path.join(workdir, "feature_maps.png"))
+  plots.plot_first_layer_filters(kernel, os.path.join(workdir, "first_layer_filters.png"))
+  plots.plot_feature_maps(maps, os.path.join(workdir, "feature_maps.png"))
   # The data are standardised; the classic kernels expect intensities in [0, 1].
   grey = np.asarray(image, np.float32)[..., 0]
   grey = (grey - grey.min()) / max(float(grey.max() - grey.min()), 1e-6)
-  vision_plots.plot_filtered_images(grey, os.path.join(workdir, "classic_kernels.png"))
+  plots.plot_filtered_images(grey, os.path.join(workdir, "classic_kernels.png"))
   return {"plots": ["first_layer_filters.png", "feature_maps.png", "classic_kernels.png"]}

@@ -1,10 +1,22 @@
-"""PNG figures: image grids (samples, reconstructions) and loss curves."""
+"""PNG figures: image grids (samples, reconstructions), loss curves, attention maps,
+and vision figures (CURRICULUM E4, H4): classic filters applied to an image, learned
+first-layer filters and feature maps, plus helpers that pull those out of a Flax model."""
 
+from collections.abc import Mapping
 import json
 import math
 
 import numpy as np
 from PIL import Image
+
+from dlx.ops import filters
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
 
 
 def image_grid(images, num_columns: int | None = None, pad: int = 2) -> np.ndarray:
@@ -33,9 +45,7 @@ def save_image_grid(images, path, num_columns=None, scale: int = 2):
 
 def plot_loss_curves(metrics_jsonl, path, metric="loss"):
   """Train and validation `metric` against step, from a run's metrics.jsonl."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = _pyplot()
   curves = {}
   with open(metrics_jsonl) as f:
     for line in f:
@@ -58,9 +68,7 @@ def plot_loss_curves(metrics_jsonl, path, metric="loss"):
 def plot_attention(weights, source_labels, target_labels, path, title=None):
   """An attention map: rows = output (query) positions, columns = input (key) positions,
   shade = weight. `weights` (T, S); labels are the tokens as strings."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = _pyplot()
   weights = np.asarray(weights, np.float32)
   if weights.shape != (len(target_labels), len(source_labels)):
     raise ValueError(f"weights {weights.shape} do not match {len(target_labels)} target and "
@@ -78,3 +86,159 @@ def plot_attention(weights, source_labels, target_labels, path, title=None):
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+# Panels of `plot_filtered_images`: (title, function of the image, display).
+# 'clip' shows values in the image's [0, 1] range; 'stretch' maps each
+# panel's min..max to black..white (for signed responses such as edges).
+_FILTER_PANELS = (
+    ("edge (Sobel |G|)", filters.edge_magnitude, "stretch"),
+    ("edge (8-neighbour)", lambda x: filters.apply_kernel(x, filters.EDGE), "stretch"),
+    ("sharpen", lambda x: filters.apply_kernel(x, filters.SHARPEN), "clip"),
+    ("blur (Gaussian)", lambda x: filters.apply_kernel(x, filters.GAUSSIAN_BLUR), "clip"),
+    ("emboss", lambda x: filters.apply_kernel(x, filters.EMBOSS), "stretch"),
+)
+
+
+def _stretch(x):
+  """Min-max normalisation to [0, 1] (a constant array becomes 0.5)."""
+  x = np.asarray(x, np.float32)
+  low, high = float(x.min()), float(x.max())
+  if high - low < 1e-12:
+    return np.full_like(x, 0.5)
+  return (x - low) / (high - low)
+
+
+def _as_float_image(image):
+  image = np.asarray(image)
+  if image.dtype == np.uint8:
+    image = image.astype(np.float32) / 255.0
+  image = image.astype(np.float32)
+  if image.ndim == 3 and image.shape[-1] == 1:
+    image = image[..., 0]
+  if image.ndim not in (2, 3):
+    raise ValueError(f"image must be (H, W), (H, W, 1) or (H, W, 3), got {image.shape}")
+  return image
+
+
+def plot_filtered_images(image, path):
+  """One row: the image, then its edge / sharpen / blur / emboss versions.
+
+  image: (H, W), (H, W, 1) or (H, W, 3), floats in [0, 1] or uint8 (e.g. the
+  first MNIST test image). Filters are `dlx.ops.filters` cross-correlations
+  with 'edge' boundary; signed outputs are min-max stretched for display.
+  """
+  plt = _pyplot()
+  image = _as_float_image(image)
+  panels = [("original", image)]
+  for title, function, display in _FILTER_PANELS:
+    out = np.asarray(function(image))
+    panels.append((title, _stretch(out) if display == "stretch" else np.clip(out, 0, 1)))
+  fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
+  for ax, (title, panel) in zip(axes, panels):
+    ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0.0, vmax=1.0,
+              interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_first_layer_filters(kernel, path, scale: int | None = None):
+  """Grid of conv filters from a kernel (kh, kw, in, out), each in [0, 1].
+
+  in == 3: one RGB tile per output filter. Otherwise one grey tile per
+  (input, output) pair, a row per output filter. Each tile is min-max
+  normalised on its own. scale: pixel upscaling (default: tiles ~48 px).
+  """
+  kernel = np.asarray(kernel, np.float32)
+  if kernel.ndim != 4:
+    raise ValueError(f"kernel must be (kh, kw, in, out), got shape {kernel.shape}")
+  kh, kw, num_in, num_out = kernel.shape
+  if num_in == 3:
+    tiles = [_stretch(kernel[..., o]) for o in range(num_out)]
+    columns = None
+  else:
+    tiles = [_stretch(kernel[:, :, i, o])[..., None]
+             for o in range(num_out) for i in range(num_in)]
+    columns = num_in if num_in > 1 else None
+  scale = scale or max(1, math.ceil(48 / max(kh, kw)))
+  save_image_grid(np.stack(tiles), path, num_columns=columns, scale=scale)
+
+
+def plot_feature_maps(feature_maps, path, max_maps: int = 32, scale: int | None = None):
+  """Grey grid of the first `max_maps` channels of activations (H, W, C) of
+  one image (a leading batch axis of 1 is dropped); each map min-max
+  normalised on its own."""
+  maps = np.asarray(feature_maps, np.float32)
+  if maps.ndim == 4 and maps.shape[0] == 1:
+    maps = maps[0]
+  if maps.ndim != 3:
+    raise ValueError(f"feature_maps must be (H, W, C), got shape {maps.shape}")
+  channels = min(maps.shape[-1], max_maps)
+  tiles = np.stack([_stretch(maps[..., c])[..., None] for c in range(channels)])
+  scale = scale or max(1, math.ceil(64 / max(maps.shape[:2])))
+  save_image_grid(tiles, path, scale=scale)
+
+
+def first_conv_kernel(params):
+  """The first 4-D leaf (a 2-D conv kernel) of a params tree, in module order.
+
+  Accepts `variables` (with 'params') or params. Walks dicts in insertion
+  order, which is the order Flax created the modules in at init (a tree
+  rebuilt with sorted keys, e.g. some checkpoint restores, may differ).
+  """
+  if isinstance(params, Mapping) and "params" in params:
+    params = params["params"]
+
+  def search(tree):
+    if isinstance(tree, Mapping):
+      for value in tree.values():
+        found = search(value)
+        if found is not None:
+          return found
+      return None
+    return tree if np.ndim(tree) == 4 else None
+
+  kernel = search(params)
+  if kernel is None:
+    raise ValueError("no 4-D (conv kernel) leaf in params")
+  return kernel
+
+
+def _module_path(module) -> str:
+  return "/".join(module.path)
+
+
+def feature_maps(model, variables, image, layer_name: str, **apply_kwargs):
+  """Output of submodule `layer_name` (a path like 'Conv_0' or 'block1/conv')
+  for one image (H, W, C), without the batch axis.
+
+  Runs `model.apply` with flax `capture_intermediates` limited to that
+  module's __call__; apply_kwargs go to apply (e.g. train=False). If the
+  module runs several times, the first output is returned.
+  """
+  x = np.asarray(image)[None]
+  wanted = lambda module, method: method == "__call__" and _module_path(module) == layer_name
+  _, state = model.apply(variables, x, capture_intermediates=wanted,
+                         mutable=["intermediates"], **apply_kwargs)
+  node = state.get("intermediates", {})
+  for name in layer_name.split("/"):
+    node = node.get(name, {}) if isinstance(node, Mapping) else {}
+  if not isinstance(node, Mapping) or "__call__" not in node:
+    _, every = model.apply(variables, x, capture_intermediates=True,
+                           mutable=["intermediates"], **apply_kwargs)
+    names = sorted(_paths(every["intermediates"]))
+    raise KeyError(f"no module {layer_name!r}; modules: {', '.join(names)}")
+  output = node["__call__"][0]
+  return np.asarray(output[0])
+
+
+def _paths(tree, prefix=()):
+  for name, value in tree.items():
+    if name == "__call__":
+      if prefix:
+        yield "/".join(prefix)
+    elif isinstance(value, Mapping):
+      yield from _paths(value, prefix + (name,))

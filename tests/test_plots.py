@@ -1,4 +1,4 @@
-"""Vision figures and model helpers (dlx/vision_plots.py), on tiny arrays."""
+"""Vision figures and model helpers (dlx/plots.py), on tiny arrays."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from dlx import vision_plots
+from dlx import plots
 
 
 class _SmallCnn(nn.Module):
@@ -36,59 +36,59 @@ def _check_png(path, min_width=20, min_height=20):
 def test_plot_filtered_images(tmp_path, shape):
   image = np.random.default_rng(0).random(shape).astype(np.float32)
   path = tmp_path / "filtered.png"
-  vision_plots.plot_filtered_images(image, path)
+  plots.plot_filtered_images(image, path)
   (width, height), _ = _check_png(path, 300, 100)
   assert width > height  # One row of six panels.
 
 
 def test_plot_first_layer_filters(tmp_path):
   rgb = np.random.default_rng(0).normal(size=(5, 5, 3, 6))
-  vision_plots.plot_first_layer_filters(rgb, tmp_path / "rgb.png")
+  plots.plot_first_layer_filters(rgb, tmp_path / "rgb.png")
   assert _check_png(tmp_path / "rgb.png")[1] == "RGB"
   grey = np.random.default_rng(1).normal(size=(3, 3, 1, 8))
-  vision_plots.plot_first_layer_filters(grey, tmp_path / "grey.png")
+  plots.plot_first_layer_filters(grey, tmp_path / "grey.png")
   assert _check_png(tmp_path / "grey.png")[1] == "L"
   several = np.random.default_rng(2).normal(size=(3, 3, 2, 4))
-  vision_plots.plot_first_layer_filters(several, tmp_path / "several.png", scale=4)
+  plots.plot_first_layer_filters(several, tmp_path / "several.png", scale=4)
   (width, height), _ = _check_png(tmp_path / "several.png")
   assert height > width  # 4 rows (outputs) of 2 tiles (inputs).
   with pytest.raises(ValueError):
-    vision_plots.plot_first_layer_filters(np.zeros((3, 3, 2)), tmp_path / "bad.png")
+    plots.plot_first_layer_filters(np.zeros((3, 3, 2)), tmp_path / "bad.png")
 
 
 def test_plot_feature_maps(tmp_path):
   maps = np.random.default_rng(0).random((6, 6, 40))
-  vision_plots.plot_feature_maps(maps, tmp_path / "maps.png", max_maps=9, scale=4)
+  plots.plot_feature_maps(maps, tmp_path / "maps.png", max_maps=9, scale=4)
   (width, height), mode = _check_png(tmp_path / "maps.png")
   assert mode == "L"
   # 9 maps -> a 3 x 3 grid of 6x6 tiles with 2-pixel gaps, upscaled 4x.
   assert width == height == 4 * (3 * (6 + 2) + 2)
-  vision_plots.plot_feature_maps(maps[None, ..., :3], tmp_path / "batched.png")
+  plots.plot_feature_maps(maps[None, ..., :3], tmp_path / "batched.png")
   _check_png(tmp_path / "batched.png")
 
 
 def test_first_conv_kernel_follows_module_order():
   variables = _init(_SmallCnn(), (1, 8, 8, 2))
-  kernel = vision_plots.first_conv_kernel(variables)
+  kernel = plots.first_conv_kernel(variables)
   # 'stem' is created first, although 'a_head' and 'conv2' sort before it.
   np.testing.assert_array_equal(kernel, variables["params"]["stem"]["kernel"])
   assert kernel.shape == (3, 3, 2, 4)
-  assert vision_plots.first_conv_kernel(variables["params"]) is kernel
+  assert plots.first_conv_kernel(variables["params"]) is kernel
   with pytest.raises(ValueError):
-    vision_plots.first_conv_kernel({"dense": {"kernel": np.zeros((3, 2))}})
+    plots.first_conv_kernel({"dense": {"kernel": np.zeros((3, 2))}})
 
 
 def test_feature_maps_shape_and_values():
   model = _SmallCnn()
   variables = _init(model, (1, 8, 8, 2))
   image = np.random.default_rng(0).random((8, 8, 2)).astype(np.float32)
-  stem = vision_plots.feature_maps(model, variables, image, "stem", train=False)
+  stem = plots.feature_maps(model, variables, image, "stem", train=False)
   assert stem.shape == (8, 8, 4)
   expected = nn.Conv(4, (3, 3)).apply({"params": variables["params"]["stem"]}, image[None])[0]
   np.testing.assert_allclose(stem, expected, atol=1e-5)
-  assert vision_plots.feature_maps(model, variables, image, "conv2").shape == (4, 4, 6)
+  assert plots.feature_maps(model, variables, image, "conv2").shape == (4, 4, 6)
   with pytest.raises(KeyError, match="stem"):
-    vision_plots.feature_maps(model, variables, image, "nope")
+    plots.feature_maps(model, variables, image, "nope")
 
 
 def test_nested_layer_name(tmp_path):
@@ -101,7 +101,7 @@ def test_nested_layer_name(tmp_path):
 
   model = Outer()
   variables = _init(model, (1, 8, 8, 1))
-  maps = vision_plots.feature_maps(model, variables, np.ones((8, 8, 1)), "body/stem")
+  maps = plots.feature_maps(model, variables, np.ones((8, 8, 1)), "body/stem")
   assert maps.shape == (8, 8, 4)
-  vision_plots.plot_feature_maps(maps, tmp_path / "nested.png")
+  plots.plot_feature_maps(maps, tmp_path / "nested.png")
   _check_png(tmp_path / "nested.png")
