@@ -24,8 +24,12 @@ def get_config(arg=None):
       width_multiplier=0.25, small_input=True, stem_stride=2, aux_logits=True,
       dropout_rate=0.2))
   # Measured: 5 epochs with dropout 0.4 and random flips underfit (train 93.2%, test
-  # 90.3%).
+  # 90.3%); at lr 2e-3 without label smoothing 6 epochs reached 90.3% test (validation
+  # 91.4%); a larger learning rate with warmup and label smoothing 0.1 gives 91.5%.
   config.num_epochs = 6.0
+  config.optimizer.learning_rate = 5e-3
+  config.optimizer.warmup_steps = 100
+  config.label_smoothing = 0.1
   if arg == ic.FULL:
     ic.full_scale(config)
     config.model = ml_collections.ConfigDict(dict(
