@@ -5,7 +5,8 @@ feature map of the block, and compressing transition blocks.
   ./launch.sh densenet_fashion_mnist:full --data_dir=...   # DenseNet-121, 224x224x3 (GPU)
 
 Default: the paper's small-image DenseNet-BC with growth rate 12 at depth 28 (three
-dense blocks of 4 bottleneck layers), its 3x3 stem at stride 2 on the 28x28 images.
+dense blocks of 4 bottleneck layers), its 3x3 stem at stride 2 on the 28x28 images,
+5 epochs.
 """
 
 from dlx import image_classification as ic
@@ -17,8 +18,9 @@ def get_config(arg=None):
   config.depth = 28
   config.stem_stride = 2
   config.growth_rate = 12
-  config.num_epochs = 3.0
-  config.augment.flip = True
+  # Measured: 3 epochs with random flips underfit (train 92.0%, test 89.8%). Without
+  # flips 5 epochs reach 91.65% test (774 s) and 6 epochs 92.3%, but in 964 s.
+  config.num_epochs = 5.0
   if arg == ic.FULL:
     ic.full_scale(config)
     config.depth = 121

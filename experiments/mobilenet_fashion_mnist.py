@@ -7,8 +7,9 @@ group and dilated convolutions.
 
 Default: width multiplier 0.5 with the paper's stride-2 stem on the 28x28 images, and
 only the last three of the four downsampling blocks striding (blocks at 14, 14, 7, 4, 2
-pixels). The paper's full downsampling leaves most blocks at 2x2 and 1x1 here: 85.4%
-test accuracy at width 0.75 after 6 epochs (measured).
+pixels), lr 2e-2 with 100 warmup steps, 4 epochs. The paper's full downsampling leaves
+most blocks at 2x2 and 1x1 here: 85.4% test accuracy at width 0.75 after 6 epochs
+(measured).
 """
 
 import ml_collections
@@ -22,10 +23,15 @@ def get_config(arg=None):
   config.model = ml_collections.ConfigDict(dict(
       width_multiplier=0.5, small_input=False, downsampling_blocks=3, pointwise_groups=1,
       dilation=1, dropout_rate=0.0))
+  # Measured: at the shared learning rate 2e-3 this plain 27-layer stack learns slowly
+  # (72.6% vs 79.2% validation after 0.6 epochs at 6e-3, 85.1% at 3e-2); lr 2e-2 with
+  # random flips underfit in 4 epochs (train 92.6%, test 90.4%).
   config.num_epochs = 4.0
-  config.augment.flip = True
+  config.optimizer.learning_rate = 2e-2
+  config.optimizer.warmup_steps = 100
   if arg == ic.FULL:
     ic.full_scale(config)
+    config.optimizer.learning_rate = 2e-3  # the 28x28 rate was tuned for 4 epochs only
     config.model = ml_collections.ConfigDict(dict(
         width_multiplier=1.0, small_input=False, downsampling_blocks=4, pointwise_groups=1,
         dilation=1, dropout_rate=0.0))
