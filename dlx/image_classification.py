@@ -107,7 +107,6 @@ def final_report(model, variables, dataset, config, workdir, rng):
   plots.plot_first_layer_filters(kernel, os.path.join(workdir, "first_layer_filters.png"))
   plots.plot_feature_maps(maps, os.path.join(workdir, "feature_maps.png"))
   # The data are standardised; the classic kernels expect intensities in [0, 1].
-  grey = np.asarray(image, np.float32)[..., 0]
-  grey = (grey - grey.min()) / max(float(grey.max() - grey.min()), 1e-6)
+  grey = plots.rescale_to_unit(np.asarray(image)[..., 0])
   plots.plot_filtered_images(grey, os.path.join(workdir, "classic_kernels.png"))
   return {"plots": ["first_layer_filters.png", "feature_maps.png", "classic_kernels.png"]}

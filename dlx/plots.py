@@ -100,7 +100,7 @@ _FILTER_PANELS = (
 )
 
 
-def _stretch(x):
+def rescale_to_unit(x):
   """Min-max normalisation to [0, 1] (a constant array becomes 0.5)."""
   x = np.asarray(x, np.float32)
   low, high = float(x.min()), float(x.max())
@@ -133,7 +133,7 @@ def plot_filtered_images(image, path):
   panels = [("original", image)]
   for title, function, display in _FILTER_PANELS:
     out = np.asarray(function(image))
-    panels.append((title, _stretch(out) if display == "stretch" else np.clip(out, 0, 1)))
+    panels.append((title, rescale_to_unit(out) if display == "stretch" else np.clip(out, 0, 1)))
   fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
   for ax, (title, panel) in zip(axes, panels):
     ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0.0, vmax=1.0,
@@ -157,10 +157,10 @@ def plot_first_layer_filters(kernel, path, scale: int | None = None):
     raise ValueError(f"kernel must be (kh, kw, in, out), got shape {kernel.shape}")
   kh, kw, num_in, num_out = kernel.shape
   if num_in == 3:
-    tiles = [_stretch(kernel[..., o]) for o in range(num_out)]
+    tiles = [rescale_to_unit(kernel[..., o]) for o in range(num_out)]
     columns = None
   else:
-    tiles = [_stretch(kernel[:, :, i, o])[..., None]
+    tiles = [rescale_to_unit(kernel[:, :, i, o])[..., None]
              for o in range(num_out) for i in range(num_in)]
     columns = num_in if num_in > 1 else None
   scale = scale or max(1, math.ceil(48 / max(kh, kw)))
@@ -177,7 +177,7 @@ def plot_feature_maps(feature_maps, path, max_maps: int = 32, scale: int | None 
   if maps.ndim != 3:
     raise ValueError(f"feature_maps must be (H, W, C), got shape {maps.shape}")
   channels = min(maps.shape[-1], max_maps)
-  tiles = np.stack([_stretch(maps[..., c])[..., None] for c in range(channels)])
+  tiles = np.stack([rescale_to_unit(maps[..., c])[..., None] for c in range(channels)])
   scale = scale or max(1, math.ceil(64 / max(maps.shape[:2])))
   save_image_grid(tiles, path, scale=scale)
 

@@ -105,3 +105,10 @@ def test_nested_layer_name(tmp_path):
   assert maps.shape == (8, 8, 4)
   plots.plot_feature_maps(maps, tmp_path / "nested.png")
   _check_png(tmp_path / "nested.png")
+
+
+def test_rescale_to_unit():
+  np.testing.assert_allclose(plots.rescale_to_unit([[-2.0, 0.0], [2.0, 6.0]]),
+                             [[0.0, 0.25], [0.5, 1.0]])
+  np.testing.assert_array_equal(plots.rescale_to_unit(np.full((2, 3), 7.0)),
+                                np.full((2, 3), 0.5))
