@@ -25,7 +25,8 @@ def _manager(directory, **options):
 
 
 class Checkpointer:
-  """Saves and restores a train-state pytree plus a small JSON `meta` dict."""
+  """Saves and restores a TrainState (its `checkpointed()` fields) plus a small JSON
+  `meta` dict."""
 
   def __init__(self, workdir, *, keep: int = 3, best_metric: str = "",
                best_mode: str = "min"):
@@ -38,7 +39,7 @@ class Checkpointer:
 
   @staticmethod
   def _args(state, meta):
-    return ocp.args.Composite(state=ocp.args.StandardSave(_to_host(state)),
+    return ocp.args.Composite(state=ocp.args.StandardSave(_to_host(state.checkpointed())),
                               meta=ocp.args.JsonSave(meta))
 
   def save(self, step: int, state, meta: dict):
@@ -78,12 +79,15 @@ def _to_host(state):
 
 
 def _restore_newest(manager, abstract_state):
+  """(state, meta) of the newest readable step; `abstract_state` is a TrainState of
+  shapes, whose `frozen` field the restored state keeps."""
+  abstract = abstract_state.checkpointed()
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-      _check_complete(restored.state, abstract_state)
-      return restored.state, dict(restored.meta)
+          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+      _check_complete(restored.state, abstract)
+      return abstract_state.replace(**restored.state), dict(restored.meta)
     except Exception as e:  # pylint: disable=broad-except
       logging.warning("checkpoint at step %d in %s is unreadable (%s: %s); trying the "
                       "one before it", step, manager.directory, type(e).__name__,

@@ -2,12 +2,15 @@
 `base_config()` and adds or changes fields; every field can then be overridden on the
 command line with `--config.FIELD=VALUE` (absl can only override fields that exist)."""
 
+import json
+
 import ml_collections
 
 from dlx import errors
 from dlx import optim
 
 PARALLEL_MODES = ("mesh", "pmap")
+SMOKE = "smoke"  # every experiment's `NAME:smoke`: a few steps on tiny data
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -32,8 +35,78 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample_every_steps = 0      # experiments with a `visualize` hook: PNG grids every N steps (0 = at the end)
   c.parallel = "mesh"           # mesh: jit over a device mesh, batch on the 'data' axis; pmap
   c.distributed = False         # multi-host: call jax.distributed.initialize() first
+  # Runs that start from runs (dlx/runs.py): WORKDIR, WORKDIR:best or WORKDIR:latest.
+  c.init_from = ""              # start from that run's parameters and model state
+  c.init_from_keys = ""         # comma-separated sub-trees to take (e.g. "backbone"); "" = all
+  c.teacher = ""                # a frozen model the loss and step can read
+  c.tfds_mock_examples = 0      # > 0: tfds datasets become this many random examples (smoke)
   c.optimizer = optim.default_config()
   return c
+
+
+def parse_arg(arg, choices=()) -> frozenset[str]:
+  """The words of get_config's argument (`NAME:a,b`), each one of `choices` or 'smoke';
+  anything else is a ConfigError listing what the experiment accepts."""
+  words = [w.strip() for w in str(arg).split(",")] if arg else []
+  valid = (*choices, SMOKE)
+  for word in words:
+    if word not in valid:
+      raise errors.ConfigError(
+          f"unknown config argument {word!r}; this experiment takes "
+          f"{' or '.join(':' + v for v in valid)} (comma-separated), or nothing")
+  return frozenset(words)
+
+
+def smoke(config, **overrides):
+  """The `:smoke` variant: 3 steps (logging, validating and checkpointing at step 2
+  and at the end) on small batches, tfds data replaced by 64 random examples, then the
+  experiment's own `overrides` (dotted keys reach nested fields: model.features=8)."""
+  config.num_train_steps = 3
+  config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = 2
+  config.batch_size = 8
+  config.eval_batch_size = 16
+  config.eval_examples = config.train_eval_examples = 32
+  config.sample_every_steps = 0
+  config.tfds_mock_examples = 64
+  # A warmup longer than the run leaves a decaying schedule nothing to decay over.
+  config.optimizer.warmup_steps = min(config.optimizer.warmup_steps, 1)
+  return override(config, **overrides)
+
+
+def override(config, **fields):
+  """Sets fields by dotted name (`override(config, **{"model.features": 8})`); a name
+  the config does not have is an error, as it is on the command line."""
+  for name, value in fields.items():
+    *parents, leaf = name.split(".")
+    target = config
+    for parent in parents:
+      target = target[parent]
+    if leaf not in target:
+      raise errors.ConfigError(f"no config field {name!r} to override")
+    target[leaf] = value
+  return config
+
+
+def model_config(**kwargs) -> ml_collections.ConfigDict:
+  """config.model: the model's keyword arguments (`--config.model.NAME=V` overrides)."""
+  return ml_collections.ConfigDict(kwargs)
+
+
+def model_kwargs(config) -> dict:
+  """config.model as keyword arguments for the model's constructor; lists (from JSON or
+  the command line) become tuples, which Flax modules need to stay hashable."""
+  def freeze(value):
+    return tuple(freeze(v) for v in value) if isinstance(value, (list, tuple)) else value
+  return {k: freeze(v) for k, v in config.model.to_dict().items()}
+
+
+def from_json(text: str):
+  """A run's config.json back as a ConfigDict (lists as tuples, as get_config made them)."""
+  def freeze(value):
+    if isinstance(value, dict):
+      return {k: freeze(v) for k, v in value.items()}
+    return tuple(freeze(v) for v in value) if isinstance(value, list) else value
+  return ml_collections.ConfigDict(freeze(json.loads(text)))
 
 
 def validate(config, num_devices: int):

@@ -278,7 +278,7 @@ def experiment_table(name: str, input_shape=None) -> str:
   from dlx import experiment  # pylint: disable=g-import-not-at-top
   name, _, arg = name.partition(":")
   module = experiment.load(name)
-  config = module.get_config(arg) if arg else module.get_config()
+  config = module.config(arg or None)
   if input_shape is None:
     if "image_size" not in config:
       raise ValueError(f"{name} has no config.image_size; pass --input_shape")

@@ -1,37 +1,185 @@
-"""The experiment protocol: what an `experiments/NAME.py` module declares.
+"""The experiment protocol, written once: what an `experiments/NAME.py` module declares.
+
+An experiment module fills named slots; `load(name_or_path)` checks them once and
+returns a frozen `Experiment` with every hook resolved and the defaults filled in. A
+public name that looks like a hook but is not one (`final_reprot`, `get_loss_fn`) is an
+error naming the closest valid hook, so a typo is never silently ignored.
 
 Required:
-  get_config() -> ConfigDict          start from `dlx.config.base_config()`
-  get_model(config) -> nn.Module      called as model(batch['inputs'], train=...); inputs
-                                      is an array or a dict of arrays
-  get_dataset(config, data_dir) -> dlx.data.Dataset
-  loss(outputs, batch) -> dict        per-example arrays (B,): 'loss' plus any metrics;
-                                      training minimises the batch mean of 'loss' and
-                                      evaluation averages every entry over the split
-    (or get_loss(config) -> such a function, when the loss depends on the config)
+  get_config(arg=None) -> ConfigDict
+      start from `dlx.config.base_config()`; `config.model` holds the model's keyword
+      arguments; `arg` is the text after `NAME:` (parse it with `config.parse_arg`;
+      every experiment accepts `smoke`: a few steps on tiny data)
+  get_model(config) -> flax.linen.Module
+      called as model(batch['inputs'], train=...); inputs is an array or a dict of
+      arrays; it may draw randomness from the rng streams 'dropout' and 'sample'
+  get_dataset(config, data_dir) -> dlx.data.Dataset | dlx.data.Stream
+      three in-memory splits, or training batches made on the fly as a function of
+      (seed, step) with fixed validation and test splits
+  loss(outputs, batch) -> {'loss': (B,), metric: (B,), ...}
+      per-example values; training minimises the batch mean of 'loss', evaluation
+      averages every entry over the split. Or get_loss(config) -> such a function.
+      With --config.teacher, batch['teacher_outputs'] holds the teacher's outputs.
+
 Optional:
-  make_optimizer(config, total_steps) -> optax.GradientTransformation (or a dict of them,
-      one per top-level parameter group, for a custom step); default: from config.optimizer
-  make_train_step(model, optimizer, config, axis_name) -> step(state, batch) -> (state,
-      metrics): for training with several players (GANs); default: dlx.steps
-  get_augment(config) -> fn(rng, batch) -> batch, run inside the compiled train step
-      (default: built from the config's `augment` block by dlx.augment.make_augment)
-  visualize(model, variables, batch, rng, config) -> {name: images (N, H, W, C) in [0, 1]}
-      written as NAME_<step>.png (e.g. samples, reconstructions)
-  final_report(model, variables, dataset, config, workdir, rng) -> dict of JSON values
-      run once after the final evaluation (process 0): extra measurements (decoding,
-      longer sequences), text samples, attention plots; stored under results['report']
+  make_optimizer(config, total_steps) -> optax.GradientTransformation
+      (or a dict of them, one per top-level parameter group, for a custom step);
+      default: `dlx.optim.create_optimizer(config.optimizer, total_steps)`
+  make_train_step(model, optimizer, config, *, axis_name, teacher) -> step
+      step(state, batch) -> (state, metrics), for training with several players
+      (GANs); default: `dlx.steps.make_train_step` with the loss and augmentation
+  get_augment(config) -> fn(rng, batch) -> batch
+      run inside the compiled train step; default: built from the config's `augment`
+      block by `dlx.data.augment.make_augment` (none without the block)
+  visualize(ctx, batch) -> {name: images (N, H, W, C) in [0, 1]}
+      written as NAME_<step>.png (samples, reconstructions); batch = 64 test examples
+  evaluate(ctx, split) -> {metric: float}
+      set-level metrics that are not means of per-example values (mAP, mIoU, FID);
+      runs at every validation and in the final evaluation, beside the means
+  final_report(ctx) -> dict of JSON values
+      once after the final evaluation (process 0): extra measurements, text samples,
+      plots; stored under results['report']
+
+Declarations (module constants):
+  OUTPUTS = ('attention.png', 'samples_{step}.png', ...)
+      files the hooks write into the workdir ({step}: the final step); the smoke test
+      checks each one
+  TARGETS = {'test.accuracy': ('>=', 0.99), ...}
+      the bars the default configuration must reach (keys are paths into
+      results.json); the slow test suite trains to them
+
+Hooks that run on a trained model receive one `RunContext`.
 """
 
+import dataclasses
+import difflib
+import functools
 import importlib.util
+import operator
 import pathlib
 import sys
 import types
+from typing import Any, Callable, Iterator, Mapping, Optional
+
+import jax
+import ml_collections
+import numpy as np
 
 from dlx import errors
+from dlx.data import core
 
-REQUIRED = ("get_config", "get_model", "get_dataset", ("loss", "get_loss"))
+Config = ml_collections.ConfigDict
+Batch = Mapping[str, Any]
+LossFn = Callable[[Any, Batch], dict]
+
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+
+REQUIRED = ("get_config", "get_model", "get_dataset")
+LOSS_HOOKS = ("loss", "get_loss")  # exactly one of them
+OPTIONAL = ("make_optimizer", "make_train_step", "get_augment", "visualize", "evaluate",
+            "final_report")
+DECLARATIONS = ("OUTPUTS", "TARGETS")
+PROTOCOL = REQUIRED + LOSS_HOOKS + OPTIONAL + DECLARATIONS
+TARGET_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenModel:
+  """A finished run loaded read-only (`--config.teacher=WORKDIR`): its experiment,
+  resolved config, model and variables. In a compiled step, pass the variables the
+  trainer keeps in `state.frozen[name]`, so they are arguments, not constants."""
+  workdir: str
+  experiment: "Experiment"
+  config: Config
+  model: Any
+  variables: Any
+  step: int
+
+  def apply(self, inputs, variables=None):
+    """The frozen model's evaluation-mode outputs (no gradient flows into them)."""
+    variables = self.variables if variables is None else variables
+    return jax.lax.stop_gradient(self.model.apply(variables, inputs, train=False))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+  """What a hook that runs on a trained model sees (visualize, evaluate, final_report)."""
+  experiment: "Experiment"
+  config: Config
+  workdir: str
+  model: Any
+  variables: Any          # {'params': ..., 'batch_stats': ...}
+  dataset: Any            # dlx.data.Dataset or dlx.data.Stream
+  rng: jax.Array          # a key of the hook's own, fixed by the seed (and the step)
+  step: int
+  teacher: Optional[FrozenModel] = None
+  predict: Optional[Callable] = None  # jitted (variables, inputs) -> outputs, eval mode
+
+  def examples(self, split: str):
+    """The split's examples as the trainer evaluates them (see `eval_split`)."""
+    return eval_split(self.dataset, split, self.config)
+
+  def outputs(self, data, batch_size: int | None = None) -> Iterator[tuple[dict, Any]]:
+    """(batch, model outputs in eval mode) over `data` (a split's arrays), in order;
+    the last batch may be smaller."""
+    predict = self.predict or jax.jit(
+        lambda variables, inputs: self.model.apply(variables, inputs, train=False))
+    batch_size = batch_size or self.config.eval_batch_size
+    for start in range(0, core.num_examples(data), batch_size):
+      batch = core.take(data, slice(start, start + batch_size))
+      yield batch, predict(self.variables, batch["inputs"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """An experiment module's hooks, checked and resolved (see the module docstring)."""
+  name: str
+  path: pathlib.Path
+  get_config: Callable[..., Config]
+  get_model: Callable[[Config], Any]
+  get_dataset: Callable[[Config, Optional[str]], Any]
+  get_loss: Callable[[Config], LossFn]
+  make_optimizer: Callable[[Config, int], Any]
+  get_augment: Callable[[Config], Optional[Callable]]
+  make_train_step: Optional[Callable] = None   # None: the generic step (dlx.steps)
+  visualize: Optional[Callable[[RunContext, Batch], dict]] = None
+  evaluate: Optional[Callable[[RunContext, str], dict]] = None
+  final_report: Optional[Callable[[RunContext], dict]] = None
+  outputs: tuple[str, ...] = ()
+  targets: Mapping[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+  custom_optimizer: bool = False
+
+  def config(self, arg: str | None = None) -> Config:
+    """get_config(arg) with `experiment` set to this experiment's name."""
+    config = self.get_config() if arg is None else self.get_config(arg)
+    with config.unlocked():
+      config.experiment = config.get("experiment") or self.name
+    return config
+
+
+def eval_split(dataset, split: str, config):
+  """The examples an evaluation of `split` scores: validation and test limited to
+  `config.eval_examples`, train to `config.train_eval_examples` (0 = the whole split).
+  A stream's 'train' is the first examples it yields (`Stream.train_sample`)."""
+  limit = config.train_eval_examples if split == "train" else config.eval_examples
+  if split == "train" and isinstance(dataset, core.Stream):
+    return dataset.train_sample(config.seed, limit or core.num_examples(dataset.validation))
+  data = dataset.split(split)
+  if not limit or limit >= core.num_examples(data):
+    return data
+  return core.take(data, slice(0, limit))
+
+
+def default_make_optimizer(config, total_steps):
+  from dlx import optim  # pylint: disable=g-import-not-at-top
+  return optim.create_optimizer(config.optimizer, total_steps)
+
+
+def default_get_augment(config):
+  if "augment" not in config:
+    return None
+  from dlx.data import augment  # pylint: disable=g-import-not-at-top
+  return augment.make_augment(config.augment)
 
 
 def available():
@@ -44,33 +192,124 @@ def resolve(name_or_path: str) -> pathlib.Path:
   for candidate in (path, EXPERIMENTS_DIR / f"{name_or_path}.py"):
     if candidate.suffix == ".py" and candidate.is_file():
       return candidate.resolve()
-  raise errors.UserError(f"unknown experiment {name_or_path!r}; available: "
+  close = difflib.get_close_matches(str(name_or_path), available(), n=1)
+  hint = f"did you mean {close[0]!r}? " if close else ""
+  raise errors.UserError(f"unknown experiment {name_or_path!r}; {hint}available: "
                          f"{', '.join(available())} (or give a path to a .py file)")
 
 
-def load(name_or_path: str) -> types.ModuleType:
-  path = resolve(name_or_path)
+def _import(path: pathlib.Path) -> types.ModuleType:
   module_name = f"dlx_experiments.{path.stem}"
-  if module_name in sys.modules and sys.modules[module_name].__file__ == str(path):
-    return sys.modules[module_name]
+  module = sys.modules.get(module_name)
+  if module is not None and module.__file__ == str(path):
+    return module
   spec = importlib.util.spec_from_file_location(module_name, path)
   module = importlib.util.module_from_spec(spec)
   sys.modules[module_name] = module
-  spec.loader.exec_module(module)
-  missing = [name if isinstance(name, str) else " or ".join(name) for name in REQUIRED
-             if not any(hasattr(module, n) for n in ((name,) if isinstance(name, str) else name))]
-  if missing:
-    raise errors.UserError(f"experiment {path} does not define {', '.join(missing)}; "
-                           "see dlx/experiment.py for the protocol")
+  try:
+    spec.loader.exec_module(module)
+  except BaseException:
+    del sys.modules[module_name]
+    raise
   return module
 
 
-def name_of(path) -> str:
-  return pathlib.Path(path).stem
+def _check_names(namespace: Mapping[str, Any], where: str):
+  """Every public name that looks like a hook must be one of the protocol's."""
+  for name, value in namespace.items():
+    if name.startswith("_") or name in PROTOCOL or isinstance(value, types.ModuleType):
+      continue
+    close = difflib.get_close_matches(name.lower(), [p.lower() for p in PROTOCOL], n=1,
+                                      cutoff=0.8)
+    if close or name.startswith(("get_", "make_")):
+      suggestion = next((p for p in PROTOCOL if close and p.lower() == close[0]), None)
+      hint = (f"did you mean {suggestion!r}?" if suggestion else
+              f"valid hooks: {', '.join(REQUIRED + LOSS_HOOKS + OPTIONAL)}")
+      raise errors.UserError(
+          f"experiment {where} defines {name!r}, which is not a protocol hook; {hint} "
+          "(prefix helpers with '_'; see dlx/experiment.py)")
 
 
-def loss_fn(experiment, config):
-  """The experiment's per-example loss function (see the protocol above)."""
-  if hasattr(experiment, "get_loss"):
-    return experiment.get_loss(config)
-  return experiment.loss
+def _check_declarations(hooks, where):
+  outputs = hooks.get("OUTPUTS", ())
+  if isinstance(outputs, str) or not all(isinstance(o, str) for o in outputs):
+    raise errors.UserError(f"experiment {where}: OUTPUTS must be a tuple of file names, "
+                           f"got {outputs!r}")
+  targets = dict(hooks.get("TARGETS", {}))
+  for key, bar in targets.items():
+    if not (isinstance(bar, tuple) and len(bar) == 2 and bar[0] in TARGET_OPS):
+      raise errors.UserError(
+          f"experiment {where}: TARGETS[{key!r}] must be (op, value) with op one of "
+          f"{', '.join(TARGET_OPS)}, got {bar!r}")
+  return tuple(outputs), targets
+
+
+def _from_namespace(name: str, path: pathlib.Path, namespace: Mapping[str, Any],
+                    where: str) -> Experiment:
+  _check_names(namespace, where)
+  hooks = {n: namespace[n] for n in PROTOCOL if n in namespace}
+  missing = [n for n in REQUIRED if n not in hooks]
+  has_loss = [n for n in LOSS_HOOKS if n in hooks]
+  if len(has_loss) != 1:
+    missing.append("loss or get_loss" if not has_loss else "only one of loss and get_loss")
+  if missing:
+    raise errors.UserError(f"experiment {where} does not define {', '.join(missing)}; "
+                           "see dlx/experiment.py for the protocol")
+  for hook in REQUIRED + LOSS_HOOKS + OPTIONAL:
+    if hook in hooks and not callable(hooks[hook]):
+      raise errors.UserError(f"experiment {where}: {hook} must be a function, got "
+                             f"{type(hooks[hook]).__name__}")
+  outputs, targets = _check_declarations(hooks, where)
+  get_loss = hooks.get("get_loss") or functools.partial(_constant, hooks.get("loss"))
+  return Experiment(
+      name=name, path=path, get_config=hooks["get_config"],
+      get_model=hooks["get_model"], get_dataset=hooks["get_dataset"], get_loss=get_loss,
+      make_optimizer=hooks.get("make_optimizer", default_make_optimizer),
+      get_augment=hooks.get("get_augment", default_get_augment),
+      make_train_step=hooks.get("make_train_step"), visualize=hooks.get("visualize"),
+      evaluate=hooks.get("evaluate"), final_report=hooks.get("final_report"),
+      outputs=outputs, targets=targets, custom_optimizer="make_optimizer" in hooks)
+
+
+def load(name_or_path: str) -> Experiment:
+  """The experiment `name_or_path` (a name in experiments/ or a .py path), checked."""
+  path = resolve(name_or_path)
+  return _from_namespace(path.stem, path, vars(_import(path)), path.name)
+
+
+def build(name: str, **hooks) -> Experiment:
+  """An experiment from hooks given in code (a notebook, a test), checked as `load`
+  checks a module: `build("xor2", get_config=..., get_model=..., ...)`."""
+  return _from_namespace(name, pathlib.Path(f"<{name}>"), hooks, repr(name))
+
+
+def _constant(loss, config):
+  del config
+  return loss
+
+
+def lookup(results: Mapping, key: str):
+  """results['test']['accuracy'] for the key 'test.accuracy' (TARGETS keys)."""
+  value = results
+  for part in key.split("."):
+    value = value[int(part) if isinstance(value, list) else part]
+  return value
+
+
+def missed_targets(experiment: Experiment, results: Mapping) -> list[str]:
+  """The TARGETS the results miss, as readable lines ([] = all met)."""
+  missed = []
+  for key, (op, bar) in experiment.targets.items():
+    try:
+      value = lookup(results, key)
+    except (KeyError, IndexError, TypeError):
+      missed.append(f"{key}: not in results.json")
+      continue
+    if not TARGET_OPS[op](float(value), bar):
+      missed.append(f"{key} = {float(value):.6g}, bar {op} {bar}")
+  return missed
+
+
+def as_host(tree):
+  """A pytree of device arrays as NumPy arrays (for hooks that index or plot)."""
+  return jax.tree.map(np.asarray, jax.device_get(tree))

@@ -5,9 +5,11 @@
 
 Relaunching with the same --workdir resumes from its newest checkpoint. Bad input (an
 unknown experiment or config field, a bad value, missing data) prints one line saying
-what was wrong and exits with status 2.
+what was wrong and exits with status 2. The console shows compact progress lines; the
+full absl log (timestamps, source lines) goes to WORKDIR/log.txt.
 """
 
+import logging as std_logging
 import os
 import sys
 
@@ -68,7 +70,10 @@ def parse_flags(argv):
           "config (see its get_config, or config.json in a workdir)")
   except Exception as e:  # pylint: disable=broad-except
     # Errors from the config file itself (e.g. an exception in get_config).
-    _fail(f"could not load --config: {type(_root_cause(e)).__name__}: {_one_line(e)}")
+    cause = _root_cause(e)
+    if isinstance(cause, errors.UserError):
+      _fail(str(cause))
+    _fail(f"could not load --config: {type(cause).__name__}: {_one_line(e)}")
   if FLAGS.config is None:
     _fail("--config is required, e.g. --config=experiments/lenet5_digits.py")
   if not FLAGS.workdir:
@@ -92,23 +97,50 @@ def _one_line(e) -> str:
   return " ".join(raw.split())
 
 
+def _keep_record(record) -> bool:
+  """Orbax logs every file it writes and clu repeats our metric lines: keep the logs to
+  dlx's own progress, validation and result lines (warnings still pass)."""
+  # Standard library levels: 30 WARNING, 40 ERROR. tfds warns about data it then
+  # reports missing; our own one-line error says what to do.
+  if "tensorflow_datasets" in record.pathname:
+    return record.levelno >= 40
+  noisy = any(name in record.pathname for name in (
+      "orbax", "clu/metric_writers", "jax/_src/xla_bridge"))  # jax: "no TPU backend"
+  return record.levelno >= 30 or not noisy
+
+
 def _quiet_library_logs():
-  """Orbax logs every file it writes and clu repeats our metric lines; keep the console
-  to dlx's own progress, validation and result lines (warnings still pass)."""
-  def keep(record):
-    # Standard library levels: 30 WARNING, 40 ERROR. tfds warns about data it then
-    # reports missing; our own one-line error says what to do.
-    if "tensorflow_datasets" in record.pathname:
-      return record.levelno >= 40
-    noisy = "orbax" in record.pathname or "clu/metric_writers" in record.pathname
-    return record.levelno >= 30 or not noisy
   handler = logging.get_absl_handler()
   for h in (handler, handler.python_handler):  # ABSLHandler delegates to python_handler
-    h.addFilter(keep)
+    h.addFilter(_keep_record)
+
+
+class _ConsoleFormatter(std_logging.Formatter):
+  """The message alone (progress lines stay short); warnings and errors say so."""
+
+  def format(self, record):
+    message = record.getMessage()
+    if record.levelno >= std_logging.WARNING:
+      message = f"{record.levelname.lower()}: {message}"
+    if record.exc_info:
+      message += "\n" + self.formatException(record.exc_info)
+    return message
+
+
+def _log_to_file(workdir: str, process_index: int):
+  """absl's full format in the workdir's log file (the console has compact lines)."""
+  os.makedirs(workdir, exist_ok=True)
+  name = "log.txt" if process_index == 0 else f"log_process{process_index}.txt"
+  file_handler = std_logging.FileHandler(os.path.join(workdir, name))
+  file_handler.setFormatter(logging.PythonFormatter())
+  file_handler.setLevel(std_logging.INFO)
+  file_handler.addFilter(_keep_record)
+  std_logging.getLogger().addHandler(file_handler)
 
 
 def main(argv):
   _quiet_library_logs()
+  logging.get_absl_handler().setFormatter(_ConsoleFormatter())
   if len(argv) > 1:
     _fail(f"unexpected arguments {' '.join(argv[1:])!r}; flags look like --name=value")
   # Imported here so that flag errors are reported before the heavy imports.
@@ -122,8 +154,10 @@ def main(argv):
   try:
     experiment = experiment_lib.load(config_path)
     with config.unlocked():
-      config.experiment = config.experiment or experiment_lib.name_of(config_path)
+      config.experiment = config.experiment or experiment.name
     parallel.initialize_distributed(config.distributed)
+    import jax  # pylint: disable=g-import-not-at-top
+    _log_to_file(FLAGS.workdir, jax.process_index())
     results = train.train_and_evaluate(config, FLAGS.workdir, data_dir=FLAGS.data_dir,
                                        experiment=experiment)
   except errors.UserError as e:

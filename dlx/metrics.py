@@ -45,11 +45,13 @@ def format_metrics(metrics: dict) -> str:
 
 
 class Progress:
-  """A progress line with steps/s and ETA, timed between log points (so compile time
-  in the first interval does not distort later rates)."""
+  """A compact progress line: step, steps/s, ETA, the loss and the main metric (the
+  rest of the metrics go to metrics.jsonl and TensorBoard). Rates are timed between
+  log points, so compile time in the first interval does not distort later ones."""
 
-  def __init__(self, total_steps: int, start_step: int):
+  def __init__(self, total_steps: int, start_step: int, main_metric: str = ""):
     self.total = total_steps
+    self.main_metric = main_metric
     self._last_step, self._last_time = start_step, time.perf_counter()
 
   def line(self, step: int, metrics: dict) -> str:
@@ -57,8 +59,9 @@ class Progress:
     rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._last_step, self._last_time = step, now
     eta = (self.total - step) / max(rate, 1e-9)
-    return (f"step {step}/{self.total} ({100 * step / self.total:.1f}%)  "
-            f"{rate:.1f} steps/s  ETA {_hms(eta)}  {format_metrics(metrics)}")
+    shown = {k: metrics[k] for k in ("loss", self.main_metric) if k in metrics}
+    return (f"step {step}/{self.total} ({100 * step / self.total:.0f}%)  "
+            f"{rate:.1f} steps/s  ETA {_hms(eta)}  {format_metrics(shown)}")
 
 
 def _hms(seconds):

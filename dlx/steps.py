@@ -1,8 +1,9 @@
 """Train and eval steps: pure functions (state, batch) -> (state, metrics) for jax.jit.
 
 The generic step serves every experiment whose training is "minimise the batch mean of
-`loss(model(inputs), batch)['loss']`" (classification, regression, VAE, diffusion). An
-experiment with several players supplies its own step (see dlx/adversarial.py).
+`loss(model(inputs), batch)['loss']`" (classification, regression, VAE, diffusion,
+distillation). An experiment with several players supplies its own step (see
+dlx/tasks/adversarial.py).
 """
 
 import jax
@@ -39,15 +40,28 @@ def per_example(values, batch_size):
 
 
 def add_weight_noise(rng, params, stddev: float):
-  """params + N(0, stddev^2) on every leaf (D3 weight noise)."""
+  """params + N(0, stddev^2) on every leaf (weight noise, docs/curriculum.md#d3).
+
+  Use it for the forward pass only: take the loss and its gradient at the noisy
+  params and apply that gradient to the clean params, as `make_train_step(weight_noise=s)`
+  does."""
   leaves, treedef = jax.tree.flatten(params)
   keys = jax.random.split(rng, len(leaves))
   noisy = [x + stddev * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]
   return jax.tree.unflatten(treedef, noisy)
 
 
+def with_teacher(batch, state, teacher):
+  """`batch` plus 'teacher_outputs', the frozen teacher's outputs on its inputs (a
+  `dlx.experiment.FrozenModel` whose variables are `state.frozen['teacher']`)."""
+  if teacher is None:
+    return batch
+  return {**batch, "teacher_outputs": teacher.apply(batch["inputs"],
+                                                    variables=state.frozen["teacher"])}
+
+
 def make_train_step(model, optimizer, loss_fn, axis_name=None, *, augment=None,
-                    weight_noise: float = 0.0):
+                    weight_noise: float = 0.0, teacher=None):
   """The generic supervised step.
 
   augment: optional fn(rng, batch) -> batch run first, inside the compiled step (random
@@ -55,6 +69,8 @@ def make_train_step(model, optimizer, loss_fn, axis_name=None, *, augment=None,
     the same augmentations.
   weight_noise: stddev of Gaussian noise added to the weights for the forward/backward
     pass only; the gradient taken at the noisy weights updates the clean ones.
+  teacher: a frozen model whose outputs on the (augmented) inputs the loss reads as
+    batch['teacher_outputs'] (distillation).
   """
 
   def train_step(state, batch):
@@ -62,6 +78,7 @@ def make_train_step(model, optimizer, loss_fn, axis_name=None, *, augment=None,
     # Extra streams come from fold_in, so adding them leaves dropout/sample draws as before.
     if augment is not None:
       batch = augment(jax.random.fold_in(rngs["sample"], 1), batch)
+    batch = with_teacher(batch, state, teacher)
     batch_size = jax.tree.leaves(batch)[0].shape[0]
 
     def objective(params):
@@ -88,12 +105,13 @@ def make_train_step(model, optimizer, loss_fn, axis_name=None, *, augment=None,
   return train_step
 
 
-def make_eval_step(model, loss_fn, axis_name=None):
+def make_eval_step(model, loss_fn, axis_name=None, *, teacher=None):
   """Sums of per-example metrics over the real (mask = 1) rows, and their count."""
 
   def eval_step(state, batch, rng):
     sample, dropout = jax.random.split(rng)
     mask = batch["mask"]
+    batch = with_teacher(batch, state, teacher)
     outputs, _ = apply_model(model, state, state.params, batch["inputs"], train=False,
                              rngs={"sample": sample, "dropout": dropout})
     values = per_example(loss_fn(outputs, batch), mask.shape[0])

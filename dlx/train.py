@@ -1,16 +1,18 @@
-"""The generic training loop: init or resume, step, log, evaluate, checkpoint, stop.
+"""The generic training loop: init or restore, train, final evaluation.
 
     results = dlx.train.train_and_evaluate(config, workdir, data_dir=...)
 
-It holds no per-experiment case: the experiment module (dlx/experiment.py) supplies the
-model, the loss, the data and, where training has several players, its own step.
+It holds no per-experiment case: the experiment (dlx/experiment.py) supplies the model,
+the loss, the data and, where training has several players, its own step; set-level
+metrics, runs to start from and frozen teachers come through the same protocol.
 """
 
-import functools
+import dataclasses
 import json
 import math
 import os
 import time
+from typing import Any, Callable, Optional
 
 from absl import logging
 import jax
@@ -25,36 +27,27 @@ from dlx import metrics as metrics_lib
 from dlx import optim
 from dlx import parallel
 from dlx import plots
+from dlx import runs
 from dlx import steps
 from dlx.data import core as data_core
 from dlx.data import pipeline
+from dlx.data import tfds_data
 from dlx.state import TrainState
 
 _EVAL_RNG_SALT = 0x5EED
-_REPORT_RNG_SALT = 0x7E9  # the final_report hook's key, apart from eval and training
+_REPORT_RNG_SALT = 0x7E9    # the final_report hook's key, apart from eval and training
+_EVALUATE_RNG_SALT = 0xE7A  # the set-level evaluate hook's key
+FINAL_SPLITS = ("test", "validation", "train")
 
 
-def total_steps(config, steps_per_epoch: int) -> int:
+def total_steps(config, steps_per_epoch: int | None) -> int:
   if config.num_train_steps > 0:
     return int(config.num_train_steps)
+  if steps_per_epoch is None:
+    raise errors.ConfigError(
+        f"--config.num_epochs={config.num_epochs}: this experiment's training data is a "
+        "stream with no epochs; set --config.num_train_steps")
   return max(1, int(math.ceil(config.num_epochs * steps_per_epoch)))
-
-
-def make_optimizer(experiment, config, num_steps):
-  if hasattr(experiment, "make_optimizer"):
-    return experiment.make_optimizer(config, num_steps)
-  return optim.create_optimizer(config.optimizer, num_steps)
-
-
-def make_augment(experiment, config):
-  """The experiment's `get_augment(config)` if it has one, else one built from the
-  config's `augment` block (dlx/augment.py), else None."""
-  if hasattr(experiment, "get_augment"):
-    return experiment.get_augment(config)
-  if "augment" in config:
-    from dlx import augment  # pylint: disable=g-import-not-at-top
-    return augment.make_augment(config.augment)
-  return None
 
 
 def init_optimizer_state(optimizer, params):
@@ -136,42 +129,321 @@ def evaluate(runner, state, split, config, *, num_examples=None, seed=0):
   return {k: float(v) / float(count) for k, v in totals.items()}
 
 
-def _check_finite(step, metrics, last_checkpoint):
-  loss = float(metrics["loss"])
-  if not math.isfinite(loss):
-    where = (f"the last good checkpoint (step {last_checkpoint}) is kept"
-             if last_checkpoint else "no checkpoint was written before it")
-    raise errors.NonFiniteLossError(
-        f"loss is {loss} at step {step}; training stopped and {where}. Lower "
-        "--config.optimizer.learning_rate or set --config.optimizer.grad_clip_norm")
+def _due(step: int, every: int, total: int) -> bool:
+  """Whether an every-N-steps action runs after `step`: each N steps, and at the end."""
+  return step % every == 0 or step == total
 
 
-def _params_finite(state):
-  leaves = jax.tree.leaves(state.params)
-  return bool(jax.device_get(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))))
+@dataclasses.dataclass
+class BestTracker:
+  """The best validation value so far, evaluations since it improved, and whether
+  early stopping ended the run. Saved in every checkpoint's meta."""
+  metric: str
+  mode: str
+  patience: int
+  best: Optional[float] = None
+  bad_evals: int = 0
+  stopped: bool = False
+
+  def update(self, value: float) -> bool:
+    """Records a validation value; True if it is a new best."""
+    improved = self.best is None or (value < self.best if self.mode == "min"
+                                     else value > self.best)
+    if improved:
+      self.best, self.bad_evals = value, 0
+    else:
+      self.bad_evals += 1
+    self.stopped = 0 < self.patience <= self.bad_evals
+    return improved
+
+  def meta(self) -> dict:
+    return {"best": self.best, "bad_evals": self.bad_evals, "stopped": self.stopped}
+
+  def restore(self, meta: dict):
+    self.best, self.bad_evals = meta["best"], meta["bad_evals"]
+    self.stopped = meta["stopped"]
 
 
-def _visualize(experiment, model, state, dataset, config, workdir, step):
-  if not hasattr(experiment, "visualize"):
+class FiniteGuard:
+  """Stops the run at the first non-finite loss, naming the step and the last good
+  checkpoint. A step's loss is read one step late, so dispatch stays asynchronous."""
+
+  def __init__(self, last_checkpoint: int | None):
+    self.last_checkpoint = last_checkpoint
+    self._pending = None
+
+  def push(self, step: int, metrics):
+    """Checks the previous step, then holds this one."""
+    self.check()
+    self._pending = (step, metrics)
+
+  def check(self):
+    if self._pending is None:
+      return
+    step, metrics = self._pending
+    loss = float(metrics["loss"])
+    if not math.isfinite(loss):
+      raise errors.NonFiniteLossError(
+          f"loss is {loss} at step {step}; training stopped and {self._kept()}. Lower "
+          "--config.optimizer.learning_rate or set --config.optimizer.grad_clip_norm")
+
+  def check_params(self, state, step: int):
+    leaves = jax.tree.leaves(state.params)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    if not bool(jax.device_get(finite)):
+      raise errors.NonFiniteLossError(
+          f"parameters became non-finite by step {step}; {self._kept()}. Lower the "
+          "learning rate or clip gradients")
+
+  def _kept(self) -> str:
+    if self.last_checkpoint:
+      return f"the last good checkpoint (step {self.last_checkpoint}) is kept"
+    return "no checkpoint was written before it"
+
+
+@dataclasses.dataclass
+class _Run:
+  """Everything the loop's parts share, built once by `_setup`."""
+  experiment: experiment_lib.Experiment
+  config: Any
+  workdir: str
+  dataset: Any                      # dlx.data.Dataset or dlx.data.Stream
+  model: Any
+  runner: _Runner
+  init_fn: Callable
+  num_steps: int
+  per_epoch: Optional[int]          # None for a stream
+  schedule: Optional[Callable]      # the learning rate to log (default optimizer only)
+  teacher: Optional[experiment_lib.FrozenModel]
+  predict: Callable
+  ckpt: checkpoint.Checkpointer
+  writer: metrics_lib.MetricWriter
+  tracker: BestTracker
+  guard: FiniteGuard = None
+
+  @property
+  def eval_every(self) -> int:
+    return self.config.eval_every_steps or self.per_epoch
+
+  def context(self, state, step: int, rng) -> experiment_lib.RunContext:
+    return experiment_lib.RunContext(
+        experiment=self.experiment, config=self.config, workdir=self.workdir,
+        model=self.model, variables=self.runner.host_state(state).variables(),
+        dataset=self.dataset, rng=rng, step=step, teacher=self.teacher,
+        predict=self.predict)
+
+
+def _setup(experiment, config, workdir, data_dir) -> _Run:
+  with tfds_data.mocked(config.tfds_mock_examples):
+    dataset = experiment.get_dataset(config, data_dir)
+  if not isinstance(dataset, (data_core.Dataset, data_core.Stream)):
+    raise errors.UserError(f"{experiment.name}: get_dataset returned "
+                           f"{type(dataset).__name__}; return a dlx.data.Dataset or Stream")
+  logging.info("data: %s", dataset)
+  model = experiment.get_model(config)
+  stream = isinstance(dataset, data_core.Stream)
+  per_epoch = None if stream else pipeline.steps_per_epoch(dataset.train, config.batch_size)
+  if config.eval_every_steps == 0 and stream:
+    raise errors.ConfigError("--config.eval_every_steps=0 means once per epoch, and a "
+                             "stream has no epochs; set it to a number of steps")
+  num_steps = total_steps(config, per_epoch)
+  optimizer = experiment.make_optimizer(config, num_steps)
+  schedule = (None if experiment.custom_optimizer
+              else optim.create_schedule(config.optimizer, num_steps))
+  teacher = runs.load_frozen(config.teacher) if config.teacher else None
+  if teacher is not None:
+    logging.info("teacher: %s (%s, step %d)", teacher.workdir, teacher.experiment.name,
+                 teacher.step)
+
+  loss_fn = experiment.get_loss(config)
+  axis_name = "batch" if config.parallel == "pmap" else None
+  if experiment.make_train_step is not None:
+    train_step = experiment.make_train_step(model, optimizer, config, axis_name=axis_name,
+                                            teacher=teacher)
+  else:
+    train_step = steps.make_train_step(
+        model, optimizer, loss_fn, axis_name, augment=experiment.get_augment(config),
+        weight_noise=config.get("weight_noise", 0.0), teacher=teacher)
+  runner = _Runner(config, train_step,
+                   steps.make_eval_step(model, loss_fn, axis_name=axis_name, teacher=teacher))
+  sample = dataset.validation if stream else dataset.train
+  init_fn = create_init_fn(model, optimizer, data_core.take(sample, slice(0, 2))["inputs"],
+                           config.seed)
+  predict = jax.jit(lambda variables, inputs: model.apply(variables, inputs, train=False))
+  return _Run(
+      experiment=experiment, config=config, workdir=workdir, dataset=dataset, model=model,
+      runner=runner, init_fn=init_fn, num_steps=num_steps, per_epoch=per_epoch,
+      schedule=schedule, teacher=teacher, predict=predict,
+      ckpt=checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints,
+                                   best_metric=config.best_metric,
+                                   best_mode=config.best_mode),
+      writer=metrics_lib.MetricWriter(workdir),
+      tracker=BestTracker(config.best_metric, config.best_mode,
+                          config.early_stopping_patience))
+
+
+def _init_or_restore(run: _Run):
+  """The newest checkpoint of this workdir; else a fresh state (from `init_from`'s run
+  when set). Returns the state, placed for the parallel mode."""
+  init_rng = jax.random.PRNGKey(run.config.seed)
+  restored = run.ckpt.restore_latest(jax.eval_shape(run.init_fn, init_rng))
+  if restored is not None:
+    state, meta = restored
+    run.tracker.restore(meta)
+    logging.info("resuming from step %d in %s", int(state.step), run.workdir)
+  else:
+    state = jax.jit(run.init_fn)(init_rng)
+    if run.config.init_from:
+      state, source_step = runs.init_from(state, run.config)
+      # Optimizer state starts fresh, built for the restored parameters.
+      optimizer_state = init_optimizer_state(run.experiment.make_optimizer(
+          run.config, run.num_steps), state.params)
+      state = state.replace(opt_state=optimizer_state)
+      logging.info("initialised from %s (step %d)%s", run.config.init_from, source_step,
+                   f", sub-trees {run.config.init_from_keys}" if run.config.init_from_keys
+                   else "")
+  start_step = int(state.step)
+  run.guard = FiniteGuard(start_step if restored is not None else None)
+  num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+  logging.info("model: %s with %d parameters; %d steps%s on %d device(s), %s",
+               type(run.model).__name__, num_params, run.num_steps,
+               f" ({run.per_epoch} per epoch)" if run.per_epoch else "",
+               jax.device_count(), run.config.parallel)
+  if run.teacher is not None:
+    state = state.replace(frozen={"teacher": run.teacher.variables})
+  return run.runner.put_state(state), start_step, num_params
+
+
+def _train_batches(run: _Run, start_step: int):
+  kw = dict(seed=run.config.seed, start_step=start_step,
+            process_index=jax.process_index(), process_count=jax.process_count())
+  if isinstance(run.dataset, data_core.Stream):
+    return pipeline.stream_batches(run.dataset.batch, run.config.batch_size, **kw)
+  return pipeline.train_batches(run.dataset.train, run.config.batch_size, **kw)
+
+
+def _evaluation_data(run: _Run, split: str):
+  return experiment_lib.eval_split(run.dataset, split, run.config)
+
+
+def _evaluate_split(run: _Run, state, split: str, step: int) -> dict:
+  """Per-example means over the split, plus the experiment's set-level metrics."""
+  values = evaluate(run.runner, state, _evaluation_data(run, split), run.config,
+                    seed=run.config.seed)
+  if run.experiment.evaluate is not None:
+    rng = jax.random.fold_in(jax.random.PRNGKey(run.config.seed), _EVALUATE_RNG_SALT)
+    extra = run.experiment.evaluate(run.context(state, step, jax.random.fold_in(rng, step)),
+                                    split)
+    clash = sorted(set(extra) & set(values))
+    if clash:
+      raise errors.UserError(f"{run.experiment.name}: evaluate returned {', '.join(clash)}, "
+                             "which the loss already reports; rename them")
+    values.update({k: float(v) for k, v in extra.items()})
+  return values
+
+
+def _validate(run: _Run, state, step: int):
+  values = _evaluate_split(run, state, "validation", step)
+  run.writer.write(step, "validation", values)
+  logging.info("validation at step %d: %s", step, metrics_lib.format_metrics(values))
+  metric = run.config.best_metric
+  if not metric:
     return
-  batch = data_core.take(dataset.test, slice(0, 64))
-  rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), step)
-  images = experiment.visualize(model, state.variables(), batch, rng, config)
+  if metric not in values:
+    raise errors.ConfigError(
+        f"--config.best_metric={metric!r} is not a validation metric; "
+        f"choose one of {', '.join(sorted(values))} (or '' for none)")
+  if run.tracker.update(values[metric]):
+    run.ckpt.save_best(step, _checkpointable(run, state), run.tracker.meta(), values)
+  if run.tracker.stopped:
+    logging.info("early stopping at step %d: validation %s has not improved for %d "
+                 "evaluations (best %.4g)", step, metric, run.tracker.bad_evals,
+                 run.tracker.best)
+
+
+def _checkpointable(run: _Run, state):
+  return run.runner.host_state(state.replace(frozen={}))  # checkpoints hold no teacher
+
+
+def _visualize(run: _Run, state, step: int):
+  if run.experiment.visualize is None:
+    return
+  batch = data_core.take(run.dataset.test, slice(0, 64))
+  rng = jax.random.fold_in(jax.random.PRNGKey(run.config.seed), step)
+  images = run.experiment.visualize(run.context(state, step, rng), batch)
   if jax.process_index() == 0:
     for name, grid in images.items():
-      plots.save_image_grid(np.asarray(grid), os.path.join(workdir, f"{name}_{step}.png"))
+      plots.save_image_grid(np.asarray(grid), os.path.join(run.workdir, f"{name}_{step}.png"))
 
 
-def _improved(value, best, mode):
-  return best is None or (value < best if mode == "min" else value > best)
+def _train_loop(run: _Run, state, start_step: int):
+  config, guard = run.config, run.guard
+  progress = metrics_lib.Progress(run.num_steps, start_step, main_metric=config.best_metric)
+  batches = pipeline.prefetch(_train_batches(run, start_step), run.runner.put_batch)
+  history, step = [], start_step
+  try:
+    while step < run.num_steps and not run.tracker.stopped:
+      state, metrics = run.runner.train_step(state, next(batches))
+      guard.push(step, metrics)  # checks the previous step's loss while this one runs
+      history.append(metrics)
+      step += 1
+      if _due(step, config.log_every_steps, run.num_steps):
+        guard.check()
+        train_metrics = metrics_lib.mean_of(history)
+        if run.schedule is not None:
+          train_metrics["learning_rate"] = float(run.schedule(step - 1))
+        history = []
+        run.writer.write(step, "train", train_metrics)
+        logging.info("%s", progress.line(step, train_metrics))
+      if _due(step, run.eval_every, run.num_steps):
+        _validate(run, state, step)
+      if (config.sample_every_steps and step % config.sample_every_steps == 0
+          and step != run.num_steps):
+        _visualize(run, state, step)
+      if _due(step, config.checkpoint_every_steps, run.num_steps) or run.tracker.stopped:
+        guard.check()
+        guard.check_params(state, step)
+        run.ckpt.save(step, _checkpointable(run, state), run.tracker.meta())
+        guard.last_checkpoint = step
+  finally:
+    batches.close()  # stops the prefetch thread (it may be waiting to hand over a batch)
+  return state
+
+
+def _final_evaluation(run: _Run, state, num_params: int, train_time: float) -> dict:
+  config = run.config
+  final_step = int(jax.device_get(run.runner.host_state(state).step))
+  results = {"experiment": config.experiment, "step": final_step,
+             "stopped_early": bool(run.tracker.stopped),
+             "train_time_s": round(train_time, 2), "num_parameters": num_params}
+  for split in FINAL_SPLITS:
+    results[split] = _evaluate_split(run, state, split, final_step)
+    run.writer.write(final_step, f"final_{split}", results[split])
+  results["generalization_gap"] = results["test"]["loss"] - results["train"]["loss"]
+  logging.info("test at step %d: %s", final_step, metrics_lib.format_metrics(results["test"]))
+  _visualize(run, state, final_step)
+  if run.experiment.final_report is not None and jax.process_index() == 0:
+    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), _REPORT_RNG_SALT)
+    report = run.experiment.final_report(run.context(state, final_step, rng))
+    if report:
+      results["report"] = report
+      logging.info("report: %s", report)
+  return results
+
+
+def _resolve_experiment(experiment, config) -> experiment_lib.Experiment:
+  if isinstance(experiment, experiment_lib.Experiment):
+    return experiment
+  return experiment_lib.load(experiment or config.experiment)
 
 
 def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
                        experiment=None) -> dict:
   """Trains `config`'s experiment in `workdir` (resuming if it holds checkpoints),
-  evaluates on the test split and returns (and writes) results.json's contents."""
-  if experiment is None:
-    experiment = experiment_lib.load(config.experiment)
+  evaluates on the test split and returns (and writes) results.json's contents.
+
+  experiment: an `Experiment`, a name or path, or None for `config.experiment`."""
+  experiment = _resolve_experiment(experiment, config)
   config_lib.validate(config, jax.device_count())
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
@@ -179,132 +451,15 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
-  dataset = experiment.get_dataset(config, data_dir)
-  logging.info("data: %s", dataset)
-  model = experiment.get_model(config)
-  per_epoch = pipeline.steps_per_epoch(dataset.train, config.batch_size)
-  num_steps = total_steps(config, per_epoch)
-  optimizer = make_optimizer(experiment, config, num_steps)
-  schedule = (None if hasattr(experiment, "make_optimizer")
-              else optim.create_schedule(config.optimizer, num_steps))
-
-  loss_fn = experiment_lib.loss_fn(experiment, config)
-  if hasattr(experiment, "make_train_step"):
-    make_step = functools.partial(experiment.make_train_step, model, optimizer, config)
-  else:
-    make_step = functools.partial(steps.make_train_step, model, optimizer, loss_fn,
-                                  augment=make_augment(experiment, config),
-                                  weight_noise=config.get("weight_noise", 0.0))
-  axis_name = "batch" if config.parallel == "pmap" else None
-  runner = _Runner(config, make_step(axis_name=axis_name),
-                   steps.make_eval_step(model, loss_fn, axis_name=axis_name))
-
-  init_fn = create_init_fn(model, optimizer, data_core.take(dataset.train, slice(0, 2))["inputs"],
-                           config.seed)
-  init_rng = jax.random.PRNGKey(config.seed)
-  ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints,
-                                 best_metric=config.best_metric, best_mode=config.best_mode)
-  restored = ckpt.restore_latest(jax.eval_shape(init_fn, init_rng))
-  if restored is not None:
-    state, meta = restored
-    logging.info("resuming from step %d in %s", int(state.step), workdir)
-  else:
-    state, meta = jax.jit(init_fn)(init_rng), {"best": None, "bad_evals": 0, "stopped": False}
-  start_step = int(state.step)
-  num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-  logging.info("model: %s with %d parameters; %d steps (%d per epoch) on %d device(s), %s",
-               type(model).__name__, num_params, num_steps, per_epoch, jax.device_count(),
-               config.parallel)
-
-  eval_every = config.eval_every_steps or per_epoch
-  eval_limit = config.eval_examples or None  # 0 = the whole split
-  writer = metrics_lib.MetricWriter(workdir)
-  progress = metrics_lib.Progress(num_steps, start_step)
-  state = runner.put_state(state)
-  last_checkpoint = start_step if restored is not None else None
-  start_time = time.perf_counter()
+  run = _setup(experiment, config, workdir, data_dir)
   try:
-    batches = pipeline.train_batches(
-        dataset.train, config.batch_size, seed=config.seed, start_step=start_step,
-        process_index=jax.process_index(), process_count=jax.process_count())
-    stream = pipeline.prefetch(batches, runner.put_batch)
-    history, pending = [], None
-    step = start_step
-    while step < num_steps and not meta["stopped"]:
-      state, metrics = runner.train_step(state, next(stream))
-      # Check the previous step's loss while this one runs (keeps dispatch asynchronous).
-      if pending is not None:
-        _check_finite(*pending, last_checkpoint)
-      pending = (step, metrics)
-      history.append(metrics)
-      step += 1
-      at_end = step == num_steps
-      if step % config.log_every_steps == 0 or at_end:
-        _check_finite(*pending, last_checkpoint)
-        train_metrics = metrics_lib.mean_of(history)
-        if schedule is not None:
-          train_metrics["learning_rate"] = float(schedule(step - 1))
-        history = []
-        writer.write(step, "train", train_metrics)
-        logging.info("%s", progress.line(step, train_metrics))
-      if step % eval_every == 0 or at_end:
-        val = evaluate(runner, state, dataset.validation, config,
-                       num_examples=eval_limit, seed=config.seed)
-        writer.write(step, "validation", val)
-        logging.info("validation at step %d: %s", step, metrics_lib.format_metrics(val))
-        if config.best_metric:
-          if config.best_metric not in val:
-            raise errors.ConfigError(
-                f"--config.best_metric={config.best_metric!r} is not a validation metric; "
-                f"choose one of {', '.join(sorted(val))} (or '' for none)")
-          value = val[config.best_metric]
-          if _improved(value, meta["best"], config.best_mode):
-            meta.update(best=value, bad_evals=0)
-            ckpt.save_best(step, runner.host_state(state), meta, val)
-          else:
-            meta["bad_evals"] += 1
-          if 0 < config.early_stopping_patience <= meta["bad_evals"]:
-            logging.info("early stopping at step %d: validation %s has not improved for %d "
-                         "evaluations (best %.4g)", step, config.best_metric,
-                         meta["bad_evals"], meta["best"])
-            meta["stopped"] = True
-      if (config.sample_every_steps and step % config.sample_every_steps == 0
-          and not at_end):
-        _visualize(experiment, model, runner.host_state(state), dataset, config, workdir, step)
-      if step % config.checkpoint_every_steps == 0 or at_end or meta["stopped"]:
-        _check_finite(*pending, last_checkpoint)
-        if not _params_finite(state):
-          raise errors.NonFiniteLossError(
-              f"parameters became non-finite by step {step}; the last good checkpoint "
-              f"(step {last_checkpoint}) is kept. Lower the learning rate or clip gradients")
-        ckpt.save(step, runner.host_state(state), meta)
-        last_checkpoint = step
-    stream.close()  # stops the prefetch thread (it may be waiting to hand over a batch)
-    train_time = time.perf_counter() - start_time
-
-    final_step = int(jax.device_get(runner.host_state(state).step))
-    results = {"experiment": config.experiment, "step": final_step,
-               "stopped_early": bool(meta["stopped"]),
-               "train_time_s": round(train_time, 2), "num_parameters": num_params}
-    for split, limit in (("test", eval_limit), ("validation", eval_limit),
-                         ("train", config.train_eval_examples or None)):
-      results[split] = evaluate(runner, state, dataset.split(split), config,
-                                num_examples=limit, seed=config.seed)
-      writer.write(final_step, f"final_{split}", results[split])
-    results["generalization_gap"] = results["test"]["loss"] - results["train"]["loss"]
-    logging.info("test at step %d: %s", final_step, metrics_lib.format_metrics(results["test"]))
-    _visualize(experiment, model, runner.host_state(state), dataset, config, workdir,
-               final_step)
-    if hasattr(experiment, "final_report") and jax.process_index() == 0:
-      rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), _REPORT_RNG_SALT)
-      report = experiment.final_report(model, runner.host_state(state).variables(), dataset,
-                                       config, workdir, rng)
-      if report:
-        results["report"] = report
-        logging.info("report: %s", report)
+    state, start_step, num_params = _init_or_restore(run)
+    start_time = time.perf_counter()
+    state = _train_loop(run, state, start_step)
+    results = _final_evaluation(run, state, num_params, time.perf_counter() - start_time)
   finally:
-    writer.close()
-    ckpt.close()
+    run.writer.close()
+    run.ckpt.close()
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=2, sort_keys=True)

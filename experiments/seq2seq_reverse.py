@@ -1,4 +1,5 @@
-"""Recurrent encoder-decoder with attention (CURRICULUM F12) reversing symbol strings.
+"""Recurrent encoder-decoder with attention (docs/curriculum.md#f12) reversing symbol
+strings.
 
   ./launch.sh seq2seq_reverse
 
@@ -6,27 +7,31 @@ A bidirectional GRU encoder and a GRU decoder with Bahdanau (additive) attention
 trained with teacher forcing on strings of 1-10 symbols (10 symbols); held-out strings
 never appear in training. The report gives exact-sequence accuracy by length, on longer
 strings (11-20, never trained on), and attention.png, which should show the
-anti-diagonal of a reversal. `--config.attention=luong`, `--config.cell_type=lstm`.
+anti-diagonal of a reversal. `--config.model.attention=luong`,
+`--config.model.cell_type=lstm`.
 """
 
-from dlx import sequence_tasks
-from dlx.models import seq2seq
+from dlx import config as config_lib
+from dlx.models import seq2seq as seq2seq_models
+from dlx.tasks import seq2seq
 
 
-def get_config():
-  config = sequence_tasks.seq2seq_config("reverse")
+def get_config(arg=None):
+  args = config_lib.parse_arg(arg)
+  config = seq2seq.seq2seq_config("reverse")
   config.vocab_size = config.num_symbols + 3  # + PAD, BOS, EOS
-  config.features = 128
-  config.cell_type = "gru"
-  config.attention = "bahdanau"
+  config.model = config_lib.model_config(
+      source_vocab=config.get_ref("vocab_size"), target_vocab=config.get_ref("vocab_size"),
+      features=128, cell_type="gru", attention="bahdanau")
   config.num_train_steps = 3000
   config.eval_every_steps = 500
+  if config_lib.SMOKE in args:
+    seq2seq.smoke(config)
   return config
 
 
 def get_model(config):
-  return seq2seq.Seq2Seq(config.vocab_size, config.vocab_size, config.features,
-                         cell_type=config.cell_type, attention=config.attention)
+  return seq2seq_models.Seq2Seq(**config_lib.model_kwargs(config))
 
 
 def _attention(model, variables, inputs):
@@ -34,10 +39,15 @@ def _attention(model, variables, inputs):
   return weights
 
 
-get_dataset = sequence_tasks.seq2seq_dataset
-loss = sequence_tasks.sequence_loss
+get_dataset = seq2seq.seq2seq_dataset
+loss = seq2seq.sequence_loss
 
 
-def final_report(model, variables, dataset, config, workdir, rng):
-  del rng
-  return sequence_tasks.seq2seq_report(model, variables, dataset, config, workdir, _attention)
+def final_report(ctx):
+  return seq2seq.seq2seq_report(ctx, _attention)
+
+
+OUTPUTS = seq2seq.OUTPUTS
+# Held-out strings of the training lengths, exact match (= greedy decoding's).
+TARGETS = {"test.sequence_accuracy": (">=", 0.99),
+           "report.test.sequence_accuracy": (">=", 0.99)}

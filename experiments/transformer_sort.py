@@ -1,4 +1,4 @@
-"""Transformer encoder-decoder (CURRICULUM F13) sorting symbol strings.
+"""Transformer encoder-decoder (docs/curriculum.md#f13) sorting symbol strings.
 
   ./launch.sh transformer_sort
 
@@ -10,25 +10,28 @@ attention.png (last layer's cross-attention, averaged over heads): each output s
 attends to the input positions holding that symbol.
 """
 
-from dlx import sequence_tasks
+from dlx import config as config_lib
+from dlx.tasks import seq2seq
 
 
-def get_config():
-  config = sequence_tasks.seq2seq_config("sort")
+def get_config(arg=None):
+  args = config_lib.parse_arg(arg)
+  config = seq2seq.seq2seq_config("sort")
   config.vocab_size = config.num_symbols + 3  # + PAD, BOS, EOS
-  config.num_layers = 2
-  config.num_heads = 4
-  config.features = 128
-  config.hidden = 256
-  config.dropout_rate = 0.0
-  config.norm = "post"
-  config.max_positions = 32   # longest sequence the model accepts (for the longer tests)
+  # max_length: the longest sequence the model accepts (for the longer tests).
+  seq2seq.transformer_model_config(config, max_length=32, num_layers=2, num_heads=4,
+                                   features=128, hidden=256, dropout_rate=0.0, norm="post")
   config.num_train_steps = 3000
   config.eval_every_steps = 500
+  if config_lib.SMOKE in args:
+    seq2seq.smoke(config)
   return config
 
 
-get_model = sequence_tasks.transformer_model
-get_dataset = sequence_tasks.seq2seq_dataset
-loss = sequence_tasks.sequence_loss
-final_report = sequence_tasks.transformer_report
+get_model = seq2seq.transformer_model
+get_dataset = seq2seq.seq2seq_dataset
+loss = seq2seq.sequence_loss
+final_report = seq2seq.transformer_report
+OUTPUTS = seq2seq.OUTPUTS
+TARGETS = {"test.sequence_accuracy": (">=", 0.99),
+           "report.test.sequence_accuracy": (">=", 0.99)}

@@ -1,4 +1,5 @@
-"""WGAN with gradient penalty (Gulrajani et al., 2017) on MNIST (CURRICULUM F19, B9).
+"""WGAN with gradient penalty (Gulrajani et al., 2017) on MNIST (docs/curriculum.md#f19,
+#b9).
 
 lambda = 10, 5 critic steps per generator step, Adam(1e-4, beta1 0.5, beta2 0.9).
 Logs the critic's Wasserstein estimate; writes samples_<step>.png.
@@ -8,16 +9,17 @@ Logs the critic's Wasserstein estimate; writes samples_<step>.png.
 
 import jax
 
-from dlx import adversarial
 from dlx import config as config_lib
 from dlx import data
 from dlx.models import gan
+from dlx.tasks import adversarial
 
 
-def get_config():
+def get_config(arg=None):
+  args = config_lib.parse_arg(arg)
   config = config_lib.base_config()
-  config.latent_dim = 64
-  config.base_features = 16       # sized for a CPU: ~0.5 s per generator step
+  # base_features 16 is sized for a CPU: ~0.5 s per generator step.
+  config.model = config_lib.model_config(latent_dim=64, base_features=16)
   config.critic_steps = 5
   config.gradient_penalty_weight = 10.0
   config.weight_clip = 0.0         # > 0: the original WGAN's weight clipping (e.g. 0.01)
@@ -33,11 +35,14 @@ def get_config():
   config.optimizer.learning_rate = 1e-4
   config.optimizer.b1 = 0.5
   config.optimizer.b2 = 0.9
+  if config_lib.SMOKE in args:
+    # The batch splits into critic_steps slices, so it must divide by 5.
+    config_lib.smoke(config, batch_size=10, **{"model.base_features": 8})
   return config
 
 
 def get_model(config):
-  return gan.WGAN(latent_dim=config.latent_dim, base_features=config.base_features)
+  return gan.WGAN(**config_lib.model_kwargs(config))
 
 
 def get_dataset(config, data_dir):
@@ -51,9 +56,13 @@ make_optimizer = adversarial.make_optimizers
 make_train_step = adversarial.make_wgan_gp_step
 
 
-def visualize(model, variables, batch, rng, config):
+def visualize(ctx, batch):
   del batch
-  z = jax.random.normal(jax.random.PRNGKey(config.seed), (64, config.latent_dim))
-  del rng  # the same latents every time, so grids over training are comparable
-  images = model.apply(variables, z, method="generate")
+  # The same latents every time, so grids over training are comparable.
+  z = jax.random.normal(jax.random.PRNGKey(ctx.config.seed),
+                        (64, ctx.config.model.latent_dim))
+  images = ctx.model.apply(ctx.variables, z, method="generate")
   return {"samples": (images + 1.0) / 2.0}
+
+
+OUTPUTS = ("samples_{step}.png",)

@@ -65,7 +65,7 @@ def test_experiment_name_as_config_runs(tmp_path):
                  "--config.num_train_steps=10")
   assert done.returncode == 0, done.stderr[-3000:]
   config = json.loads((tmp_path / "w" / "config.json").read_text())
-  assert config["model"] == "linear"
+  assert config["architecture"] == "linear"
 
 
 def test_unknown_experiment_name_is_one_line(tmp_path):
@@ -83,6 +83,20 @@ def test_get_config_error_is_one_line_without_traceback(tmp_path):
   done, _ = _run(f"--config={path}", f"--workdir={tmp_path / 'w'}")
   line = _assert_one_line_error(done)
   assert "boom" in line
+
+
+def test_misspelled_hook_is_one_line(tmp_path):
+  path = tmp_path / "typo.py"
+  source = (REPO / "experiments" / "mlp_xor.py").read_text()
+  path.write_text(source + "\ndef final_reprot(ctx):\n  return {}\n")
+  line = _assert_one_line_error(_run(f"--config={path}", f"--workdir={tmp_path / 'w'}")[0])
+  assert "'final_reprot'" in line and "did you mean 'final_report'" in line
+
+
+def test_unknown_config_argument_is_one_line(tmp_path):
+  done, _ = _run("--config=mlp_xor:lineer", f"--workdir={tmp_path / 'w'}")
+  line = _assert_one_line_error(done)
+  assert "'lineer'" in line and ":linear or :stream or :smoke" in line
 
 
 def _missing_tfds(tmp_path):
@@ -129,6 +143,13 @@ def test_happy_path(tmp_path):
   assert f"loss={results['test']['loss']:.4f}" in line
   with open(workdir / "config.json") as f:
     assert json.load(f)["num_train_steps"] == 30
+  # The console: compact lines (no absl prefix); the full absl log goes to log.txt.
+  progress = [l for l in done.stderr.splitlines() if l.startswith("step ")]
+  assert progress and all("steps/s" in l and "ETA" in l and "loss" in l for l in progress)
+  assert progress[-1].startswith("step 30/30 (100%)")
+  assert not any(l[:1] in "IWE" and l[1:5].isdigit() for l in done.stderr.splitlines())
+  log = (workdir / "log.txt").read_text().splitlines()
+  assert any(l.startswith("I") and "train.py" in l and "step 30/30" in l for l in log)
 
 
 def test_sweep(tmp_path):

@@ -9,13 +9,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from dlx import config as config_lib
+from dlx import experiment as experiment_lib
 from dlx import losses
 from dlx import state as state_lib
 from dlx import steps
 from dlx import train
 from dlx.data import core
+from dlx.tasks import classification
 
 
 class _Linear(nn.Module):
@@ -147,10 +150,9 @@ def test_trainer_runs_a_model_with_dict_inputs(tmp_path):
     cfg.optimizer.learning_rate = 0.05
     return cfg
 
-  from dlx import tasks  # pylint: disable=g-import-not-at-top
-  experiment = types.SimpleNamespace(
-      get_config=get_config, get_model=lambda c: _TwoInputModel(),
-      get_dataset=lambda c, d: dataset, loss=tasks.classification)
+  experiment = experiment_lib.build(
+      "two_inputs", get_config=get_config, get_model=lambda c: _TwoInputModel(),
+      get_dataset=lambda c, d: dataset, loss=classification.classification)
   cfg = get_config()
   cfg.experiment = "two_inputs"
   results = train.train_and_evaluate(cfg, str(tmp_path), experiment=experiment)
@@ -164,11 +166,12 @@ def test_final_report_hook_lands_in_results(tmp_path):
   dataset = core.Dataset(split, split, split, {"name": "tiny"})
   calls = []
 
-  def final_report(model, variables, ds, config, workdir, key):
-    calls.append(workdir)
-    logits = model.apply(variables, ds.test["inputs"])
+  def final_report(ctx):
+    calls.append(ctx.workdir)
+    logits = ctx.model.apply(ctx.variables, ctx.dataset.test["inputs"])
     (tmp_path / "report.txt").write_text("written by the hook")
-    return {"num_test_logits": int(logits.shape[0]), "key_shape": list(key.shape)}
+    return {"num_test_logits": int(logits.shape[0]), "key_shape": list(ctx.rng.shape),
+            "step": ctx.step}
 
   def get_config():
     cfg = config_lib.base_config()
@@ -176,14 +179,29 @@ def test_final_report_hook_lands_in_results(tmp_path):
     cfg.num_train_steps = 2
     return cfg
 
-  from dlx import tasks  # pylint: disable=g-import-not-at-top
-  experiment = types.SimpleNamespace(
-      get_config=get_config, get_model=lambda c: _TwoInputModel(),
-      get_dataset=lambda c, d: dataset, loss=tasks.classification, final_report=final_report)
+  experiment = experiment_lib.build(
+      "tiny", get_config=get_config, get_model=lambda c: _TwoInputModel(),
+      get_dataset=lambda c, d: dataset, loss=classification.classification,
+      final_report=final_report)
   cfg = get_config()
   cfg.experiment = "tiny"
   results = train.train_and_evaluate(cfg, str(tmp_path), experiment=experiment)
   assert calls == [str(tmp_path)]
   assert results["report"]["num_test_logits"] == 32
+  assert results["report"]["step"] == 2
   on_disk = json.loads((tmp_path / "results.json").read_text())
   assert on_disk["report"] == results["report"]
+
+
+def test_weight_noise_stddev_and_structure():
+  params = {"dense": {"kernel": jnp.ones((256, 256)), "bias": jnp.zeros((256,))}}
+  noisy = steps.add_weight_noise(jax.random.key(0), params, 0.1)
+  assert jax.tree.structure(noisy) == jax.tree.structure(params)
+  delta = np.asarray(noisy["dense"]["kernel"] - 1.0)
+  assert abs(delta.mean()) < 0.002
+  assert delta.std() == pytest.approx(0.1, rel=0.02)
+  # Independent noise per leaf, and the clean params are untouched.
+  assert not np.allclose(noisy["dense"]["bias"], delta[0])
+  np.testing.assert_array_equal(params["dense"]["kernel"], 1.0)
+  np.testing.assert_array_equal(steps.add_weight_noise(jax.random.key(0), params, 0.1)["dense"]["kernel"],
+                                noisy["dense"]["kernel"])

@@ -7,10 +7,10 @@ import os
 import pathlib
 import shutil
 import signal
+import dataclasses
 import subprocess
 import sys
 import time
-import types
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -20,6 +20,7 @@ from dlx import config as config_lib
 from dlx import errors
 from dlx import experiment as experiment_lib
 from dlx import train
+from dlx.data import core
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SPLITS = ("test", "validation", "train")
@@ -27,20 +28,12 @@ STEPS = 40  # the baseline run: log every 10, validate and checkpoint every 20
 
 
 def _config(num_train_steps=STEPS, **overrides):
-  mod = experiment_lib.load("mlp_xor")
-  cfg = mod.get_config()
-  cfg.experiment = "mlp_xor"
+  cfg = experiment_lib.load("mlp_xor").config()
   cfg.num_train_steps = num_train_steps
   cfg.log_every_steps = 10
   cfg.eval_every_steps = 20
   cfg.checkpoint_every_steps = 20
-  for key, value in overrides.items():
-    target = cfg
-    *parents, leaf = key.split(".")
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
-  return cfg
+  return config_lib.override(cfg, **overrides)
 
 
 def _train(workdir, cfg=None, experiment=None, **overrides):
@@ -237,8 +230,8 @@ def test_relaunching_a_finished_run_trains_no_further(baseline, tmp_path):
   assert _steps(tmp_path / "w" / "checkpoints") == [20, 40]
 
 
-def _main_cmd(workdir):
-  return [sys.executable, "-m", "dlx.main", "--config=experiments/mlp_xor.py",
+def _main_cmd(workdir, arg=""):
+  return [sys.executable, "-m", "dlx.main", f"--config=experiments/mlp_xor.py{arg}",
           f"--workdir={workdir}", "--config.num_train_steps=3000",
           "--config.checkpoint_every_steps=100", "--config.eval_every_steps=1000",
           "--config.log_every_steps=500"]
@@ -250,9 +243,11 @@ def _env():
   return env
 
 
-def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path):
+# A Stream's batches are a pure function of (seed, step), so it resumes exactly too.
+@pytest.mark.parametrize("arg", ["", ":stream"], ids=["dataset", "stream"])
+def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, arg):
   workdir = tmp_path / "killed"
-  cmd = _main_cmd(workdir)
+  cmd = _main_cmd(workdir, arg)
   proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   try:
@@ -280,8 +275,10 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path):
     resumed = json.load(f)
 
   # The uninterrupted reference, in-process with the same configuration.
-  cfg = _config(num_train_steps=3000, checkpoint_every_steps=100, eval_every_steps=1000,
-                log_every_steps=500)
+  mod = experiment_lib.load("mlp_xor")
+  cfg = mod.config(arg.lstrip(":") or None)
+  cfg.num_train_steps, cfg.checkpoint_every_steps = 3000, 100
+  cfg.eval_every_steps, cfg.log_every_steps = 1000, 500
   reference = _train(tmp_path / "straight", cfg)
   assert resumed["step"] == reference["step"] == 3000
   for split in SPLITS:
@@ -341,8 +338,7 @@ def _nan_experiment():
     ds = mod.get_dataset(config, data_dir)
     return ds.map(lambda s: {**s, "inputs": np.full_like(s["inputs"], np.nan)})
 
-  return types.SimpleNamespace(get_config=mod.get_config, get_model=mod.get_model,
-                               get_dataset=get_dataset, loss=mod.loss)
+  return dataclasses.replace(mod, get_dataset=get_dataset)
 
 
 def test_nonfinite_loss_keeps_earlier_checkpoints(baseline, tmp_path):
@@ -508,3 +504,134 @@ def test_unknown_best_metric_is_a_config_error(tmp_path):
 def test_config_error_is_a_value_error():
   assert issubclass(errors.ConfigError, ValueError)
   assert issubclass(errors.NonFiniteLossError, errors.UserError)
+
+
+# ------------------------------------------------------------------ set-level evaluation
+
+
+def _numpy_cross_entropy(logits, labels):
+  logits = np.asarray(logits, np.float64)
+  shifted = logits - logits.max(axis=1, keepdims=True)
+  log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+  return -log_probs[np.arange(len(labels)), labels]
+
+
+def _median_experiment(calls):
+  """mlp_xor plus a set-level metric: the median of the per-example losses."""
+  mod = experiment_lib.load("mlp_xor")
+
+  def evaluate(ctx, split):
+    data = ctx.examples(split)
+    logits = np.concatenate([np.asarray(out) for _, out in ctx.outputs(data, batch_size=7)])
+    calls.append((split, ctx.step))
+    return {"median_loss": float(np.median(_numpy_cross_entropy(logits, data["targets"])))}
+
+  return dataclasses.replace(mod, evaluate=evaluate)
+
+
+def test_set_level_metric_lands_beside_the_means(tmp_path):
+  calls = []
+  cfg = _config(best_metric="median_loss", best_mode="min")
+  results = _train(tmp_path, cfg, experiment=_median_experiment(calls))
+  assert calls == [("validation", 20), ("validation", 40), ("test", 40),
+                   ("validation", 40), ("train", 40)]
+  # Independently: the final parameters, the whole test split, NumPy's median.
+  state, _ = _restore(tmp_path / "checkpoints", STEPS)
+  mod = experiment_lib.load("mlp_xor")
+  test = mod.get_dataset(cfg, None).test
+  logits = mod.get_model(cfg).apply({"params": state["params"]}, test["inputs"])
+  expected = np.median(_numpy_cross_entropy(logits, test["targets"]))
+  assert results["test"]["median_loss"] == pytest.approx(expected, rel=1e-5)
+  assert set(results["test"]) == {"loss", "accuracy", "median_loss"}
+  rows = [r for r in _read_jsonl(tmp_path / "metrics.jsonl") if r["split"] == "validation"]
+  assert [r["step"] for r in rows] == [20, 40] and all("median_loss" in r for r in rows)
+  # best_metric may name it: the best checkpoint is the step with the lowest median.
+  best = min(rows, key=lambda r: r["median_loss"])
+  assert _steps(tmp_path / "best_checkpoint") == [best["step"]]
+  with open(tmp_path / "results.json") as f:
+    assert json.load(f)["validation"]["median_loss"] == results["validation"]["median_loss"]
+
+
+def test_set_level_metric_goes_to_tensorboard(tmp_path):
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  _train(tmp_path, _config(num_train_steps=20), experiment=_median_experiment([]))
+  events = event_accumulator.EventAccumulator(str(tmp_path))
+  events.Reload()
+  tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
+  assert {"validation/median_loss", "final_test/median_loss"} <= tags
+
+
+def test_set_level_metric_may_not_shadow_a_mean(tmp_path):
+  mod = experiment_lib.load("mlp_xor")
+  clash = dataclasses.replace(mod, evaluate=lambda ctx, split: {"loss": 0.0})
+  with pytest.raises(errors.UserError, match="evaluate returned loss"):
+    _train(tmp_path, _config(num_train_steps=20), experiment=clash)
+
+
+# ------------------------------------------------------------------ streams
+
+
+def test_stream_trains_on_fresh_batches(tmp_path):
+  mod = experiment_lib.load("mlp_xor")
+  cfg = mod.config("stream")
+  dataset = mod.get_dataset(cfg, None)
+  first, again, second = dataset.batch(0, 0), dataset.batch(0, 0), dataset.batch(0, 1)
+  np.testing.assert_array_equal(first["inputs"], again["inputs"])
+  assert not np.array_equal(first["inputs"], second["inputs"])
+  results = _train(tmp_path, cfg, experiment=mod)
+  assert results["test"]["accuracy"] >= 0.97
+  # 'train' is scored on the first examples the stream made.
+  sample = dataset.train_sample(cfg.seed, 100)
+  np.testing.assert_array_equal(sample["inputs"][:32], first["inputs"])
+  assert set(results["train"]) == {"loss", "accuracy"}
+
+
+def test_stream_needs_a_step_count(tmp_path):
+  mod = experiment_lib.load("mlp_xor")
+  cfg = mod.config("stream")
+  cfg.num_train_steps = -1
+  with pytest.raises(errors.ConfigError, match="num_train_steps"):
+    _train(tmp_path, cfg, experiment=mod)
+  cfg = mod.config("stream")
+  cfg.eval_every_steps = 0
+  with pytest.raises(errors.ConfigError, match="eval_every_steps"):
+    _train(tmp_path, cfg, experiment=mod)
+
+
+def test_stream_batch_of_the_wrong_size_is_an_error(tmp_path):
+  mod = experiment_lib.load("mlp_xor")
+
+  def get_dataset(config, data_dir):
+    stream = mod.get_dataset(config, data_dir)
+    return dataclasses.replace(stream, batch=lambda seed, step: core.take(
+        stream.batch(seed, step), slice(0, 5)))
+
+  cfg = mod.config("stream")
+  with pytest.raises(ValueError, match="has 5 examples, not --config.batch_size=32"):
+    _train(tmp_path, cfg, experiment=dataclasses.replace(mod, get_dataset=get_dataset))
+
+
+# ------------------------------------------------------------------ the loop's parts
+
+
+@pytest.mark.parametrize("step,every,total,due", [
+    (10, 10, 40, True), (11, 10, 40, False), (40, 30, 40, True), (39, 30, 40, False)])
+def test_due(step, every, total, due):
+  assert train._due(step, every, total) is due  # pylint: disable=protected-access
+
+
+def test_best_tracker_min_max_and_patience():
+  tracker = train.BestTracker("loss", "min", patience=2)
+  assert [tracker.update(v) for v in (3.0, 2.0, 2.0)] == [True, True, False]
+  assert not tracker.stopped
+  assert tracker.update(2.5) is False and tracker.stopped and tracker.bad_evals == 2
+  restored = train.BestTracker("loss", "min", patience=2)
+  restored.restore(tracker.meta())
+  assert restored == tracker
+  high = train.BestTracker("accuracy", "max", patience=0)
+  assert [high.update(v) for v in (0.5, 0.7, 0.6)] == [True, True, False]
+  assert not high.stopped
+
+
+def test_trainer_has_no_hasattr():
+  assert "hasattr" not in (REPO / "dlx" / "train.py").read_text()

@@ -5,8 +5,9 @@
     ds = dlx.data.load("reverse", max_length=10)              # synthetic sequence task
     ds = dlx.data.load("shakespeare_char", context_length=64) # the plays, split by play
 
-Every loader returns a `Dataset` (three splits of NumPy arrays); `dlx.data.pipeline`
-turns a split into device batches.
+Every loader returns a `Dataset` (three splits of NumPy arrays); an experiment that
+makes its training data on the fly returns a `Stream` instead. `dlx.data.pipeline`
+turns either into device batches.
 """
 
 from dlx.data import embedded
@@ -14,6 +15,7 @@ from dlx.data import pipeline
 from dlx.data import tfds_data
 from dlx.data import transforms
 from dlx.data.core import Dataset
+from dlx.data.core import Stream
 
 EMBEDDED = tuple(embedded.LOADERS)
 

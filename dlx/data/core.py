@@ -43,6 +43,53 @@ class Dataset:
     return f"Dataset({self.info.get('name', '?')}: {sizes}; shapes {shapes})"
 
 
+@dataclasses.dataclass(frozen=True)
+class Stream:
+  """Training data the experiment makes on the fly (synthetic data, later rollouts).
+
+  `batch(seed, step)` returns the global training batch of step `step` as NumPy arrays
+  (a pure function of its arguments, so a resumed run sees exactly the batches an
+  uninterrupted one sees); validation and test are fixed splits, as in a `Dataset`.
+  A stream has no epochs: give the run's length as `num_train_steps`.
+  """
+  batch: Callable[[int, int], Split]
+  validation: Split
+  test: Split
+  info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def split(self, name: str) -> Split:
+    if name == "train":
+      raise ValueError("a Stream has no fixed train split; use train_sample(seed, n)")
+    if name not in SPLITS:
+      raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+    return getattr(self, name)
+
+  def train_sample(self, seed: int, size: int) -> Split:
+    """The first `size` training examples the stream yields (steps 0, 1, ...): what the
+    final evaluation scores as 'train'."""
+    parts, count = [], 0
+    while count < size:
+      parts.append(self.batch(seed, len(parts)))
+      count += num_examples(parts[-1])
+    return take(concatenate(parts), slice(0, size))
+
+  def map(self, fn: Callable[[Split], Split]) -> "Stream":
+    batch = self.batch
+    return dataclasses.replace(self, batch=lambda seed, step: fn(batch(seed, step)),
+                               validation=fn(self.validation), test=fn(self.test))
+
+  def __repr__(self):
+    return (f"Stream({self.info.get('name', '?')}: batches made per step; "
+            f"validation={num_examples(self.validation)}, test={num_examples(self.test)})")
+
+
+def concatenate(splits: list[Split]) -> Split:
+  """Row-wise concatenation of splits with the same keys (nested dicts included)."""
+  first = splits[0]
+  return {k: concatenate([s[k] for s in splits]) if isinstance(first[k], dict)
+          else np.concatenate([s[k] for s in splits]) for k in first}
+
+
 def num_examples(split: Split) -> int:
   sizes = {len(v) for v in _leaves(split)}
   if len(sizes) != 1:

@@ -43,15 +43,20 @@ def mnist1d(*, validation_fraction=0.1, seed=0) -> core.Dataset:
                                    info=dict(name="mnist1d", num_classes=10))
 
 
+def xor_points(rng: np.random.Generator, num_examples: int, noise: float = 0.1):
+  """(inputs (N, 2) float32, targets (N,) int32): noisy corners of the unit square,
+  labelled x1 XOR x2, drawn from `rng`."""
+  corners = rng.integers(0, 2, size=(num_examples, 2))
+  inputs = (corners + noise * rng.standard_normal((num_examples, 2))).astype(np.float32)
+  return inputs, (corners[:, 0] ^ corners[:, 1]).astype(np.int32)
+
+
 def xor(*, num_examples=400, noise=0.1, validation_fraction=0.25, test_fraction=0.25,
         seed=0) -> core.Dataset:
   """The four corners of the unit square with Gaussian noise; label = x1 XOR x2.
 
   No straight line separates the classes, so a linear model tops out at 75% accuracy."""
-  rng = np.random.default_rng(seed)
-  corners = rng.integers(0, 2, size=(num_examples, 2))
-  inputs = (corners + noise * rng.standard_normal((num_examples, 2))).astype(np.float32)
-  targets = (corners[:, 0] ^ corners[:, 1]).astype(np.int32)
+  inputs, targets = xor_points(np.random.default_rng(seed), num_examples, noise)
   return core.train_validation_test(
       inputs, targets, validation_fraction=validation_fraction,
       test_fraction=test_fraction, seed=seed, info=dict(name="xor", num_classes=2))

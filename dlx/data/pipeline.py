@@ -44,6 +44,23 @@ def train_batches(split: core.Split, batch_size: int, *, seed: int, start_step: 
     step += 1
 
 
+def stream_batches(make_batch: Callable[[int, int], core.Split], batch_size: int, *,
+                   seed: int, start_step: int = 0, process_index: int = 0,
+                   process_count: int = 1) -> Iterator[core.Split]:
+  """Train batches of a `Stream`: `make_batch(seed, step)` for step = start_step, ...;
+  with several hosts each one yields its own contiguous slice of the global batch."""
+  local = batch_size // process_count
+  step = start_step
+  while True:
+    batch = make_batch(seed, step)
+    n = core.num_examples(batch)
+    if n != batch_size:
+      raise ValueError(f"the stream's batch for step {step} has {n} examples, not "
+                       f"--config.batch_size={batch_size}; make it from config.batch_size")
+    yield core.take(batch, slice(process_index * local, (process_index + 1) * local))
+    step += 1
+
+
 def eval_batches(split: core.Split, batch_size: int, *, num_examples: int | None = None,
                  process_index: int = 0, process_count: int = 1) -> Iterator[core.Split]:
   """Every example once, in order. The last batch is padded to full size and a `mask`

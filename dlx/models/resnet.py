@@ -73,6 +73,14 @@ def resnet50(num_classes: int = 1000, stem: str = 'imagenet', width: int = 64,
   return ResNet(BottleneckBlock, (3, 4, 6, 3), num_classes, stem, width, stem_stride)
 
 
+def resnet(depth: int = 18, num_classes: int = 1000, **kwargs):
+  """ResNet-`depth` (18, 34 or 50)."""
+  depths = {18: resnet18, 34: resnet34, 50: resnet50}
+  if depth not in depths:
+    raise ValueError(f'ResNet depth must be one of {sorted(depths)}, got {depth}')
+  return depths[depth](num_classes, **kwargs)
+
+
 def resnet_tiny(num_classes: int = 10):
   """One basic block per stage, width 4, CIFAR stem: for tests."""
   return ResNet(ResidualBlock, (1, 1, 1, 1), num_classes, stem='cifar', width=4)

@@ -97,6 +97,16 @@ def vgg19(num_classes: int = 1000, **kwargs):
   return VGG(VGG19, num_classes, **kwargs)
 
 
+DEPTHS = {11: VGG11, 13: VGG13, 16: VGG16, 19: VGG19}
+
+
+def vgg(depth: int = 16, num_classes: int = 1000, **kwargs):
+  """VGG-`depth` (11, 13, 16 or 19 weight layers)."""
+  if depth not in DEPTHS:
+    raise ValueError(f'VGG depth must be one of {sorted(DEPTHS)}, got {depth}')
+  return VGG(DEPTHS[depth], num_classes, **kwargs)
+
+
 def vgg_tiny(num_classes: int = 10, **kwargs):
   """VGG-11 at 1/16 width with BN, four pools and a 32-wide classifier: for tests."""
   config = dict(width_multiplier=1 / 16, batch_norm=True, small_input=True, pooled_size=1,

@@ -5,7 +5,7 @@ import pytest
 
 from dlx.data import sequences
 from dlx.data import text
-from dlx.text import tokenizers
+from dlx.data import tokenizers
 
 SPLITS = ("train", "validation", "test")
 SMALL = dict(num_train=500, num_validation=100, num_test=100, min_length=2, max_length=8,

@@ -4,7 +4,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from dlx import adversarial
+from dlx.tasks import adversarial
 from dlx import optim
 from dlx import train
 from dlx.models import gan

@@ -1,10 +1,10 @@
-"""Data augmentation as pure JAX functions of a PRNG key (CURRICULUM D3).
+"""Data augmentation as pure JAX functions of a PRNG key (docs/curriculum.md#d3).
 
 Everything runs inside a jitted train step (dlx/steps.py calls the function
 from `make_augment` first) and is deterministic given the key. Images are a
 float batch (N, H, W, C); shapes and dtypes are preserved.
 
-  flip / crop / noise   Goodfellow et al. ch. 7.4-7.5; notes 001-003
+  flip / crop / noise   Goodfellow et al., Deep Learning, ch. 7.4-7.5
   mixup                 x = lam x_i + (1 - lam) x_j, y likewise,
                         lam ~ Beta(alpha, alpha) (Zhang et al., 2018)
   cutmix                a box of x_j pasted into x_i, y mixed by the box area
@@ -13,15 +13,14 @@ float batch (N, H, W, C); shapes and dtypes are preserved.
 
 As in both papers, one lambda (and one box) is drawn per batch, and each
 example is paired with example perm[i] of a random permutation of the batch.
+Weight noise perturbs parameters, not data: `dlx.steps.add_weight_noise`
+(`--config.weight_noise`).
 """
 
 import jax
 import jax.numpy as jnp
 
 from dlx import errors
-from dlx import losses
-from dlx import steps
-from dlx import tasks
 
 CROP_MODES = ("constant", "reflect", "edge", "symmetric")
 CONFIG_KEYS = ("flip", "crop_padding", "crop_mode", "input_noise", "mixup_alpha",
@@ -59,18 +58,6 @@ def random_crop(rng, images, padding: int = 4, mode: str = "constant"):
 def gaussian_noise(rng, images, stddev: float):
   """images + N(0, stddev^2) per pixel (no clipping)."""
   return images + stddev * jax.random.normal(rng, images.shape, images.dtype)
-
-
-def weight_noise(rng, params, stddev: float):
-  """params + N(0, stddev^2) on every leaf (weight noise, notes 002).
-
-  Use for the forward pass only: compute the loss and its gradient at the
-  noisy params and apply that gradient to the clean params, e.g.
-    grads = jax.grad(loss)(weight_noise(rng, params, s))
-    params = optax.apply_updates(params, optimizer.update(grads, ...)[0])
-  `dlx.steps.make_train_step(weight_noise=s)` does exactly this.
-  """
-  return steps.add_weight_noise(rng, params, stddev)
 
 
 def _pairing(rng, batch_size, alpha):
@@ -149,7 +136,7 @@ def make_augment(config):
   Flip, crop and noise apply in that order to batch['inputs'] (N, H, W, C).
   With mixup or cutmix, batch['soft_targets'] (N, num_classes) is added and
   the integer batch['targets'] kept (for accuracy); train with
-  `soft_classification`. With both on, each batch uses one of the two, with
+  `dlx.tasks.classification.soft_classification`. With both on, each batch uses one of the two, with
   equal probability.
   """
   unknown = sorted(set(config.keys()) - set(CONFIG_KEYS)) if config is not None else []
@@ -199,17 +186,3 @@ def make_augment(config):
     return {**batch, "inputs": images, "soft_targets": soft}
 
   return augment
-
-
-def soft_classification(logits, batch, label_smoothing: float = 0.0):
-  """Per-example {'loss', 'accuracy'} (dlx/tasks.py protocol) for soft labels.
-
-  Cross-entropy -sum_c t_c log softmax(logits)_c against batch['soft_targets']
-  when present (mixup / cutmix, optionally smoothed), accuracy against the
-  integer batch['targets']; otherwise `dlx.tasks.classification`.
-  """
-  if "soft_targets" not in batch:
-    return tasks.classification(logits, batch, label_smoothing=label_smoothing)
-  return {"loss": losses.softmax_cross_entropy(logits, batch["soft_targets"],
-                                               label_smoothing=label_smoothing),
-          "accuracy": tasks.accuracy(logits, batch["targets"])}

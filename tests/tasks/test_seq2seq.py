@@ -1,4 +1,4 @@
-"""Tests for dlx.sequence_tasks (losses, layouts, exact match) and plots.plot_attention."""
+"""Tests for dlx.tasks.seq2seq (loss, layouts, exact match) and plots.plot_attention."""
 
 import jax
 import jax.numpy as jnp
@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from dlx import plots
-from dlx import sequence_tasks
 from dlx.data import core
 from dlx.data import sequences
 from dlx.models import seq2seq
+from dlx.tasks import seq2seq as seq2seq_task
 
 
 def test_sequence_loss_hand_computed():
@@ -19,7 +19,7 @@ def test_sequence_loss_hand_computed():
                               [[0.5, 0.4, 0.1], [0.3, 0.3, 0.4], [0.9, 0.05, 0.05]]]))
   batch = {"targets": jnp.array([[0, 1, 2], [1, 2, 0]]),
            "target_mask": jnp.array([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])}
-  out = sequence_tasks.sequence_loss(logits, batch)
+  out = seq2seq_task.sequence_loss(logits, batch)
   np.testing.assert_allclose(out["loss"], [-(np.log(0.7) + np.log(0.8) + np.log(0.6)) / 3,
                                            -(np.log(0.4) + np.log(0.4)) / 2], rtol=1e-5)
   np.testing.assert_allclose(out["token_accuracy"], [1.0, 0.5])  # argmax 0 != 1, 2 == 2
@@ -29,19 +29,12 @@ def test_sequence_loss_hand_computed():
 def test_padding_never_counts_against_exact_match():
   logits = jnp.log(jnp.array([[[0.9, 0.1], [0.9, 0.1]]]))  # predicts 0, 0
   batch = {"targets": jnp.array([[0, 1]]), "target_mask": jnp.array([[1.0, 0.0]])}
-  assert float(sequence_tasks.sequence_loss(logits, batch)["sequence_accuracy"][0]) == 1.0
-
-
-def test_language_model_loss_is_per_token():
-  logits = jnp.zeros((2, 5, 4))
-  out = sequence_tasks.language_model_loss(logits, {"targets": jnp.zeros((2, 5), jnp.int32)})
-  assert out["loss"].shape == (2, 5)
-  np.testing.assert_allclose(out["loss"], np.log(4.0), rtol=1e-6)
+  assert float(seq2seq_task.sequence_loss(logits, batch)["sequence_accuracy"][0]) == 1.0
 
 
 def test_to_model_inputs_layout():
   ds = sequences.reverse_task(num_train=20, num_validation=5, num_test=5, max_length=4)
-  split = sequence_tasks.to_model_inputs(ds.train)
+  split = seq2seq_task.to_model_inputs(ds.train)
   assert set(split) == {"inputs", "targets", "target_mask"}
   assert set(split["inputs"]) == {"source", "target_in"}
   assert core.num_examples(split) == 20
@@ -57,7 +50,7 @@ def tiny_seq2seq():
 
 
 def test_teacher_forced_exact_match_equals_greedy_decoding(tiny_seq2seq):
-  """The claim in sequence_tasks' docstring: the teacher-forced score is what greedy
+  """The claim in dlx.tasks.seq2seq's docstring: the teacher-forced score is what greedy
   decoding scores. Targets = the model's own greedy output score 1; changing any one
   token of them scores 0 for that example."""
   model, variables, source = tiny_seq2seq
@@ -68,21 +61,21 @@ def test_teacher_forced_exact_match_equals_greedy_decoding(tiny_seq2seq):
   target_in = np.concatenate([np.full((3, 1), sequences.BOS_ID), greedy[:, :-1]], axis=1)
   split = {"inputs": {"source": source, "target_in": target_in.astype(np.int32)},
            "targets": greedy, "target_mask": np.ones((3, length), np.float32)}
-  assert sequence_tasks.exact_match(model, variables, split)["sequence_accuracy"] == 1.0
+  assert seq2seq_task.exact_match(model, variables, split)["sequence_accuracy"] == 1.0
   wrong = greedy.copy()
   wrong[1, 2] = (wrong[1, 2] + 1) % 8
   split["targets"] = wrong
-  result = sequence_tasks.exact_match(model, variables, split, batch_size=2)
+  result = seq2seq_task.exact_match(model, variables, split, batch_size=2)
   assert result["sequence_accuracy"] == pytest.approx(2 / 3)
-  by_length = sequence_tasks.accuracy_by_length(model, variables, split)
+  by_length = seq2seq_task.accuracy_by_length(model, variables, split)
   assert by_length == {length - 1: pytest.approx(2 / 3)}
 
 
 def test_token_labels():
-  assert sequence_tasks.token_labels([1, 3, 5, 2, 0], {}) == ["<bos>", "0", "2", "<eos>",
+  assert seq2seq_task.token_labels([1, 3, 5, 2, 0], {}) == ["<bos>", "0", "2", "<eos>",
                                                                "<pad>"]
   vocab = ["<pad>", "<bos>", "<eos>", "<unk>", "the", "cat"]
-  assert sequence_tasks.token_labels([4, 5, 2], {"vocab": vocab}) == ["the", "cat", "<eos>"]
+  assert seq2seq_task.token_labels([4, 5, 2], {"vocab": vocab}) == ["the", "cat", "<eos>"]
 
 
 def test_plot_attention_writes_a_png(tmp_path):

@@ -1,10 +1,10 @@
-"""Tokenizers (dlx.text) and the Shakespeare language-modelling data (dlx.data.text)."""
+"""Tokenizers (dlx.data.tokenizers) and the Shakespeare language-modelling data (dlx.data.text)."""
 
 import numpy as np
 import pytest
 
 from dlx.data import text
-from dlx.text import tokenizers
+from dlx.data import tokenizers
 
 SENTENCE = "The cat sat on the mat."
 

@@ -183,22 +183,6 @@ def test_googlenet_aux_outputs_only_in_training():
   assert train_out.shape == (2, 10)
 
 
-def test_googlenet_loss_weights_aux_heads():
-  batch = {'targets': jnp.array([0, 1])}
-  log3 = math.log(3.0)
-  main = jnp.zeros((2, 2))  # CE = log 2 for both examples.
-  aux1 = jnp.array([[0.0, log3], [0.0, log3]])  # p(target): 1/4, 3/4.
-  aux2 = jnp.array([[log3, 0.0], [log3, 0.0]])  # p(target): 3/4, 1/4.
-  outputs = googlenet.GoogLeNetOutputs(main, aux1, aux2)
-  result = googlenet.googlenet_loss(outputs, batch, aux_weight=0.3)
-  expected = math.log(2) + 0.3 * (math.log(4) + math.log(4 / 3))
-  np.testing.assert_allclose(result['loss'], [expected, expected], rtol=1e-6)
-  assert result['loss'].shape == result['accuracy'].shape == (2,)
-  plain = googlenet.googlenet_loss(aux1, batch)
-  np.testing.assert_allclose(plain['loss'], [math.log(4), math.log(4 / 3)], rtol=1e-6)
-  np.testing.assert_array_equal(plain['accuracy'], [0.0, 1.0])
-
-
 def test_batch_norm_stats_update_only_in_training():
   model = resnet.resnet_tiny(num_classes=10)
   x = 3.0 + jax.random.normal(jax.random.key(2), (2, 32, 32, 1))

@@ -1,4 +1,4 @@
-"""Augmentations (dlx/augment.py): exact semantics, determinism, jit-safety."""
+"""Augmentations (dlx/data/augment.py): exact semantics, determinism, jit-safety."""
 
 import jax
 import jax.numpy as jnp
@@ -6,10 +6,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from dlx import augment
 from dlx import errors
-from dlx import losses
-from dlx import tasks
+from dlx.data import augment
 
 N, H, W, C = 8, 6, 5, 2
 
@@ -77,20 +75,6 @@ def test_gaussian_noise_statistics():
   noise = np.asarray(augment.gaussian_noise(KEY, x, 0.5))
   assert abs(noise.mean()) < 0.02
   assert noise.std() == pytest.approx(0.5, rel=0.03)
-
-
-def test_weight_noise_stddev_and_structure():
-  params = {"dense": {"kernel": jnp.ones((256, 256)), "bias": jnp.zeros((256,))}}
-  noisy = augment.weight_noise(KEY, params, 0.1)
-  assert jax.tree.structure(noisy) == jax.tree.structure(params)
-  delta = np.asarray(noisy["dense"]["kernel"] - 1.0)
-  assert abs(delta.mean()) < 0.002
-  assert delta.std() == pytest.approx(0.1, rel=0.02)
-  # Independent noise per leaf, and the clean params are untouched.
-  assert not np.allclose(noisy["dense"]["bias"], delta[0])
-  np.testing.assert_array_equal(params["dense"]["kernel"], 1.0)
-  np.testing.assert_array_equal(augment.weight_noise(KEY, params, 0.1)["dense"]["kernel"],
-                                noisy["dense"]["kernel"])
 
 
 def _partners(soft):
@@ -191,25 +175,3 @@ def test_make_augment_rejects_bad_configs():
     augment.make_augment({"mixup_alpha": 0.2})  # No num_classes.
   with pytest.raises(errors.ConfigError):
     augment.make_augment({"crop_padding": 2, "crop_mode": "nope"})
-
-
-def test_soft_classification():
-  logits = jax.random.normal(KEY, (N, 5))
-  targets = jnp.arange(N) % 5
-  hard = {"targets": targets}
-  onehot = {"targets": targets, "soft_targets": jax.nn.one_hot(targets, 5)}
-  for smoothing in (0.0, 0.1):
-    a = augment.soft_classification(logits, onehot, label_smoothing=smoothing)
-    b = tasks.classification(logits, hard, label_smoothing=smoothing)
-    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
-    np.testing.assert_array_equal(a["accuracy"], b["accuracy"])
-    assert a["loss"].shape == (N,)
-  fallback = augment.soft_classification(logits, hard)
-  np.testing.assert_allclose(fallback["loss"], tasks.classification(logits, hard)["loss"])
-  # A 50/50 soft label: the mean of the two hard losses.
-  other = (targets + 1) % 5
-  soft = 0.5 * jax.nn.one_hot(targets, 5) + 0.5 * jax.nn.one_hot(other, 5)
-  value = augment.soft_classification(logits, {"targets": targets, "soft_targets": soft})
-  expected = 0.5 * (losses.softmax_cross_entropy(logits, targets)
-                    + losses.softmax_cross_entropy(logits, other))
-  np.testing.assert_allclose(value["loss"], expected, rtol=1e-5)

@@ -1,15 +1,18 @@
-"""What the Fashion-MNIST CNN experiments share: config fields, data, loss and the
-final report (learned first-layer filters, feature maps, classic fixed kernels).
+"""Image classification: what the CNN and ViT experiments share: config fields, data,
+loss and the final report (learned first-layer filters, feature maps, classic fixed
+kernels).
 
 An experiment file (experiments/alexnet_fashion_mnist.py, ...) adds its model:
 
     def get_config(arg=None):
+      args = config_lib.parse_arg(arg, (image_classification.FULL,))
       config = image_classification.base_config(image_size=32)
-      config.model = ml_collections.ConfigDict(dict(width_multiplier=0.25))
-      return config
+      image_classification.set_model(config, width_multiplier=0.25)
+      ...
     get_dataset = image_classification.get_dataset
     get_loss = image_classification.get_loss
     final_report = image_classification.final_report
+    OUTPUTS = image_classification.OUTPUTS
 """
 
 import os
@@ -18,11 +21,13 @@ import flax.linen as nn
 import ml_collections
 import numpy as np
 
-from dlx import augment
 from dlx import config as config_lib
+from dlx import plots
 from dlx.data import images
+from dlx.tasks import classification
 
 FULL = "full"  # the `:full` argument: original architecture at 224x224x3 (for a GPU)
+OUTPUTS = ("first_layer_filters.png", "feature_maps.png", "classic_kernels.png")
 
 
 def base_config(image_size: int = 28, dataset: str = "fashion_mnist"):
@@ -31,11 +36,12 @@ def base_config(image_size: int = 28, dataset: str = "fashion_mnist"):
   config.image_size = image_size  # 28 = as stored; 32 = zero-padded by 2 pixels per side
   config.resize_to = 0            # > 0: resize inside the model (e.g. 224 for `:full`)
   config.num_classes = 10
+  set_model(config)
   config.batch_size = 128
   config.label_smoothing = 0.0
   config.augment = ml_collections.ConfigDict(dict(
       flip=False, crop_padding=0, input_noise=0.0, mixup_alpha=0.0, cutmix_alpha=0.0,
-      num_classes=10))
+      num_classes=config.get_ref("num_classes")))
   config.optimizer.name = "adamw"
   config.optimizer.learning_rate = 2e-3
   config.optimizer.weight_decay = 0.05
@@ -43,6 +49,14 @@ def base_config(image_size: int = 28, dataset: str = "fashion_mnist"):
   config.best_metric = "accuracy"
   config.best_mode = "max"
   config.train_eval_examples = 5000
+  return config
+
+
+def set_model(config, **kwargs):
+  """config.model = the model's keyword arguments, with num_classes following
+  config.num_classes (one field to override)."""
+  config.model = ml_collections.ConfigDict(
+      {"num_classes": config.get_ref("num_classes"), **kwargs})
   return config
 
 
@@ -72,7 +86,7 @@ def get_loss(config):
   smoothing = config.label_smoothing
 
   def loss(logits, batch):
-    return augment.soft_classification(logits, batch, label_smoothing=smoothing)
+    return classification.soft_classification(logits, batch, label_smoothing=smoothing)
 
   return loss
 
@@ -96,17 +110,15 @@ def first_conv(model, variables, image):
   return np.asarray(kernel["kernel"]), np.asarray(node["__call__"][0][0])
 
 
-def final_report(model, variables, dataset, config, workdir, rng):
+def final_report(ctx):
   """Writes first_layer_filters.png and feature_maps.png (the first convolution's
   kernels and its output on the first test image) and classic_kernels.png (edge,
   sharpen, blur and emboss kernels applied to that image)."""
-  del config, rng
-  from dlx import plots  # pylint: disable=g-import-not-at-top
-  image = dataset.test["inputs"][0]
-  kernel, maps = first_conv(model, variables, image)
-  plots.plot_first_layer_filters(kernel, os.path.join(workdir, "first_layer_filters.png"))
-  plots.plot_feature_maps(maps, os.path.join(workdir, "feature_maps.png"))
+  image = ctx.dataset.test["inputs"][0]
+  kernel, maps = first_conv(ctx.model, ctx.variables, image)
+  plots.plot_first_layer_filters(kernel, os.path.join(ctx.workdir, OUTPUTS[0]))
+  plots.plot_feature_maps(maps, os.path.join(ctx.workdir, OUTPUTS[1]))
   # The data are standardised; the classic kernels expect intensities in [0, 1].
   grey = plots.rescale_to_unit(np.asarray(image)[..., 0])
-  plots.plot_filtered_images(grey, os.path.join(workdir, "classic_kernels.png"))
-  return {"plots": ["first_layer_filters.png", "feature_maps.png", "classic_kernels.png"]}
+  plots.plot_filtered_images(grey, os.path.join(ctx.workdir, OUTPUTS[2]))
+  return {"plots": list(OUTPUTS)}

@@ -1,4 +1,5 @@
-"""Two-player training: the WGAN-GP step (Gulrajani et al., 2017).
+"""Two-player training (docs/curriculum.md#f19, #b9): the WGAN-GP step (Gulrajani et
+al., 2017), or the original WGAN's weight clipping.
 
 One trainer step = `critic_steps` critic updates (each on its own slice of the batch,
 with the gradient penalty) followed by one generator update. Both players live in one
@@ -10,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlx import errors
 from dlx import losses
 from dlx import optim
 from dlx import parallel
@@ -30,8 +32,11 @@ def wgan_loss(outputs, batch):
   return {"loss": losses.wgan_critic_loss(real, fake), "wasserstein": real - fake}
 
 
-def make_wgan_gp_step(model, optimizer, config, axis_name=None):
-  """A step for a model with `generate(z)` and `score(x)` methods and `latent_dim`."""
+def make_wgan_gp_step(model, optimizer, config, axis_name=None, teacher=None):
+  """A step for a model with `generate(z)` and `score(x)` methods and `latent_dim`
+  (the protocol's `make_train_step`; a WGAN reads no teacher)."""
+  if teacher is not None:
+    raise errors.ConfigError("the WGAN step reads no teacher; unset --config.teacher")
   critic_steps, penalty_weight = config.critic_steps, config.gradient_penalty_weight
   # The original WGAN (Arjovsky et al., 2017) clips the critic's weights instead of the
   # penalty: set weight_clip (e.g. 0.01) and gradient_penalty_weight=0.

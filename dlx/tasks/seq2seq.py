@@ -1,6 +1,6 @@
-"""What the sequence experiments share: per-example losses in the experiment protocol's
-form (dlx/experiment.py), encoder-decoder datasets in the model's input layout, and
-exact-match evaluation for the final report.
+"""Sequence-to-sequence tasks (docs/curriculum.md#f12, #f13): the masked per-example
+loss, the config and datasets the encoder-decoder experiments share (in the model's
+input layout), exact-match evaluation and the attention report.
 
 Teacher-forced exact match equals greedy-decoding exact match: if every teacher-forced
 argmax equals the target (EOS included), greedy decoding feeds itself exactly the target
@@ -9,20 +9,22 @@ emits that wrong token at the first such step. The validation `sequence_accuracy
 therefore what autoregressive decoding scores.
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from dlx import config as config_lib
 from dlx import losses
+from dlx import plots
 from dlx.data import core
+from dlx.data import sequences
+from dlx.models import transformer
 
 
-def language_model_loss(logits, batch):
-  """Next-token cross-entropy (nats per token) for every position: (B, T), which the
-  trainer averages over T. Also token accuracy."""
-  targets = batch["targets"]
-  return {"loss": losses.softmax_cross_entropy(logits, targets),
-          "accuracy": (jnp.argmax(logits, -1) == targets).astype(jnp.float32)}
+OUTPUTS = ("attention.png",)
 
 
 def sequence_loss(logits, batch):
@@ -71,85 +73,9 @@ def accuracy_by_length(model, variables, split: core.Split, batch_size: int = 50
   return result
 
 
-SHAKESPEARE_CHARS = 83  # distinct characters in the training plays (all the corpus has)
-
-
-def shakespeare_char(config) -> core.Dataset:
-  """Character windows of `config.context_length` from the plays, split by play
-  (dlx/data/text.py); training windows start every `config.train_stride` characters."""
-  from dlx.data import text  # pylint: disable=g-import-not-at-top
-  dataset, _ = text.shakespeare_char(config.context_length, train_stride=config.train_stride)
-  if dataset.info["vocab_size"] != config.vocab_size:
-    raise ValueError(f"the corpus has {dataset.info['vocab_size']} characters but "
-                     f"--config.vocab_size={config.vocab_size}")
-  return dataset
-
-
-def language_model_config(arg=None):
-  """The character-level budget gpt_shakespeare_char and lstm_shakespeare_char share;
-  arg 'nanogpt' is nanoGPT's CPU example (see experiments/gpt_shakespeare_char.py)."""
-  from dlx import config as config_lib  # pylint: disable=g-import-not-at-top
-  config = config_lib.base_config()
-  config.vocab_size = SHAKESPEARE_CHARS
-  # nanoGPT's shakespeare_char CPU example: 4 layers, 4 heads (GPT), 128 dims, context 64,
-  # batch 12, 2000 iterations, no dropout, AdamW 1e-3 (beta2 0.99, weight decay 0.1),
-  # 100 warmup steps, cosine to 1e-4, clipping at 1. It is the default because it is
-  # what a 2-core CPU trains in minutes; `:nanogpt` names it explicitly.
-  config.context_length = 64
-  config.train_stride = 64
-  config.num_layers = 4
-  config.features = 128
-  config.dropout_rate = 0.0
-  config.batch_size = 12
-  config.num_train_steps = 2000
-  config.eval_every_steps = 500
-  config.log_every_steps = 100
-  config.sample_length = 500
-  config.optimizer.name = "adamw"
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.b2 = 0.99
-  config.optimizer.weight_decay = 0.1
-  config.optimizer.warmup_steps = 100
-  config.optimizer.schedule = "cosine"
-  config.optimizer.min_learning_rate_factor = 0.1
-  config.optimizer.grad_clip_norm = 1.0
-  if arg not in (None, "nanogpt"):
-    raise ValueError(f"unknown config argument {arg!r}; use :nanogpt or nothing")
-  config.eval_examples = 0
-  return config
-
-
-def shakespeare_char_dataset(config, data_dir=None):
-  del data_dir  # the plays ship inside the `shakespeare` package
-  return shakespeare_char(config)
-
-
-def char_tokenizer(dataset: core.Dataset):
-  from dlx.text import tokenizers  # pylint: disable=g-import-not-at-top
-  return tokenizers.CharTokenizer(dataset.info["chars"])
-
-
-def write_text_samples(workdir: str, name: str, prompts, samples) -> str:
-  """Writes `name`.txt with each prompt and its continuation; returns the file name."""
-  import os  # pylint: disable=g-import-not-at-top
-  path = os.path.join(workdir, f"{name}.txt")
-  with open(path, "w") as f:
-    for i, (prompt, sample) in enumerate(zip(prompts, samples)):
-      f.write(f"=== sample {i} (prompt {prompt!r}) ===\n{prompt}{sample}\n\n")
-  return os.path.basename(path)
-
-
-SAMPLE_PROMPTS = ("ROMEO.\n", "First Citizen.\nBefore we proceed any further, hear me speak.\n",
-                  "KING.\nWhat news, my lord?\n")
-
-
-# ----------------------------------------------------------- encoder-decoder experiments
-
-
 def seq2seq_config(task: str):
   """Fields every encoder-decoder experiment has; `task` is reverse, sort, copy or
   reorder (dlx/data/sequences.py)."""
-  from dlx import config as config_lib  # pylint: disable=g-import-not-at-top
   config = config_lib.base_config()
   config.task = task
   config.num_train = 20_000
@@ -172,7 +98,6 @@ def seq2seq_config(task: str):
 
 
 def _task_dataset(config, test_lengths=None):
-  from dlx.data import sequences  # pylint: disable=g-import-not-at-top
   if config.task == "reorder":
     return sequences.reorder_task(max_words=config.max_words,
                                   max_vocab=config.max_vocab or None, seed=config.seed)
@@ -194,7 +119,6 @@ def seq2seq_dataset(config, data_dir=None):
 
 def token_labels(ids, info) -> list[str]:
   """Readable labels for token ids: symbols as numbers, words from the vocabulary."""
-  from dlx.data import sequences  # pylint: disable=g-import-not-at-top
   special = {sequences.PAD_ID: "<pad>", sequences.BOS_ID: "<bos>", sequences.EOS_ID: "<eos>"}
   vocab = info.get("vocab")
   labels = []
@@ -209,13 +133,12 @@ def token_labels(ids, info) -> list[str]:
   return labels
 
 
-def seq2seq_report(model, variables, dataset, config, workdir, attention_fn) -> dict:
+def seq2seq_report(ctx, attention_fn) -> dict:
   """Exact match on the test split, by length; on longer sequences (synthetic tasks);
   an attention map (attention.png) of the first test example.
 
   attention_fn(model, variables, inputs) -> (B, T, S) weights to plot."""
-  import os  # pylint: disable=g-import-not-at-top
-  from dlx import plots  # pylint: disable=g-import-not-at-top
+  model, variables, dataset, config = ctx.model, ctx.variables, ctx.dataset, ctx.config
   report = {"test": exact_match(model, variables, dataset.test),
             "test_by_length": accuracy_by_length(model, variables, dataset.test)}
   if config.task != "reorder" and config.longer_lengths:
@@ -230,9 +153,9 @@ def seq2seq_report(model, variables, dataset, config, workdir, attention_fn) -> 
   plots.plot_attention(weights[:target_length, :source_length],
                        token_labels(source[:source_length], info),
                        token_labels(example["targets"][0][:target_length], info),
-                       os.path.join(workdir, "attention.png"),
+                       os.path.join(ctx.workdir, OUTPUTS[0]),
                        title=f"{config.experiment}: first test example")
-  report["attention_plot"] = "attention.png"
+  report["attention_plot"] = OUTPUTS[0]
   return report
 
 
@@ -243,17 +166,25 @@ def transformer_cross_attention(model, variables, inputs):
   return jnp.mean(attention["cross"][-1], axis=1)
 
 
+def transformer_model_config(config, **kwargs):
+  """config.model for a dlx.models.transformer.Transformer: its keyword arguments, with
+  vocab_size following config.vocab_size."""
+  config.model = ml_collections.ConfigDict(
+      {"vocab_size": config.get_ref("vocab_size"), **kwargs})
+  return config
+
+
 def transformer_model(config):
-  """The encoder-decoder Transformer an experiment's config describes (num_layers,
-  num_heads, features, hidden, dropout_rate, norm, max_positions, vocab_size)."""
-  from dlx.models import transformer  # pylint: disable=g-import-not-at-top
-  return transformer.Transformer(config.vocab_size, config.max_positions, config.num_layers,
-                                 config.num_heads, config.features, config.hidden,
-                                 config.dropout_rate, config.norm)
+  return transformer.Transformer(**config_lib.model_kwargs(config))
 
 
-def transformer_report(model, variables, dataset, config, workdir, rng):
+def transformer_report(ctx):
   """`seq2seq_report` with the Transformer's last-layer cross-attention plotted."""
-  del rng
-  return seq2seq_report(model, variables, dataset, config, workdir,
-                        transformer_cross_attention)
+  return seq2seq_report(ctx, transformer_cross_attention)
+
+
+def smoke(config):
+  """`:smoke`: 500 training strings and a one-layer model 16 wide."""
+  small = {"num_layers": 1, "features": 16, "hidden": 16}
+  return config_lib.smoke(config, num_train=500, **{
+      f"model.{k}": v for k, v in small.items() if k in config.model})

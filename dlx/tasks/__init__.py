@@ -1,0 +1,12 @@
+"""The task half of an experiment: loss and metrics, the task's base config, data
+adapters, reports and set-level evaluators, one module per kind of task.
+
+  classification        softmax cross-entropy + accuracy, soft labels, auxiliary heads
+  image_classification  the CNN/ViT experiments' config, data, loss and filter plots
+  regression            squared error or Huber, with MSE and MAE
+  language_model        next-token loss, the Shakespeare character budget, samples
+  seq2seq               masked sequence loss, exact match, attention reports
+  adversarial           the WGAN-GP (or weight-clipped WGAN) two-player step
+
+Tasks may import models, losses and data; the trainer imports no task.
+"""
