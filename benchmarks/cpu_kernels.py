@@ -15,8 +15,8 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 from jax import lax
+import jax.numpy as jnp
 
 from dlx.nn import conv
 from dlx.nn import normalization

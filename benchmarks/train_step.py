@@ -6,7 +6,7 @@ A step is forward + backward + Adam update on one batch (default 128):
 * MLP 784-256-256-10 with ReLU (`dlx.models.mlp.MLP`) on (B, 784) inputs.
 
 dlx runs its real generic step, `dlx.steps.make_train_step(model, optimizer,
-dlx.tasks.classification)`, jitted with `donate_argnums=0`, on the state built
+dlx.tasks.classification.classification)`, jitted with `donate_argnums=0`, on the state built
 by `dlx.train.create_init_fn` and the Adam (lr 1e-3) from
 `dlx.optim.create_optimizer`. PyTorch runs the same architectures eagerly with
 `torch.optim.Adam(lr=1e-3)` and `F.cross_entropy`. Both see the same synthetic
@@ -38,10 +38,10 @@ import numpy as np
 
 from dlx import optim
 from dlx import steps
-from dlx import tasks
 from dlx import train
 from dlx.models import lenet
 from dlx.models import mlp
+from dlx.tasks import classification
 
 try:
   import torch  # pylint: disable=g-import-not-at-top
@@ -129,7 +129,7 @@ def bench_dlx(name, inputs, labels, args):
   num_params = _count(state.params)
 
   train_step = jax.jit(
-      steps.make_train_step(model, optimizer, tasks.classification),
+      steps.make_train_step(model, optimizer, classification.classification),
       donate_argnums=0)
 
   start = time.perf_counter()

@@ -32,7 +32,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.early_stopping_patience = 0  # evaluations without improvement before stopping; 0 = off
   c.eval_examples = 0           # validation/test examples per evaluation; 0 = the whole split
   c.train_eval_examples = 10000  # train examples in the final evaluation (generalisation gap)
-  c.sample_every_steps = 0      # experiments with a `visualize` hook: PNG grids every N steps (0 = at the end)
+  c.sample_every_steps = 0      # a `visualize` hook: PNG grids every N steps (0 = at the end)
   c.parallel = "mesh"           # mesh: jit over a device mesh, batch on the 'data' axis; pmap
   c.distributed = False         # multi-host: call jax.distributed.initialize() first
   # Runs that start from runs (dlx/runs.py): WORKDIR, WORKDIR:best or WORKDIR:latest.

@@ -1,4 +1,4 @@
-"""Parameter and FLOP counts per layer (CURRICULUM G4).
+"""Parameter and FLOP counts per layer (docs/curriculum.md#g4).
 
 FLOP convention: one multiply-add (MAC) counts as 2 FLOPs, and only the
 matrix products are counted:
@@ -27,6 +27,7 @@ Nothing is computed: `layer_table` traces `model.init` under
 `jax.eval_shape` and reads shapes with a flax method interceptor.
 """
 
+import argparse
 from collections.abc import Mapping
 import math
 from typing import Any
@@ -34,6 +35,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import numpy as np
+
+from dlx import experiment
 
 _DEFAULT_RNG_NAMES = ("params", "dropout", "sample")
 
@@ -227,14 +230,14 @@ def reduction_saving_example(height: int = 64, width: int = 64,
                              in_channels: int = 64, reduced_channels: int = 16,
                              out_channels: int = 64,
                              kernel_size: int = 5) -> dict[str, Any]:
-  """The notes' GoogLeNet 1x1-reduction example, counted with `layer_table`.
+  """The course's GoogLeNet 1x1-reduction example, counted with `layer_table`.
 
-  Notes (seed 001): a 64x64 feature map with 64 channels is reduced to 16 by
-  a 1x1 convolution before the 3x3 / 5x5 one; 64x64x64 = 262,144 values
-  become 16x64x64 = 65,536 (1/4). Those are activation sizes; the cost of the
-  following kxk convolution drops by the same 4x, but the 1x1 layer costs
-  extra, so the whole saving is a bit below 4x. out_channels (not given in
-  the notes) defaults to 64; 'SAME' padding, biases on, batch 1.
+  The course (docs/curriculum.md#g4): a 64x64 feature map with 64 channels is
+  reduced to 16 by a 1x1 convolution before the 3x3 / 5x5 one; 64x64x64 =
+  262,144 values become 16x64x64 = 65,536 (1/4). Those are activation sizes;
+  the cost of the following kxk convolution drops by the same 4x, but the 1x1
+  layer costs extra, so the whole saving is a bit below 4x. out_channels (not
+  given in the course) defaults to 64; 'SAME' padding, biases on, batch 1.
   """
   direct = nn.Conv(out_channels, (kernel_size, kernel_size), padding="SAME")
   reduced = nn.Sequential([
@@ -275,7 +278,6 @@ def format_reduction_example(result: dict[str, Any]) -> str:
 def experiment_table(name: str, input_shape=None) -> str:
   """The per-layer table of an experiment's model (`NAME` or `NAME:ARG`). The input is
   one grey image of the config's `image_size` unless `input_shape` (batch included)."""
-  from dlx import experiment  # pylint: disable=g-import-not-at-top
   name, _, arg = name.partition(":")
   module = experiment.load(name)
   config = module.config(arg or None)
@@ -288,11 +290,10 @@ def experiment_table(name: str, input_shape=None) -> str:
 
 
 def main(argv=None):
-  import argparse  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(
       prog="python -m dlx.counting",
       description="Per-layer parameters and forward FLOPs of an experiment's model; "
-                  "without an experiment, the notes' 1x1-reduction example.")
+                  "without an experiment, the course's 1x1-reduction example.")
   parser.add_argument("experiment", nargs="?", help="e.g. resnet_fashion_mnist:full")
   parser.add_argument("--input_shape", help="comma-separated, batch first, e.g. 1,224,224,3")
   args = parser.parse_args(argv)

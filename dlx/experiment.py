@@ -66,6 +66,8 @@ import ml_collections
 import numpy as np
 
 from dlx import errors
+from dlx import optim
+from dlx.data import augment
 from dlx.data import core
 
 Config = ml_collections.ConfigDict
@@ -171,14 +173,12 @@ def eval_split(dataset, split: str, config):
 
 
 def default_make_optimizer(config, total_steps):
-  from dlx import optim  # pylint: disable=g-import-not-at-top
   return optim.create_optimizer(config.optimizer, total_steps)
 
 
 def default_get_augment(config):
   if "augment" not in config:
     return None
-  from dlx.data import augment  # pylint: disable=g-import-not-at-top
   return augment.make_augment(config.augment)
 
 

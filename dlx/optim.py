@@ -1,8 +1,9 @@
 """Optimizers and learning-rate schedules built from a ConfigDict.
 
-Update rules (g: gradient, eta: learning rate at this step, all ops elementwise,
-state starts at zero; `weight_decay` > 0 replaces g by g + wd * W for every rule
-except adamw, and `grad_clip_norm` > 0 clips g by global norm before that):
+Update rules of docs/curriculum.md#c1 (g: gradient, eta: learning rate at this
+step, all ops elementwise, state starts at zero; `weight_decay` > 0 replaces g
+by g + wd * W for every rule except adamw, and `grad_clip_norm` > 0 clips g by
+global norm before that):
 
 =========  ==================================================================
 name       update
@@ -10,7 +11,7 @@ name       update
 sgd        W <- W - eta g
 momentum   a <- beta a + g;  W <- W - eta a
 nesterov   a <- beta a + g;  W <- W - eta (g + beta a)   (g taken at W; this
-           is the notes' lookahead form with W_optax = W_notes - eta beta a)
+           is the course's lookahead form, W_optax = W_course - eta beta a)
 adagrad    G <- G + g^2;  W <- W - eta g / sqrt(G + eps)
 adadelta   G <- rho G + (1-rho) g^2;  d = sqrt(H + eps) / sqrt(G + eps) g;
            H <- rho H + (1-rho) d^2;  W <- W - eta d   (eta = 1: pure rule)
@@ -150,7 +151,8 @@ def _update_rule(config, lr) -> optax.GradientTransformation:
     return optax.adadelta(lr, rho=config.decay, eps=config.eps)
   if name == 'rmsprop':
     _check_range(config, 'decay', 0.0, 1.0, high_open=True)
-    # eps inside the sqrt, as in the notes (optax's default; torch differs).
+    # eps inside the sqrt, as in the course (docs/curriculum.md#c1); optax's
+    # default, torch differs.
     return optax.rmsprop(lr, decay=config.decay, eps=config.eps,
                          eps_in_sqrt=True)
   _check_range(config, 'b1', 0.0, 1.0, high_open=True)

@@ -1,6 +1,7 @@
 """PNG figures: image grids (samples, reconstructions), loss curves, attention maps,
-and vision figures (CURRICULUM E4, H4): classic filters applied to an image, learned
-first-layer filters and feature maps, plus helpers that pull those out of a Flax model."""
+and vision figures (docs/curriculum.md#e4, #h4): classic filters applied to an image,
+learned first-layer filters and feature maps, plus helpers that pull those out of a Flax
+model."""
 
 from collections.abc import Mapping
 import json

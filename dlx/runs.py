@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 
 from dlx import config as config_lib
 from dlx import errors
+from dlx import experiment as experiment_lib
 
 WHICH = ("best", "latest")
 _DIRS = {"best": "best_checkpoint", "latest": "checkpoints"}
@@ -155,7 +156,6 @@ def load_frozen(ref: str, field: str = "teacher"):
   """The run `ref` as a `dlx.experiment.FrozenModel`: its experiment and resolved
   config (from config.json), its model, and the variables of the checkpoint `ref`
   names."""
-  from dlx import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   workdir, _ = parse_ref(ref)
   config_path = os.path.join(workdir, "config.json")
   if not os.path.isfile(config_path):

@@ -1,4 +1,4 @@
-"""Transformer encoder-decoder on the notes' word-reordering task
+"""Transformer encoder-decoder on the course's word-reordering task
 (docs/curriculum.md#f13): restore a Shakespeare sentence from its shuffled words
 ("The mat cat sat the on." -> "The cat sat on the mat.").
 

@@ -138,7 +138,7 @@ def test_attention_products_are_counted():
   assert projections["out"] == 2 * 3 * 5 * 8 * 6
 
 
-def test_lenet_total_matches_the_notes():
+def test_lenet_total_matches_the_course():
   from dlx.models import lenet  # pylint: disable=g-import-not-at-top
   rows = counting.layer_table(lenet.LeNet5(), _spec(1, 32, 32, 1))
   assert sum(row["params"] for row in rows) == 61_706
@@ -160,7 +160,7 @@ def test_format_table_has_aligned_total():
 @pytest.mark.parametrize("kernel_size", [3, 5])
 def test_reduction_example_numbers(kernel_size):
   result = counting.reduction_saving_example(kernel_size=kernel_size)
-  # The notes: 64x64x64 = 262144 and 16x64x64 = 65536, a quarter.
+  # The course (docs/curriculum.md#g4): 64x64x64 = 262144 and 16x64x64 = 65536, a quarter.
   assert result["input_values"] == 262_144
   assert result["reduced_values"] == 65_536
   k2 = kernel_size * kernel_size

@@ -469,9 +469,9 @@ def test_clipped_mse_closed_form():
 
 
 def test_weighted_closed_form_and_zero_weights():
-  l = np.array([1.0, 2.0, 3.0, 4.0])
+  values = np.array([1.0, 2.0, 3.0, 4.0])
   w = np.array([1.0, 0.0, 2.0, 1.0])
-  np.testing.assert_allclose(L.weighted(l, w), (1 + 6 + 4) / 4)
+  np.testing.assert_allclose(L.weighted(values, w), (1 + 6 + 4) / 4)
   poisoned = np.array([1.0, np.nan, 3.0, np.inf])
   w = np.array([1.0, 0.0, 1.0, 0.0])
   np.testing.assert_allclose(L.weighted(poisoned, w), 2.0)

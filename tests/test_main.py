@@ -118,7 +118,7 @@ def test_missing_tfds_data_fails_with_one_line(missing_tfds):
   done, _ = missing_tfds
   assert done.returncode != 0
   assert "Traceback" not in done.stderr, done.stderr[-3000:]
-  errors = [l for l in done.stderr.splitlines() if l.startswith("dlx: error: ")]
+  errors = [line for line in done.stderr.splitlines() if line.startswith("dlx: error: ")]
   assert len(errors) == 1
   assert done.stderr.splitlines()[-1] == errors[0]
   assert "--data_dir" in errors[0] and "mnist" in errors[0]
@@ -135,7 +135,7 @@ def test_happy_path(tmp_path):
                  "--config.num_train_steps=30")
   assert done.returncode == 0, done.stderr[-3000:]
   assert "Traceback" not in done.stderr
-  (line,) = [l for l in done.stdout.splitlines() if l.startswith("test:")]
+  (line,) = [line for line in done.stdout.splitlines() if line.startswith("test:")]
   assert "accuracy=" in line and "loss=" in line
   with open(workdir / "results.json") as f:
     results = json.load(f)
@@ -144,12 +144,12 @@ def test_happy_path(tmp_path):
   with open(workdir / "config.json") as f:
     assert json.load(f)["num_train_steps"] == 30
   # The console: compact lines (no absl prefix); the full absl log goes to log.txt.
-  progress = [l for l in done.stderr.splitlines() if l.startswith("step ")]
-  assert progress and all("steps/s" in l and "ETA" in l and "loss" in l for l in progress)
+  progress = [line for line in done.stderr.splitlines() if line.startswith("step ")]
+  assert progress and all("steps/s" in line and "ETA" in line and "loss" in line for line in progress)
   assert progress[-1].startswith("step 30/30 (100%)")
-  assert not any(l[:1] in "IWE" and l[1:5].isdigit() for l in done.stderr.splitlines())
+  assert not any(line[:1] in "IWE" and line[1:5].isdigit() for line in done.stderr.splitlines())
   log = (workdir / "log.txt").read_text().splitlines()
-  assert any(l.startswith("I") and "train.py" in l and "step 30/30" in l for l in log)
+  assert any(line.startswith("I") and "train.py" in line and "step 30/30" in line for line in log)
 
 
 def test_sweep(tmp_path):

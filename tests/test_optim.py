@@ -1,18 +1,20 @@
-"""Tests for dlx.optim: update rules against the lecture notes' formulas.
+"""Tests for dlx.optim: update rules against the course's formulas.
 
-Each reference is written out in numpy from the notes (Korean notes 002, Chinese
-notes 003), not from optax. Everything runs in float64 so the comparisons can
+Each reference is written out in numpy from the course's update rules
+(docs/curriculum.md#c1, which the course states in two slightly different
+forms), not from optax. Everything runs in float64 so the comparisons can
 be tight: the only differences left are rounding.
 
-Where the notes and optax differ:
-* Adagrad: the notes print eta / (G + eps) g; that is a typo for the standard
-  eta / sqrt(G + eps) g, which optax implements (eps inside the sqrt).
-* Adadelta: the notes print G = gamma G - (1-gamma) g^2 (and the same for H);
-  the minus is a typo for +. optax also multiplies by a learning rate, so the
-  pure rule is learning_rate=1.
-* RMSprop: the Chinese notes start sigma_0 = |g_0|; optax (like the Korean
-  notes' EMA) starts G at 0. We test the zero start, eps inside the sqrt.
-* Adam: the notes put eps inside the sqrt of the raw v; optax uses
+Where the course's formulas and optax differ:
+* Adagrad: the course's formula prints eta / (G + eps) g; that is a typo for the
+  standard eta / sqrt(G + eps) g, which optax implements (eps inside the sqrt).
+* Adadelta: the course's formula prints G = gamma G - (1-gamma) g^2 (and the
+  same for H); the minus is a typo for +. optax also multiplies by a learning
+  rate, so the pure rule is learning_rate=1.
+* RMSprop: one of the course's two forms starts sigma_0 = |g_0|; optax (like
+  the other form's EMA) starts G at 0. We test the zero start, eps inside the
+  sqrt.
+* Adam: the course's formula puts eps inside the sqrt of the raw v; optax uses
   m_hat / (sqrt(v_hat) + eps). They agree exactly at eps=0.
 * Nesterov: optax tracks the lookahead point; see test_nesterov_*.
 """
@@ -74,7 +76,7 @@ def assert_trajectory(got, want):
 # ----------------------------------------------------------------- rules
 
 
-def test_sgd_matches_notes():
+def test_sgd_matches_the_course():
   eta = 0.1
   w, want = W0.copy(), [W0.copy()]
   for _ in range(STEPS):
@@ -84,7 +86,7 @@ def test_sgd_matches_notes():
   assert_trajectory(got, want)
 
 
-def test_momentum_matches_notes():
+def test_momentum_matches_the_course():
   eta, beta = 0.1, 0.9
   w, a, want = W0.copy(), np.zeros(3), [W0.copy()]
   for _ in range(STEPS):
@@ -95,8 +97,9 @@ def test_momentum_matches_notes():
   assert_trajectory(got, want)
 
 
-def test_momentum_matches_chinese_notes_form():
-  # m <- lambda m - eta g; theta <- theta + m: the same iterates for fixed eta.
+def test_momentum_matches_the_courses_other_form():
+  # The course's second form, m <- lambda m - eta g; theta <- theta + m, gives
+  # the same iterates for fixed eta.
   eta, lam = 0.1, 0.9
   w, m, want = W0.copy(), np.zeros(3), [W0.copy()]
   for _ in range(STEPS):
@@ -107,8 +110,8 @@ def test_momentum_matches_chinese_notes_form():
   assert_trajectory(got, want)
 
 
-def nesterov_notes(eta, beta, steps):
-  """The notes' lookahead recursion; returns the W_t and a_t sequences."""
+def nesterov_course(eta, beta, steps):
+  """The course's lookahead recursion (docs/curriculum.md#c1); returns W_t and a_t."""
   w, a = W0.copy(), np.zeros(3)
   ws, accs = [w], [a]
   for _ in range(steps):
@@ -120,14 +123,14 @@ def nesterov_notes(eta, beta, steps):
 
 
 def test_nesterov_is_lookahead_form_reparameterised():
-  # Let theta_t = W_t - eta beta a_t (the lookahead point). From the notes,
+  # Let theta_t = W_t - eta beta a_t (the lookahead point). From the course's rule,
   #   theta_{t+1} = W_t - eta a_{t+1} - eta beta a_{t+1}
   #              = theta_t - eta ((1 + beta) a_{t+1} - beta a_t)
   #              = theta_t - eta (g_t + beta a_{t+1}),  g_t = grad L(theta_t),
   # using a_{t+1} = beta a_t + g_t. That is optax's nesterov update with
   # trace = a, evaluated at theta, so optax's params are exactly theta_t.
   eta, beta = 0.1, 0.9
-  ws, accs = nesterov_notes(eta, beta, steps=4)
+  ws, accs = nesterov_course(eta, beta, steps=4)
   want = [w - eta * beta * a for w, a in zip(ws, accs)]
   got, state = run_optax(
       config(name='nesterov', learning_rate=eta, momentum=beta), steps=4)
@@ -145,7 +148,7 @@ def test_nesterov_differs_from_plain_momentum():
 
 @pytest.mark.parametrize('g0', [0.0, 0.1])
 def test_adagrad_standard_sqrt_form(g0):
-  # The notes' eta / (G + eps) lacks the sqrt (typo); the standard rule:
+  # The course's formula eta / (G + eps) lacks the sqrt (typo); the standard rule:
   # G <- G + g^2; W <- W - eta g / sqrt(G + eps).
   eta, eps = 0.5, 1e-2  # eps large enough that its placement shows
   w, big_g, want = W0.copy(), np.full(3, g0), [W0.copy()]
@@ -159,8 +162,8 @@ def test_adagrad_standard_sqrt_form(g0):
   assert_trajectory(got, want)
 
 
-def test_adadelta_matches_notes_with_plus_sign():
-  # The notes' "- (1-gamma)" in both EMAs is a typo for "+ (1-gamma)".
+def test_adadelta_matches_the_course_with_plus_sign():
+  # The course's "- (1-gamma)" in both EMAs is a typo for "+ (1-gamma)".
   gamma, eps = 0.9, 1e-3
   w, big_g, big_h, want = W0.copy(), np.zeros(3), np.zeros(3), [W0.copy()]
   for _ in range(STEPS):
@@ -176,7 +179,7 @@ def test_adadelta_matches_notes_with_plus_sign():
   assert_trajectory(got, want)
 
 
-def test_rmsprop_matches_notes_eps_in_sqrt():
+def test_rmsprop_matches_the_course_eps_in_sqrt():
   eta, gamma, eps = 0.1, 0.9, 1e-2
   w, big_g, want = W0.copy(), np.zeros(3), [W0.copy()]
   for _ in range(STEPS):
@@ -189,8 +192,8 @@ def test_rmsprop_matches_notes_eps_in_sqrt():
   assert_trajectory(got, want)
 
 
-def test_adam_matches_notes_at_zero_eps():
-  # Notes: W <- W - eta / sqrt(v + eps) * sqrt(1-b2^t) / (1-b1^t) * m.
+def test_adam_matches_the_course_at_zero_eps():
+  # The course: W <- W - eta / sqrt(v + eps) * sqrt(1-b2^t) / (1-b1^t) * m.
   # With eps=0 this equals optax's m_hat / (sqrt(v_hat) + eps) exactly.
   eta, b1, b2 = 0.1, 0.9, 0.999
   w, m, v, want = W0.copy(), np.zeros(3), np.zeros(3), [W0.copy()]

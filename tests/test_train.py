@@ -1,5 +1,6 @@
 """Tests for dlx.train: outputs, determinism, exact resume, failures, stopping, parallelism."""
 
+import dataclasses
 import json
 import logging
 import math
@@ -7,7 +8,6 @@ import os
 import pathlib
 import shutil
 import signal
-import dataclasses
 import subprocess
 import sys
 import time
@@ -431,7 +431,7 @@ def test_mesh_pmap_and_single_device_agree(tmp_path):
   done = subprocess.run([sys.executable, "-c", _PARITY_SCRIPT], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-3000:]
-  (line,) = [l for l in done.stdout.splitlines() if l.startswith("RESULTS ")]
+  (line,) = [item for item in done.stdout.splitlines() if item.startswith("RESULTS ")]
   out = json.loads(line[len("RESULTS "):])
   assert out["devices"] == 4
   single = _train(tmp_path, num_train_steps=20, eval_every_steps=10)

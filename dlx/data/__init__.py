@@ -17,6 +17,8 @@ from dlx.data import transforms
 from dlx.data.core import Dataset
 from dlx.data.core import Stream
 
+__all__ = ["Dataset", "Stream", "embedded", "load", "pipeline", "tfds_data", "transforms"]
+
 EMBEDDED = tuple(embedded.LOADERS)
 
 

@@ -1,10 +1,11 @@
-"""The in-memory dataset type every loader returns.
+"""The data types experiments return: `Dataset` (every loader's) and `Stream`.
 
 A `Dataset` holds three splits, each a dict of NumPy arrays with the same leading size.
 By convention the model reads `inputs` and the loss reads `targets`; a split may carry
 more keys, and `inputs` may itself be a dict of arrays (an encoder-decoder reads
-{'source', 'target_in'}). Everything the classic curriculum uses fits in host memory, which keeps the
-input pipeline deterministic and exactly resumable (see `dlx.data.pipeline`).
+{'source', 'target_in'}). Everything the classic curriculum uses fits in host memory,
+which keeps the input pipeline deterministic and exactly resumable (see
+`dlx.data.pipeline`). A `Stream` makes its training batches from (seed, step) instead.
 """
 
 import dataclasses

@@ -16,9 +16,9 @@ dataset, so validation and test strings are never seen in training. `test_length
 makes the test split longer (e.g. train on 1-10, test on 11-20) to measure length
 generalisation; all splits are then padded to the same widths.
 
-`reorder_task` is the notes' word-order task: the source is a real sentence from the
-Shakespeare plays with its words shuffled and its final mark kept last, the target is the
-sentence, e.g. "The mat cat sat the on." -> "The cat sat on the mat."
+`reorder_task` is the course's word-order task (docs/curriculum.md#d7): the source is a
+real sentence from the Shakespeare plays with its words shuffled and its final mark kept
+last, the target is the sentence, e.g. "The mat cat sat the on." -> "The cat sat on the mat."
 """
 
 import functools

@@ -1,7 +1,7 @@
 """AlexNet (Krizhevsky, Sutskever and Hinton, 2012), one-stream version.
 
-CURRICULUM F3; notes 001/002: ReLU, local response normalization, overlapping
-max pooling (3x3, stride 2) and dropout in the fully connected layers. The
+docs/curriculum.md#f3: ReLU, local response normalization, overlapping max
+pooling (3x3, stride 2) and dropout in the fully connected layers. The
 paper splits most layers over two GPUs; this is the single-stream network
 with the paper's full widths (torchvision's AlexNet is the narrower
 "one weird trick" variant with 64/192 filters and no LRN):

@@ -1,6 +1,6 @@
 """DenseNet (Huang et al., 2017, "Densely Connected Convolutional Networks").
 
-CURRICULUM F7; note 002: concatenation instead of addition (each layer sees
+docs/curriculum.md#f7: concatenation instead of addition (each layer sees
 all earlier feature maps of its block), transition blocks
 (BN -> 1x1 conv -> 2x2 average pool) shrink channels and resolution.
 

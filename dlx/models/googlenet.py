@@ -1,6 +1,6 @@
 """GoogLeNet / Inception v1 (Szegedy et al., 2015, "Going Deeper with Convolutions").
 
-CURRICULUM F5; notes 001/002: inception blocks mix 1x1, 3x3, 5x5 and pooled
+docs/curriculum.md#f5: inception blocks mix 1x1, 3x3, 5x5 and pooled
 features, 1x1 convs reduce channels first, global average pooling replaces
 the big FC layers, and two auxiliary classifiers help gradients reach the
 middle of the network during training.

@@ -1,7 +1,7 @@
-"""GPT: a decoder-only, causal Transformer language model (CURRICULUM F14).
+"""GPT: a decoder-only, causal Transformer language model (docs/curriculum.md#f14).
 
-Seed 004: "a pure autoregressive model that consists of a succession of
-causal self-attention blocks". Here, as in GPT-2: token embedding + learned
+A pure autoregressive model that consists of a succession of causal
+self-attention blocks. Here, as in GPT-2: token embedding + learned
 positions -> dropout -> `num_layers` pre-norm blocks (masked self-attention,
 GELU FFN with 4 * features hidden units) -> final LayerNorm -> logits
 h @ E^T, with the output projection tied to the token embedding E (plus a

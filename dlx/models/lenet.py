@@ -1,4 +1,4 @@
-"""LeNet-5 (LeCun et al., 1998) as in the lecture notes."""
+"""LeNet-5 (LeCun et al., 1998) as in the course (docs/curriculum.md#f2)."""
 
 import flax.linen as nn
 import jax.numpy as jnp

@@ -1,6 +1,6 @@
 """MobileNet v1 (Howard et al., 2017) with group and dilated convolution options.
 
-CURRICULUM F8; note 001 (lecture 7, efficient architectures): group,
+docs/curriculum.md#f8, #e2 (efficient architectures): group,
 pointwise (1x1) and depthwise separable convolutions, bottlenecks and
 dilated convolutions. A depthwise separable block is a 3x3 depthwise conv
 (one filter per channel, feature_group_count = channels) followed by a 1x1
@@ -33,8 +33,8 @@ import jax.numpy as jnp
 from dlx.nn.blocks import ConvBNReLU
 from dlx.nn.blocks import batch_norm
 from dlx.nn.blocks import conv_init
-from dlx.nn.conv import DepthwiseConv2D
 from dlx.nn.blocks import require_nhwc
+from dlx.nn.conv import DepthwiseConv2D
 
 # (output channels, stride) of the 13 depthwise separable blocks, Table 1.
 BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),

@@ -1,6 +1,6 @@
 """ResNet-18/34/50 (He et al., 2016, "Deep Residual Learning for Image Recognition").
 
-CURRICULUM F6. Matches torchvision's ResNet (v1.5: the stride of a bottleneck
+docs/curriculum.md#f6. Matches torchvision's ResNet (v1.5: the stride of a bottleneck
 sits on its 3x3 conv) parameter for parameter at 1000 classes:
 ResNet-18 11,689,512, ResNet-34 21,797,672, ResNet-50 25,557,032.
 

@@ -88,7 +88,7 @@ class Seq2Seq(nn.Module):
         'keys': self.attention_layer.project_memory(outputs),
         'mask': mask,
     }
-    carries = tuple(self._bridge(l, c) for l, c in enumerate(carries))
+    carries = tuple(self._bridge(layer, c) for layer, c in enumerate(carries))
     feed = jnp.zeros((source.shape[0], self.features), outputs.dtype)
     return memory, (carries, feed)
 

@@ -1,6 +1,6 @@
-"""Encoder-decoder Transformer for sequence-to-sequence tasks (CURRICULUM F13).
+"""Encoder-decoder Transformer for sequence-to-sequence tasks (docs/curriculum.md#f13).
 
-Vaswani et al. 2017 as described in seeds 001, 002 and 004: the encoder embeds
+Vaswani et al. 2017 (see also docs/curriculum.md#e7): the encoder embeds
 the source tokens, adds positional encodings and refines them with
 self-attention blocks; the decoder embeds the target tokens produced so far,
 adds positional encodings and alternates causal self-attention, cross-attention

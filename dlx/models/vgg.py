@@ -1,6 +1,6 @@
 """VGG-11/13/16/19 (Simonyan and Zisserman, 2015, configurations A, B, D, E).
 
-CURRICULUM F4; notes 001/002: depth from stacked 3x3 convs (two 3x3s see a
+docs/curriculum.md#f4: depth from stacked 3x3 convs (two 3x3s see a
 5x5 field with fewer parameters) instead of large kernels. Each stage is a
 run of 3x3 convs (stride 1, padding 1) + ReLU followed by a 2x2/2 max pool;
 then, as in torchvision, an adaptive average pool to 7x7 (a no-op at 224x224,
@@ -19,7 +19,6 @@ pooled_size=1, classifier_width=256).
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from dlx.nn.blocks import adaptive_avg_pool
 from dlx.nn.blocks import batch_norm

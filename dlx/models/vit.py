@@ -1,7 +1,7 @@
-"""Vision Transformer (Dosovitskiy et al. 2021; CURRICULUM F15).
+"""Vision Transformer (Dosovitskiy et al. 2021; docs/curriculum.md#f15).
 
-Seed 004: "ViT splits the image into patches before it is flattened". Each
-P x P patch is flattened and projected to `features` dims; a strided
+ViT cuts the image into patches instead of flattening it whole. Each P x P
+patch is flattened and projected to `features` dims; a strided
 convolution with kernel = stride = P does exactly that in one op. A learned
 class token is prepended, learned position embeddings are added, a pre-norm
 Transformer encoder (GELU FFN) mixes the N + 1 tokens, and a linear

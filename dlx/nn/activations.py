@@ -2,16 +2,17 @@
 
   relu(x)         = max(0, x)
   leaky_relu(x)   = x if x >= 0 else negative_slope * x
-  sigmoid(x)      = 1 / (1 + exp(-x))   (seed 003's c / (1 + e^{-b+wx}) has
-                                         a sign typo: the exponent is -(b+wx))
+  sigmoid(x)      = 1 / (1 + exp(-x))   (the course's printed c / (1 + e^{-b+wx})
+                                         (docs/curriculum.md#e1) has a sign
+                                         typo: the exponent is -(b+wx))
   hard_sigmoid(x) = relu6(x + 3) / 6 = (relu(x + 3) - relu(x - 3)) / 6
   tanh(x)         = (exp(x) - exp(-x)) / (exp(x) + exp(-x))
   softmax(x)_i    = exp(x_i) / sum_j exp(x_j)
 
-The lecture notes describe the hard sigmoid only as a piecewise-linear ramp
-(0, then linear, then 1) built from two ReLUs, without constants; we use
-PyTorch's and JAX's constants (ramp on [-3, 3], slope 1/6), which is exactly
-such a difference of two ReLUs. Keras uses a different one
+The course (docs/curriculum.md#e1) describes the hard sigmoid only as a
+piecewise-linear ramp (0, then linear, then 1) built from two ReLUs, without
+constants; we use PyTorch's and JAX's constants (ramp on [-3, 3], slope 1/6),
+which is exactly such a difference of two ReLUs. Keras uses a different one
 (clip(0.2 x + 0.5, 0, 1)), so do not mix the two when porting weights.
 jax.nn.softmax subtracts max(x) before exponentiating, so large logits do not
 overflow.

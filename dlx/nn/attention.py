@@ -1,11 +1,11 @@
-"""Scaled dot-product and multi-head attention (CURRICULUM E6).
+"""Scaled dot-product and multi-head attention (docs/curriculum.md#e6).
 
-Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V (seeds 001 and 002): the
+Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V (docs/curriculum.md#e6): the
 scores of one query against every key are scaled by sqrt(d_k), turned into
 weights by a softmax over the keys, and the output is the weighted sum of the
 values. Multi-head attention projects the inputs into `num_heads` smaller
 query/key/value spaces, attends in each, concatenates the heads and projects
-back with an output matrix (seed 002).
+back with an output matrix.
 
 Layout: queries, keys and values are (..., T, heads, head_dim), Flax's layout
 (`...` is usually the batch). Attention weights are (..., heads, T_q, T_k),
@@ -14,7 +14,7 @@ PyTorch's layout. Masks are boolean, True = may attend, and broadcast to
 
   causal_mask(T)             (T, T)        decoder ("masked") self-attention.
   padding_mask(tokens)       (B, 1, 1, T)  hides padded keys.
-  local_window_mask(T, w)    (T, T)        truncated self-attention (seed 003).
+  local_window_mask(T, w)    (T, T)        truncated self-attention.
   combine_masks(a, b, ...)   logical and; None when every mask is None.
 """
 

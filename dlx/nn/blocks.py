@@ -1,4 +1,4 @@
-"""Convolutional building blocks of the classic ImageNet networks (CURRICULUM E8).
+"""Convolutional building blocks of the classic ImageNet networks (docs/curriculum.md#e8).
 
 All blocks take NHWC inputs and a `train` flag: BatchNorm normalises with the
 batch statistics and updates the 'batch_stats' collection when `train` is
@@ -12,7 +12,7 @@ so parameter counts match torchvision's.
   DenseLayer/Block  Huang et al. 2017, "Densely Connected Convolutional Networks".
   TransitionBlock   Huang et al. 2017, section 3 (pooling layers).
 
-The lecture notes (seeds 001, 002, 004) describe the same blocks: skip
+The course (docs/curriculum.md#e8) describes the same blocks: skip
 connections that learn the residual F(x) = H(x) - x, 1x1 convolutions that
 reduce channels before the expensive 3x3/5x5, concatenation instead of
 addition, and BN -> 1x1 conv -> 2x2 average pool transitions.

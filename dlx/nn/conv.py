@@ -1,4 +1,4 @@
-"""Convolutions (CURRICULUM E2): 1D/2D/3D, padding, dilation, groups,
+"""Convolutions (docs/curriculum.md#e2): 1D/2D/3D, padding, dilation, groups,
 depthwise separable, pointwise and transposed; channels-last (N, ..., C).
 
 Output sizes (per spatial dimension; in, k, s, d, padding (lo, hi)):
@@ -9,7 +9,7 @@ Output sizes (per spatial dimension; in, k, s, d, padding (lo, hi)):
                 which for lo = hi = p is PyTorch's ConvTranspose formula.
 
 Parameters of a k x k convolution from C to D channels in g groups:
-k * k * (C / g) * D weights plus D biases. (Seed 002 writes w*w*C*D*K with K
+k * k * (C / g) * D weights plus D biases. (The course writes w*w*C*D*K with K
 "the number of kernels", but K and D are the same number; the count is
 w*w*C*D.) A depthwise separable convolution (MobileNet v1, Howard et al. 2017)
 replaces k*k*C*D with k*k*C + C*D.
@@ -23,8 +23,8 @@ import numbers
 from typing import Callable, Optional, Sequence, Union
 
 import flax.linen as nn
-import jax.numpy as jnp
 from jax import lax
+import jax.numpy as jnp
 
 from dlx.nn import activations
 

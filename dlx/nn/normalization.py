@@ -1,7 +1,6 @@
 """Local response normalization (Krizhevsky, Sutskever and Hinton, 2012)."""
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 

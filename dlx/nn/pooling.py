@@ -1,4 +1,4 @@
-"""Pooling (CURRICULUM E3) on channels-last inputs (N, spatial..., C), 1D-3D.
+"""Pooling (docs/curriculum.md#e3) on channels-last inputs (N, spatial..., C), 1D-3D.
 
 Pooling has no parameters; it shrinks the feature map and keeps the strongest
 (max) or typical (average) response in each window. The output size is

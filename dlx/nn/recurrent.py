@@ -1,7 +1,7 @@
 """Recurrent cells, a stacked/bidirectional sequence wrapper, and attention.
 
-Cells follow the lecture notes' gate equations, where every gate is one dense
-layer over the concatenation [h_{t-1}, x_t]:  W_g . [h_{t-1}, x_t] + b_g.
+Cells follow the course's gate equations (docs/curriculum.md#e9): every gate is
+one dense layer over the concatenation [h_{t-1}, x_t], W_g . [h_{t-1}, x_t] + b_g.
 Each gate has its own named `nn.Dense` (kernel shape (H + D, H)), so the
 kernel rows [:H] act on h_{t-1} and rows [H:] act on x_t.
 
@@ -28,10 +28,11 @@ def _zeros_carry(input_shape, features, dtype=jnp.float32):
 
 
 class SimpleRNNCell(nn.RNNCellBase):
-  """Elman RNN: h_t = phi(W . [h_{t-1}, x_t] + b) (notes: phi(W^T h + U^T x)).
+  """Elman RNN: h_t = phi(W . [h_{t-1}, x_t] + b) (course: phi(W^T h + U^T x)).
 
-  The notes write the update without a bias; we keep one (PyTorch's nn.RNNCell
-  has b_ih + b_hh, which sum to our b). Carry and output are both h_t.
+  The course (docs/curriculum.md#e9) writes the update without a bias; we keep
+  one (PyTorch's nn.RNNCell has b_ih + b_hh, which sum to our b). Carry and
+  output are both h_t.
   """
   features: int
   activation: Callable[[Array], Array] = jnp.tanh
@@ -54,7 +55,7 @@ class SimpleRNNCell(nn.RNNCellBase):
 
 
 class LSTMCell(nn.RNNCellBase):
-  """LSTM cell with the notes' gates; every gate sees [h_{t-1}, x_t]:
+  """LSTM cell with the course's gates; every gate sees [h_{t-1}, x_t]:
 
     f_t = sigmoid(W_f . [h_{t-1}, x_t] + b_f)      forget gate
     i_t = sigmoid(W_i . [h_{t-1}, x_t] + b_i)      input gate
@@ -98,7 +99,7 @@ class LSTMCell(nn.RNNCellBase):
 
 
 class GRUCell(nn.RNNCellBase):
-  """GRU cell with the notes' gates (biases added to every gate):
+  """GRU cell with the course's gates (biases added to every gate):
 
     z_t = sigmoid(W_z . [h_{t-1}, x_t] + b_z)      update gate ('update')
     r_t = sigmoid(W_r . [h_{t-1}, x_t] + b_r)      reset gate ('reset')

@@ -1,13 +1,13 @@
-"""Transformer building blocks (CURRICULUM E5, E7).
+"""Transformer building blocks (docs/curriculum.md#e5, #e7).
 
-Embeddings (E5): a token embedding turns ids into vectors and a positional
-encoding is added to them, because self-attention itself ignores order
-(seeds 002, 003, 004). Positions are either learned (GPT, ViT) or the fixed
-sinusoids of Vaswani et al. 2017.
+Embeddings (docs/curriculum.md#e5): a token embedding turns ids into vectors
+and a positional encoding is added to them, because self-attention itself
+ignores order. Positions are either learned (GPT, ViT) or the fixed sinusoids
+of Vaswani et al. 2017.
 
-Blocks (E7, seed 001 "Add & Layer Normalization", "Feedforward Network"):
-every sub-layer (attention or the position-wise FFN) is wrapped in a residual
-connection and a layer norm. Two orderings are supported:
+Blocks (docs/curriculum.md#e7, "Add & Layer Normalization", "Feedforward
+Network"): every sub-layer (attention or the position-wise FFN) is wrapped in a
+residual connection and a layer norm. Two orderings are supported:
 
   norm='post'  x = LayerNorm(x + Dropout(Sublayer(x)))   Vaswani et al. 2017.
   norm='pre'   x = x + Dropout(Sublayer(LayerNorm(x)))   GPT-2, ViT; the

@@ -1,9 +1,9 @@
-"""Fixed classic 3x3 image kernels (CURRICULUM E4) and a per-channel filter.
+"""Fixed classic 3x3 image kernels (docs/curriculum.md#e4) and a per-channel filter.
 
-The notes (seed 001) name edge detection, sharpen, blur and emboss without
-giving the numbers; the kernels below are the textbook ones. `apply_kernel`
+The course (docs/curriculum.md#e4) names edge detection, sharpen, blur and
+emboss without giving the numbers; the kernels below are the textbook ones. `apply_kernel`
 computes CROSS-CORRELATION, the operation deep-learning layers call
-"convolution" (seed 002):
+"convolution" (docs/curriculum.md#e2):
 
   out(i, j) = sum_p sum_q image(i + p, j + q) kernel(p, q)
 

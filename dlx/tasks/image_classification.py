@@ -24,6 +24,7 @@ import numpy as np
 from dlx import config as config_lib
 from dlx import plots
 from dlx.data import images
+from dlx.models import preprocess
 from dlx.tasks import classification
 
 FULL = "full"  # the `:full` argument: original architecture at 224x224x3 (for a GPU)
@@ -78,7 +79,6 @@ def wrap_for_full_scale(model, config):
   """Resizes grey 28x28 inputs to resize_to x resize_to x 3 inside the compiled step."""
   if not config.resize_to:
     return model
-  from dlx.models import preprocess  # pylint: disable=g-import-not-at-top
   return preprocess.ResizeInputs(model, size=config.resize_to, channels=3)
 
 

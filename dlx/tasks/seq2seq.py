@@ -23,13 +23,13 @@ from dlx.data import core
 from dlx.data import sequences
 from dlx.models import transformer
 
-
 OUTPUTS = ("attention.png",)
 
 
 def sequence_loss(logits, batch):
-  """Masked (B13) cross-entropy of an encoder-decoder, per example; token accuracy over
-  real target tokens; sequence_accuracy = 1 when every real token (and EOS) is right."""
+  """Masked (docs/curriculum.md#b13) cross-entropy of an encoder-decoder, per example;
+  token accuracy over real target tokens; sequence_accuracy = 1 when every real token
+  (and EOS) is right."""
   targets, mask = batch["targets"], batch["target_mask"]
   correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
   tokens = jnp.maximum(jnp.sum(mask, -1), 1.0)

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-import dlx.data
 from dlx import errors
+import dlx.data
 from dlx.data import core
 from dlx.data import embedded
 from dlx.data import pipeline
@@ -335,7 +335,7 @@ def test_tfds_mnist_sizes_and_dtypes(tfds_dir):
 @pytest.fixture(scope="module")
 def tfds():
   # Import TensorFlow up front so the timed calls below measure loading, not the import.
-  import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   import tensorflow_datasets  # pylint: disable=g-import-not-at-top
   return tensorflow_datasets
 

@@ -121,7 +121,7 @@ def test_reorder_splits_are_disjoint_and_deterministic(reorder):
     np.testing.assert_array_equal(again.split(name)["source"], reorder.split(name)["source"])
 
 
-def test_reorder_example_from_the_notes():
+def test_reorder_example_from_the_course():
   words = tokenizers.WordTokenizer.fit("The cat sat on the mat.")
   ids = words.encode("The cat sat on the mat.")
   shuffled = sequences._shuffle_words(np.random.default_rng(0), ids)  # pylint: disable=protected-access

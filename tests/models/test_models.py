@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from dlx.models.cnn1d import CNN1D
-from dlx.models.gan import WGAN, Critic, Generator
+from dlx.models.gan import WGAN
+from dlx.models.gan import Critic
+from dlx.models.gan import Generator
 from dlx.models.lenet import LeNet5
-from dlx.models.mlp import MLP, Linear
+from dlx.models.mlp import MLP
+from dlx.models.mlp import Linear
 from dlx.models.unet import UNet
 from dlx.models.vae import VAE
 from dlx.nn.embeddings import sinusoidal_embedding

@@ -1,4 +1,4 @@
-"""Tests for the classic vision blocks and model families (CURRICULUM E8, F3-F8).
+"""Tests for the classic vision blocks and model families (docs/curriculum.md#e8, #f3 to #f8).
 
 ImageNet-size parameter counts use jax.eval_shape (shapes only, nothing is
 computed); forward passes use the tiny variants on 28x28x1 / 32x32x1.

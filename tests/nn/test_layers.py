@@ -147,7 +147,7 @@ def test_conv_output_size_matches_running_conv_module():
 
 
 def test_conv_output_size_known_values():
-  assert conv.conv_output_size(32, 5) == 28  # LeNet C1, seed 002's i - K + 1.
+  assert conv.conv_output_size(32, 5) == 28  # LeNet C1: i - K + 1 (docs/curriculum.md#e2).
   assert conv.conv_output_size(227, 11, 4) == 55  # AlexNet conv1.
   assert conv.conv_output_size(224, 7, 2, 3) == 112  # ResNet stem.
   assert conv.conv_output_size(55, 3, 2) == 27  # AlexNet overlapping pool.
@@ -355,7 +355,7 @@ def test_conv_transpose2d_matches_torch(kernel, stride, padding,
 
 def test_conv_transpose_is_the_adjoint_of_conv():
   # <conv(x), y> == <x, conv_transpose(y)> for the same kernel: the defining
-  # property of a transposed convolution (seed 002: convolution "in reverse").
+  # property of a transposed convolution (docs/curriculum.md#e2: convolution "in reverse").
   x, y = randn(1, 8, 3, seed=4), randn(1, 4, 2, seed=5)
   down = conv.Conv(2, 3, strides=2, padding=1, use_bias=False)
   kernel = init(down, x)['params']['kernel']  # (3, C_in=3, C_out=2).

@@ -1,7 +1,7 @@
 """Tests for dlx.nn.recurrent, dlx.models.rnn_lm and dlx.models.seq2seq.
 
-Cells are checked against NumPy transcriptions of the notes' gate equations
-(using the cells' own params, drawn at random) and against PyTorch with
+Cells are checked against NumPy transcriptions of the course's gate equations
+(docs/curriculum.md#e9; using the cells' own params, drawn at random) and against PyTorch with
 copied weights; the wrappers against shape, direction and padding
 invariants; the decoders' step-by-step paths against the parallel passes.
 """
@@ -50,7 +50,7 @@ def inputs(shape, seed=0):
                      jnp.float32)
 
 
-# NumPy transcriptions of the notes' equations: W_g . [h, x] + b_g.
+# NumPy transcriptions of the course's equations (docs/curriculum.md#e9): W_g . [h, x] + b_g.
 
 
 def sigmoid(a):
@@ -102,7 +102,7 @@ def assert_close(a, b, atol=1e-5):
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
-def test_cell_matches_notes_equations(name):
+def test_cell_matches_the_course_equations(name):
   cell, params = init_cell(name)
   xs = inputs((B, T, D))
   carry = jax.tree_util.tree_map(
@@ -223,17 +223,17 @@ def test_stacked_bidirectional_matches_torch(cell_type):
     h_n = h_n.detach().numpy()
     final = lambda k: h_n[k]
   params = {
-      f"layer_{l}": {
-          "forward_rnn": {"cell": convert(f"_l{l}")},
-          "backward_rnn": {"cell": convert(f"_l{l}_reverse")},
-      } for l in range(layers)
+      f"layer_{item}": {
+          "forward_rnn": {"cell": convert(f"_l{item}")},
+          "backward_rnn": {"cell": convert(f"_l{item}_reverse")},
+      } for item in range(layers)
   }
   ours = recurrent.Recurrent(H, cell_type, num_layers=layers,
                              bidirectional=True, reset_after=True)
   outputs, carries = ours.apply({"params": params}, x)
   assert_close(outputs, out.detach().numpy())
-  for l in range(layers):
-    assert_close(carries[l], (final(2 * l), final(2 * l + 1)))
+  for item in range(layers):
+    assert_close(carries[item], (final(2 * item), final(2 * item + 1)))
 
 
 # Wrapper shapes, direction and padding.

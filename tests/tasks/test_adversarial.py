@@ -4,10 +4,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from dlx.tasks import adversarial
 from dlx import optim
 from dlx import train
 from dlx.models import gan
+from dlx.tasks import adversarial
 
 
 def _setup(**overrides):
@@ -29,7 +29,8 @@ def test_weight_clipping_bounds_every_critic_weight():
   for leaf in jax.tree.leaves(state.params["critic"]):
     assert np.abs(np.asarray(leaf)).max() <= 0.01 + 1e-7
   # The generator is not clipped.
-  assert max(np.abs(np.asarray(l)).max() for l in jax.tree.leaves(state.params["generator"])) > 0.01
+  generator = jax.tree.leaves(state.params["generator"])
+  assert max(np.abs(np.asarray(leaf)).max() for leaf in generator) > 0.01
   assert np.isfinite(float(metrics["loss"]))
 
 
