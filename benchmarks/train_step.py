@@ -47,6 +47,7 @@ try:
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn as torch_nn  # pylint: disable=g-import-not-at-top
   from torch.nn import functional as torch_f  # pylint: disable=g-import-not-at-top
+
   _TORCH_ERROR = None
 except ImportError as e:  # torch is an optional (test) extra.
   torch = None
@@ -54,14 +55,14 @@ except ImportError as e:  # torch is an optional (test) extra.
 
 NUM_CLASSES = 10
 LENET_PARAMS = 61_706  # The count in dlx/models/lenet.py's docstring.
-MODELS = ('lenet', 'mlp')
+MODELS = ("lenet", "mlp")
 SEED = 0
 LEARNING_RATE = 1e-3
 
 
 def _available_cores():
   """Cores this process may run on (the affinity mask where there is one)."""
-  if hasattr(os, 'sched_getaffinity'):
+  if hasattr(os, "sched_getaffinity"):
     return len(os.sched_getaffinity(0))
   return os.cpu_count() or 1
 
@@ -69,7 +70,7 @@ def _available_cores():
 def _synthetic_batch(name, batch_size):
   """Numpy inputs in dlx's layout (NHWC for images) and integer labels."""
   rng = np.random.default_rng(SEED)
-  shape = (batch_size, 32, 32, 1) if name == 'lenet' else (batch_size, 784)
+  shape = (batch_size, 32, 32, 1) if name == "lenet" else (batch_size, 784)
   inputs = rng.standard_normal(shape, dtype=np.float32)
   labels = rng.integers(0, NUM_CLASSES, size=(batch_size,), dtype=np.int32)
   return inputs, labels
@@ -106,7 +107,7 @@ def _time_steps(run_step, sync, warmup, repeats, group):
 
 
 def _dlx_model(name):
-  if name == 'lenet':
+  if name == "lenet":
     return lenet.LeNet5(num_classes=NUM_CLASSES)
   return mlp.MLP(hidden=(256, 256), num_outputs=NUM_CLASSES)
 
@@ -119,38 +120,41 @@ def bench_dlx(name, inputs, labels, args):
   """Times dlx's generic jitted train step; returns a result dict."""
   model = _dlx_model(name)
   config = optim.default_config()
-  config.name = 'adam'
+  config.name = "adam"
   config.learning_rate = LEARNING_RATE
   total = args.warmup + args.repeats + args.group
   optimizer = optim.create_optimizer(config, total_steps=total)
-  batch = {'inputs': jnp.asarray(inputs), 'targets': jnp.asarray(labels)}
-  init_fn = train.create_init_fn(model, optimizer, batch['inputs'][:1], SEED)
+  batch = {"inputs": jnp.asarray(inputs), "targets": jnp.asarray(labels)}
+  init_fn = train.create_init_fn(model, optimizer, batch["inputs"][:1], SEED)
   state = jax.jit(init_fn)(jax.random.PRNGKey(SEED))
   num_params = _count(state.params)
 
   train_step = jax.jit(
-      steps.make_train_step(model, optimizer, classification.classification),
-      donate_argnums=0)
+    steps.make_train_step(model, optimizer, classification.classification), donate_argnums=0
+  )
 
   start = time.perf_counter()
   state, _ = jax.block_until_ready(train_step(state, batch))
   first_ms = (time.perf_counter() - start) * 1e3
 
   # The state is donated, so each step must feed the next one its output.
-  holder = {'state': state}
+  holder = {"state": state}
 
   def run_step():
-    holder['state'], step_metrics = train_step(holder['state'], batch)
-    return holder['state'], step_metrics
+    holder["state"], step_metrics = train_step(holder["state"], batch)
+    return holder["state"], step_metrics
 
-  times = _time_steps(run_step, jax.block_until_ready, args.warmup,
-                      args.repeats, args.group)
-  _, metrics = jax.block_until_ready(train_step(holder['state'], batch))
-  loss = float(metrics['loss'])
+  times = _time_steps(run_step, jax.block_until_ready, args.warmup, args.repeats, args.group)
+  _, metrics = jax.block_until_ready(train_step(holder["state"], batch))
+  loss = float(metrics["loss"])
   if not np.isfinite(loss):
-    raise RuntimeError(f'dlx {name}: non-finite loss {loss}')
-  return {'num_params': num_params, 'times_ms': times,
-          'first_call_ms': first_ms, 'final_loss': loss}
+    raise RuntimeError(f"dlx {name}: non-finite loss {loss}")
+  return {
+    "num_params": num_params,
+    "times_ms": times,
+    "first_call_ms": first_ms,
+    "final_loss": loss,
+  }
 
 
 # --------------------------------------------------------------------------- #
@@ -160,20 +164,30 @@ def bench_dlx(name, inputs, labels, args):
 
 def _torch_model(name):
   """The dlx architectures in PyTorch (NCHW images, default torch init)."""
-  if name == 'lenet':
+  if name == "lenet":
     # As dlx LeNet5: VALID 5x5 convs, tanh, 2x2/2 average pooling.
     return torch_nn.Sequential(
-        torch_nn.Conv2d(1, 6, 5), torch_nn.Tanh(), torch_nn.AvgPool2d(2, 2),
-        torch_nn.Conv2d(6, 16, 5), torch_nn.Tanh(), torch_nn.AvgPool2d(2, 2),
-        torch_nn.Flatten(),
-        torch_nn.Linear(16 * 5 * 5, 120), torch_nn.Tanh(),
-        torch_nn.Linear(120, 84), torch_nn.Tanh(),
-        torch_nn.Linear(84, NUM_CLASSES))
-  return torch_nn.Sequential(
+      torch_nn.Conv2d(1, 6, 5),
+      torch_nn.Tanh(),
+      torch_nn.AvgPool2d(2, 2),
+      torch_nn.Conv2d(6, 16, 5),
+      torch_nn.Tanh(),
+      torch_nn.AvgPool2d(2, 2),
       torch_nn.Flatten(),
-      torch_nn.Linear(784, 256), torch_nn.ReLU(),
-      torch_nn.Linear(256, 256), torch_nn.ReLU(),
-      torch_nn.Linear(256, NUM_CLASSES))
+      torch_nn.Linear(16 * 5 * 5, 120),
+      torch_nn.Tanh(),
+      torch_nn.Linear(120, 84),
+      torch_nn.Tanh(),
+      torch_nn.Linear(84, NUM_CLASSES),
+    )
+  return torch_nn.Sequential(
+    torch_nn.Flatten(),
+    torch_nn.Linear(784, 256),
+    torch_nn.ReLU(),
+    torch_nn.Linear(256, 256),
+    torch_nn.ReLU(),
+    torch_nn.Linear(256, NUM_CLASSES),
+  )
 
 
 def bench_torch(name, inputs, labels, args):
@@ -183,7 +197,7 @@ def bench_torch(name, inputs, labels, args):
   model.train()
   optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
   num_params = sum(p.numel() for p in model.parameters())
-  if name == 'lenet':
+  if name == "lenet":
     inputs = np.ascontiguousarray(inputs.transpose(0, 3, 1, 2))  # NHWC->NCHW
   x = torch.from_numpy(inputs)
   y = torch.from_numpy(labels.astype(np.int64))
@@ -199,13 +213,16 @@ def bench_torch(name, inputs, labels, args):
   run_step()
   first_ms = (time.perf_counter() - start) * 1e3
   # Eager CPU ops are synchronous: the clock can be read right away.
-  times = _time_steps(run_step, lambda _: None, args.warmup, args.repeats,
-                      args.group)
+  times = _time_steps(run_step, lambda _: None, args.warmup, args.repeats, args.group)
   loss = float(run_step().detach())
   if not np.isfinite(loss):
-    raise RuntimeError(f'torch {name}: non-finite loss {loss}')
-  return {'num_params': num_params, 'times_ms': times,
-          'first_call_ms': first_ms, 'final_loss': loss}
+    raise RuntimeError(f"torch {name}: non-finite loss {loss}")
+  return {
+    "num_params": num_params,
+    "times_ms": times,
+    "first_call_ms": first_ms,
+    "final_loss": loss,
+  }
 
 
 # --------------------------------------------------------------------------- #
@@ -214,43 +231,51 @@ def bench_torch(name, inputs, labels, args):
 
 
 def _summary(result):
-  median = statistics.median(result['times_ms'])
+  median = statistics.median(result["times_ms"])
   return {
-      'num_params': result['num_params'],
-      'median_ms': median,
-      'steps_per_s': 1e3 / median,
-      'min_ms': min(result['times_ms']),
-      'max_ms': max(result['times_ms']),
-      'first_call_ms': result['first_call_ms'],
-      'final_loss': result['final_loss'],
-      'times_ms': result['times_ms'],
+    "num_params": result["num_params"],
+    "median_ms": median,
+    "steps_per_s": 1e3 / median,
+    "min_ms": min(result["times_ms"]),
+    "max_ms": max(result["times_ms"]),
+    "first_call_ms": result["first_call_ms"],
+    "final_loss": result["final_loss"],
+    "times_ms": result["times_ms"],
   }
 
 
 def _parse_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--repeats', type=int, default=200,
-                      help='timed steps per model and framework')
-  parser.add_argument('--batch_size', type=int, default=128)
-  parser.add_argument('--models', default=','.join(MODELS),
-                      help='comma-separated subset of: ' + ','.join(MODELS))
-  parser.add_argument('--warmup', type=int, default=10,
-                      help='untimed steps after the first (compiling) call')
-  parser.add_argument('--group', type=int, default=1,
-                      help='steps per clock reading (1 = each step alone)')
-  parser.add_argument('--threads', type=int, default=_available_cores(),
-                      help='torch.set_num_threads (default: available cores)')
-  parser.add_argument('--out', default=None, help='write the results as JSON')
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument(
+    "--repeats", type=int, default=200, help="timed steps per model and framework"
+  )
+  parser.add_argument("--batch_size", type=int, default=128)
+  parser.add_argument(
+    "--models", default=",".join(MODELS), help="comma-separated subset of: " + ",".join(MODELS)
+  )
+  parser.add_argument(
+    "--warmup", type=int, default=10, help="untimed steps after the first (compiling) call"
+  )
+  parser.add_argument(
+    "--group", type=int, default=1, help="steps per clock reading (1 = each step alone)"
+  )
+  parser.add_argument(
+    "--threads",
+    type=int,
+    default=_available_cores(),
+    help="torch.set_num_threads (default: available cores)",
+  )
+  parser.add_argument("--out", default=None, help="write the results as JSON")
   args = parser.parse_args(argv)
-  args.models = [m.strip() for m in args.models.split(',') if m.strip()]
+  args.models = [m.strip() for m in args.models.split(",") if m.strip()]
   unknown = sorted(set(args.models) - set(MODELS))
   if unknown or not args.models:
-    parser.error(f'--models: unknown {unknown}; choose from {list(MODELS)}')
-  for flag in ('repeats', 'batch_size', 'group', 'threads'):
+    parser.error(f"--models: unknown {unknown}; choose from {list(MODELS)}")
+  for flag in ("repeats", "batch_size", "group", "threads"):
     if getattr(args, flag) < 1:
-      parser.error(f'--{flag} must be >= 1')
+      parser.error(f"--{flag} must be >= 1")
   if args.warmup < 0:
-    parser.error('--warmup must be >= 0')
+    parser.error("--warmup must be >= 0")
   return args
 
 
@@ -258,73 +283,87 @@ def main(argv=None):
   args = _parse_args(argv)
   cores = _available_cores()
   env = {
-      'python': platform.python_version(),
-      'machine': platform.machine(),
-      'available_cores': cores,
-      'jax': jax.__version__,
-      'jax_backend': jax.default_backend(),
-      'jax_devices': [str(d) for d in jax.devices()],
-      'torch': None if torch is None else torch.__version__,
-      'torch_threads': None,
+    "python": platform.python_version(),
+    "machine": platform.machine(),
+    "available_cores": cores,
+    "jax": jax.__version__,
+    "jax_backend": jax.default_backend(),
+    "jax_devices": [str(d) for d in jax.devices()],
+    "torch": None if torch is None else torch.__version__,
+    "torch_threads": None,
   }
   if torch is None:
-    print(f'note: torch is not importable ({_TORCH_ERROR}); timing dlx only.')
+    print(f"note: torch is not importable ({_TORCH_ERROR}); timing dlx only.")
   else:
     torch.set_num_threads(args.threads)
-    env['torch_threads'] = torch.get_num_threads()
+    env["torch_threads"] = torch.get_num_threads()
 
-  print(f'batch {args.batch_size}, {args.repeats} timed steps after '
-        f'{args.warmup} warm-up steps, clock read every {args.group} step(s); '
-        f'median reported.')
-  print(f'{cores} core(s) available; jax {jax.__version__} on '
-        f'{jax.default_backend()} (XLA default thread pool)'
-        + ('' if torch is None else
-           f'; torch {torch.__version__} eager, '
-           f'set_num_threads({env["torch_threads"]})') + '.')
+  print(
+    f"batch {args.batch_size}, {args.repeats} timed steps after "
+    f"{args.warmup} warm-up steps, clock read every {args.group} step(s); "
+    f"median reported."
+  )
+  print(
+    f"{cores} core(s) available; jax {jax.__version__} on "
+    f"{jax.default_backend()} (XLA default thread pool)"
+    + (
+      ""
+      if torch is None
+      else f"; torch {torch.__version__} eager, set_num_threads({env['torch_threads']})"
+    )
+    + "."
+  )
 
   results = {}
   for name in args.models:
     inputs, labels = _synthetic_batch(name, args.batch_size)
-    entry = {'dlx': _summary(bench_dlx(name, inputs, labels, args))}
-    if name == 'lenet':
-      assert entry['dlx']['num_params'] == LENET_PARAMS, entry['dlx']
+    entry = {"dlx": _summary(bench_dlx(name, inputs, labels, args))}
+    if name == "lenet":
+      assert entry["dlx"]["num_params"] == LENET_PARAMS, entry["dlx"]
     if torch is not None:
-      entry['torch'] = _summary(bench_torch(name, inputs, labels, args))
-      assert entry['torch']['num_params'] == entry['dlx']['num_params'], (
-          f'{name}: torch has {entry["torch"]["num_params"]} parameters, '
-          f'dlx {entry["dlx"]["num_params"]}')
-      entry['speedup_dlx_vs_torch'] = (entry['torch']['median_ms']
-                                       / entry['dlx']['median_ms'])
+      entry["torch"] = _summary(bench_torch(name, inputs, labels, args))
+      assert entry["torch"]["num_params"] == entry["dlx"]["num_params"], (
+        f"{name}: torch has {entry['torch']['num_params']} parameters, "
+        f"dlx {entry['dlx']['num_params']}"
+      )
+      entry["speedup_dlx_vs_torch"] = entry["torch"]["median_ms"] / entry["dlx"]["median_ms"]
     results[name] = entry
 
-  header = (f'{"model":<7} {"framework":<10} {"params":>8} '
-            f'{"median ms/step":>15} {"steps/s":>9} {"speedup":>8}')
+  header = (
+    f"{'model':<7} {'framework':<10} {'params':>8} "
+    f"{'median ms/step':>15} {'steps/s':>9} {'speedup':>8}"
+  )
   print()
   print(header)
-  print('-' * len(header))
+  print("-" * len(header))
   for name, entry in results.items():
-    for framework in ('dlx', 'torch'):
+    for framework in ("dlx", "torch"):
       if framework not in entry:
         continue
       row = entry[framework]
-      speedup = ''
-      if framework == 'dlx' and 'speedup_dlx_vs_torch' in entry:
-        speedup = f'{entry["speedup_dlx_vs_torch"]:.2f}x'
-      print(f'{name:<7} {framework:<10} {row["num_params"]:>8,} '
-            f'{row["median_ms"]:>15.3f} {row["steps_per_s"]:>9.1f} '
-            f'{speedup:>8}')
+      speedup = ""
+      if framework == "dlx" and "speedup_dlx_vs_torch" in entry:
+        speedup = f"{entry['speedup_dlx_vs_torch']:.2f}x"
+      print(
+        f"{name:<7} {framework:<10} {row['num_params']:>8,} "
+        f"{row['median_ms']:>15.3f} {row['steps_per_s']:>9.1f} "
+        f"{speedup:>8}"
+      )
   if torch is not None:
-    print('speedup = torch median / dlx median (> 1: dlx is faster).')
+    print("speedup = torch median / dlx median (> 1: dlx is faster).")
 
   if args.out:
-    payload = {'config': {k: v for k, v in vars(args).items() if k != 'out'},
-               'environment': env, 'results': results}
+    payload = {
+      "config": {k: v for k, v in vars(args).items() if k != "out"},
+      "environment": env,
+      "results": results,
+    }
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
-    with open(args.out, 'w') as f:
+    with open(args.out, "w") as f:
       json.dump(payload, f, indent=2)
-    print(f'wrote {args.out}')
+    print(f"wrote {args.out}")
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   sys.exit(main())

@@ -18,29 +18,32 @@ import orbax.checkpoint as ocp
 
 def _manager(directory, **options):
   return ocp.CheckpointManager(
-      os.path.abspath(directory),
-      item_names=("state", "meta"),
-      options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False,
-                                           **options))
+    os.path.abspath(directory),
+    item_names=("state", "meta"),
+    options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False, **options),
+  )
 
 
 class Checkpointer:
   """Saves and restores a TrainState (its `checkpointed()` fields) plus a small JSON
   `meta` dict."""
 
-  def __init__(self, workdir, *, keep: int = 3, best_metric: str = "",
-               best_mode: str = "min"):
+  def __init__(self, workdir, *, keep: int = 3, best_metric: str = "", best_mode: str = "min"):
     self.latest = _manager(os.path.join(workdir, "checkpoints"), max_to_keep=keep)
     self.best = None
     if best_metric:
       self.best = _manager(
-          os.path.join(workdir, "best_checkpoint"), max_to_keep=1,
-          best_fn=lambda metrics: metrics[best_metric], best_mode=best_mode)
+        os.path.join(workdir, "best_checkpoint"),
+        max_to_keep=1,
+        best_fn=lambda metrics: metrics[best_metric],
+        best_mode=best_mode,
+      )
 
   @staticmethod
   def _args(state, meta):
-    return ocp.args.Composite(state=ocp.args.StandardSave(_to_host(state.checkpointed())),
-                              meta=ocp.args.JsonSave(meta))
+    return ocp.args.Composite(
+      state=ocp.args.StandardSave(_to_host(state.checkpointed())), meta=ocp.args.JsonSave(meta)
+    )
 
   def save(self, step: int, state, meta: dict):
     _replace(self.latest, step)
@@ -49,8 +52,9 @@ class Checkpointer:
   def save_best(self, step: int, state, meta: dict, metrics: dict):
     if self.best is not None:
       _replace(self.best, step)
-      self.best.save(step, args=self._args(state, meta),
-                     metrics={k: float(v) for k, v in metrics.items()})
+      self.best.save(
+        step, args=self._args(state, meta), metrics={k: float(v) for k, v in metrics.items()}
+      )
 
   def restore_latest(self, abstract_state):
     """(state, meta) from the newest readable checkpoint, or None if there is none."""
@@ -84,14 +88,22 @@ def _restore_newest(manager, abstract_state):
   abstract = abstract_state.checkpointed()
   for step in sorted(manager.all_steps(), reverse=True):
     try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+      restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+        ),
+      )
       _check_complete(restored.state, abstract)
       return abstract_state.replace(**restored.state), dict(restored.meta)
     except Exception as e:  # pylint: disable=broad-except
-      logging.warning("checkpoint at step %d in %s is unreadable (%s: %s); trying the "
-                      "one before it", step, manager.directory, type(e).__name__,
-                      str(e).splitlines()[0][:200] if str(e) else "")
+      logging.warning(
+        "checkpoint at step %d in %s is unreadable (%s: %s); trying the one before it",
+        step,
+        manager.directory,
+        type(e).__name__,
+        str(e).splitlines()[0][:200] if str(e) else "",
+      )
   return None
 
 

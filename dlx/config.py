@@ -15,31 +15,31 @@ SMOKE = "smoke"  # every experiment's `NAME:smoke`: a few steps on tiny data
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.experiment = ""             # the experiment's name (file stem in experiments/)
-  c.seed = 0                    # fixes parameters, data order, dropout and sampling
-  c.batch_size = 128            # global batch, split over all devices
+  c.experiment = ""  # the experiment's name (file stem in experiments/)
+  c.seed = 0  # fixes parameters, data order, dropout and sampling
+  c.batch_size = 128  # global batch, split over all devices
   c.eval_batch_size = 256
   # Duration: num_train_steps if > 0, else num_epochs passes over the train split.
   c.num_train_steps = -1
   c.num_epochs = 10.0
   c.log_every_steps = 100
-  c.eval_every_steps = 0        # validation every N steps; 0 = once per epoch
+  c.eval_every_steps = 0  # validation every N steps; 0 = once per epoch
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
   # The validation metric that picks the best checkpoint and drives early stopping.
   c.best_metric = "loss"
-  c.best_mode = "min"           # min | max
+  c.best_mode = "min"  # min | max
   c.early_stopping_patience = 0  # evaluations without improvement before stopping; 0 = off
-  c.eval_examples = 0           # validation/test examples per evaluation; 0 = the whole split
+  c.eval_examples = 0  # validation/test examples per evaluation; 0 = the whole split
   c.train_eval_examples = 10000  # train examples in the final evaluation (generalisation gap)
-  c.sample_every_steps = 0      # a `visualize` hook: PNG grids every N steps (0 = at the end)
-  c.parallel = "mesh"           # mesh: jit over a device mesh, batch on the 'data' axis; pmap
-  c.distributed = False         # multi-host: call jax.distributed.initialize() first
+  c.sample_every_steps = 0  # a `visualize` hook: PNG grids every N steps (0 = at the end)
+  c.parallel = "mesh"  # mesh: jit over a device mesh, batch on the 'data' axis; pmap
+  c.distributed = False  # multi-host: call jax.distributed.initialize() first
   # Runs that start from runs (dlx/runs.py): WORKDIR, WORKDIR:best or WORKDIR:latest.
-  c.init_from = ""              # start from that run's parameters and model state
-  c.init_from_keys = ""         # comma-separated sub-trees to take (e.g. "backbone"); "" = all
-  c.teacher = ""                # a frozen model the loss and step can read
-  c.tfds_mock_examples = 0      # > 0: tfds datasets become this many random examples (smoke)
+  c.init_from = ""  # start from that run's parameters and model state
+  c.init_from_keys = ""  # comma-separated sub-trees to take (e.g. "backbone"); "" = all
+  c.teacher = ""  # a frozen model the loss and step can read
+  c.tfds_mock_examples = 0  # > 0: tfds datasets become this many random examples (smoke)
   c.optimizer = optim.default_config()
   return c
 
@@ -52,8 +52,9 @@ def parse_arg(arg, choices=()) -> frozenset[str]:
   for word in words:
     if word not in valid:
       raise errors.ConfigError(
-          f"unknown config argument {word!r}; this experiment takes "
-          f"{' or '.join(':' + v for v in valid)} (comma-separated), or nothing")
+        f"unknown config argument {word!r}; this experiment takes "
+        f"{' or '.join(':' + v for v in valid)} (comma-separated), or nothing"
+      )
   return frozenset(words)
 
 
@@ -95,22 +96,27 @@ def model_config(**kwargs) -> ml_collections.ConfigDict:
 def model_kwargs(config) -> dict:
   """config.model as keyword arguments for the model's constructor; lists (from JSON or
   the command line) become tuples, which Flax modules need to stay hashable."""
+
   def freeze(value):
     return tuple(freeze(v) for v in value) if isinstance(value, (list, tuple)) else value
+
   return {k: freeze(v) for k, v in config.model.to_dict().items()}
 
 
 def from_json(text: str):
   """A run's config.json back as a ConfigDict (lists as tuples, as get_config made them)."""
+
   def freeze(value):
     if isinstance(value, dict):
       return {k: freeze(v) for k, v in value.items()}
     return tuple(freeze(v) for v in value) if isinstance(value, list) else value
+
   return ml_collections.ConfigDict(freeze(json.loads(text)))
 
 
 def validate(config, num_devices: int):
   """Raises ConfigError naming the field when a value cannot work."""
+
   def fail(field, message):
     raise errors.ConfigError(f"--config.{field}={config.get(field)!r}: {message}")
 

@@ -69,8 +69,11 @@ def _shapes(tree):
   if _is_array_like(tree):
     return tuple(tree.shape)
   # Non-array leaves (a Python int a module returns) have no shape: kept as None.
-  return jax.tree.map(lambda x: tuple(x.shape) if _is_array_like(x) else None, tree,
-                      is_leaf=lambda x: _is_array_like(x))
+  return jax.tree.map(
+    lambda x: tuple(x.shape) if _is_array_like(x) else None,
+    tree,
+    is_leaf=lambda x: _is_array_like(x),
+  )
 
 
 def _kernel_shape(module):
@@ -131,8 +134,9 @@ def _subtree(params, path):
   return params
 
 
-def layer_table(model: nn.Module, *sample_inputs, rngs=None,
-                **apply_kwargs) -> list[dict[str, Any]]:
+def layer_table(
+  model: nn.Module, *sample_inputs, rngs=None, **apply_kwargs
+) -> list[dict[str, Any]]:
   """One row per layer of `model` for a forward pass on `sample_inputs`.
 
   sample_inputs: arrays or `jax.ShapeDtypeStruct`s, passed to `model.init`
@@ -155,8 +159,9 @@ def layer_table(model: nn.Module, *sample_inputs, rngs=None,
     if context.method_name == "setup":
       return next_fun(*args, **kwargs)
     path = tuple(module.path)
-    row = records.setdefault(path, {"type": type(module).__name__, "flops": 0,
-                                    "calls": 0, "output_shape": None})
+    row = records.setdefault(
+      path, {"type": type(module).__name__, "flops": 0, "calls": 0, "output_shape": None}
+    )
     output = next_fun(*args, **kwargs)
     row["flops"] += 2 * _call_macs(module, context.method_name, args, kwargs, output)
     if context.method_name == "__call__" or row["output_shape"] is None:
@@ -177,22 +182,40 @@ def layer_table(model: nn.Module, *sample_inputs, rngs=None,
   rows = []
   paths = list(records)
   for path, record in records.items():
-    is_leaf = not any(len(p) > len(path) and p[:len(path)] == path for p in paths)
+    is_leaf = not any(len(p) > len(path) and p[: len(path)] == path for p in paths)
     owned = _subtree(params, path)
     if is_leaf:
       num_params = count_params(owned)
     else:  # Only arrays held directly, not those of submodules.
-      num_params = sum(_size(v) for v in owned.values()
-                       if not isinstance(v, Mapping)) if isinstance(owned, Mapping) else 0
+      num_params = (
+        sum(_size(v) for v in owned.values() if not isinstance(v, Mapping))
+        if isinstance(owned, Mapping)
+        else 0
+      )
     if not is_leaf and not num_params and not record["flops"]:
       continue
-    rows.append({"path": "/".join(path) or "(root)", "type": record["type"],
-                 "output_shape": record["output_shape"], "params": num_params,
-                 "flops": record["flops"], "calls": record["calls"]})
+    rows.append(
+      {
+        "path": "/".join(path) or "(root)",
+        "type": record["type"],
+        "output_shape": record["output_shape"],
+        "params": num_params,
+        "flops": record["flops"],
+        "calls": record["calls"],
+      }
+    )
   missing = count_params(params) - sum(row["params"] for row in rows)
   if missing:  # Parameters created outside any intercepted method call.
-    rows.append({"path": "(unattributed)", "type": "", "output_shape": None,
-                 "params": missing, "flops": 0, "calls": 0})
+    rows.append(
+      {
+        "path": "(unattributed)",
+        "type": "",
+        "output_shape": None,
+        "params": missing,
+        "flops": 0,
+        "calls": 0,
+      }
+    )
   return rows
 
 
@@ -204,17 +227,30 @@ def count_flops(model: nn.Module, *sample_inputs, **apply_kwargs) -> int:
 def format_table(rows: list[dict[str, Any]]) -> str:
   """Aligned text table of `layer_table` rows, with a total row."""
   header = ("layer", "type", "output shape", "params", "FLOPs")
-  body = [(row["path"], row["type"],
-           "" if row["output_shape"] is None else str(row["output_shape"]),
-           f"{row['params']:,}", f"{row['flops']:,}") for row in rows]
-  total = ("total", "", "", f"{sum(r['params'] for r in rows):,}",
-           f"{sum(r['flops'] for r in rows):,}")
-  widths = [max(len(line[i]) for line in [header, *body, total])
-            for i in range(len(header))]
+  body = [
+    (
+      row["path"],
+      row["type"],
+      "" if row["output_shape"] is None else str(row["output_shape"]),
+      f"{row['params']:,}",
+      f"{row['flops']:,}",
+    )
+    for row in rows
+  ]
+  total = (
+    "total",
+    "",
+    "",
+    f"{sum(r['params'] for r in rows):,}",
+    f"{sum(r['flops'] for r in rows):,}",
+  )
+  widths = [max(len(line[i]) for line in [header, *body, total]) for i in range(len(header))]
 
   def render(line):
-    cells = [cell.ljust(width) if i < 3 else cell.rjust(width)
-             for i, (cell, width) in enumerate(zip(line, widths))]
+    cells = [
+      cell.ljust(width) if i < 3 else cell.rjust(width)
+      for i, (cell, width) in enumerate(zip(line, widths))
+    ]
     return "  ".join(cells).rstrip()
 
   rule = "-" * len(render(tuple("-" * w for w in widths)))
@@ -226,10 +262,14 @@ def summarize(model: nn.Module, *sample_inputs, **apply_kwargs) -> str:
   return format_table(layer_table(model, *sample_inputs, **apply_kwargs))
 
 
-def reduction_saving_example(height: int = 64, width: int = 64,
-                             in_channels: int = 64, reduced_channels: int = 16,
-                             out_channels: int = 64,
-                             kernel_size: int = 5) -> dict[str, Any]:
+def reduction_saving_example(
+  height: int = 64,
+  width: int = 64,
+  in_channels: int = 64,
+  reduced_channels: int = 16,
+  out_channels: int = 64,
+  kernel_size: int = 5,
+) -> dict[str, Any]:
   """The course's GoogLeNet 1x1-reduction example, counted with `layer_table`.
 
   The course (docs/curriculum.md#g4): a 64x64 feature map with 64 channels is
@@ -240,10 +280,12 @@ def reduction_saving_example(height: int = 64, width: int = 64,
   given in the course) defaults to 64; 'SAME' padding, biases on, batch 1.
   """
   direct = nn.Conv(out_channels, (kernel_size, kernel_size), padding="SAME")
-  reduced = nn.Sequential([
+  reduced = nn.Sequential(
+    [
       nn.Conv(reduced_channels, (1, 1)),
       nn.Conv(out_channels, (kernel_size, kernel_size), padding="SAME"),
-  ])
+    ]
+  )
   x = jax.ShapeDtypeStruct((1, height, width, in_channels), np.float32)
   direct_rows = layer_table(direct, x)
   reduced_rows = layer_table(reduced, x)
@@ -252,27 +294,29 @@ def reduction_saving_example(height: int = 64, width: int = 64,
   direct_params = sum(r["params"] for r in direct_rows)
   reduced_params = sum(r["params"] for r in reduced_rows)
   return {
-      "kernel_size": kernel_size,
-      "input_values": height * width * in_channels,
-      "reduced_values": height * width * reduced_channels,
-      "direct_flops": direct_flops,
-      "reduced_flops": reduced_flops,
-      "flops_ratio": direct_flops / reduced_flops,
-      "direct_params": direct_params,
-      "reduced_params": reduced_params,
-      "params_ratio": direct_params / reduced_params,
+    "kernel_size": kernel_size,
+    "input_values": height * width * in_channels,
+    "reduced_values": height * width * reduced_channels,
+    "direct_flops": direct_flops,
+    "reduced_flops": reduced_flops,
+    "flops_ratio": direct_flops / reduced_flops,
+    "direct_params": direct_params,
+    "reduced_params": reduced_params,
+    "params_ratio": direct_params / reduced_params,
   }
 
 
 def format_reduction_example(result: dict[str, Any]) -> str:
   k = result["kernel_size"]
-  return (f"{k}x{k} conv on {result['input_values']:,} input values: "
-          f"{result['direct_flops']:,} FLOPs, {result['direct_params']:,} params\n"
-          f"1x1 reduction first ({result['reduced_values']:,} values into the "
-          f"{k}x{k}): {result['reduced_flops']:,} FLOPs, "
-          f"{result['reduced_params']:,} params\n"
-          f"saving: {result['flops_ratio']:.3f}x FLOPs, "
-          f"{result['params_ratio']:.3f}x params")
+  return (
+    f"{k}x{k} conv on {result['input_values']:,} input values: "
+    f"{result['direct_flops']:,} FLOPs, {result['direct_params']:,} params\n"
+    f"1x1 reduction first ({result['reduced_values']:,} values into the "
+    f"{k}x{k}): {result['reduced_flops']:,} FLOPs, "
+    f"{result['reduced_params']:,} params\n"
+    f"saving: {result['flops_ratio']:.3f}x FLOPs, "
+    f"{result['params_ratio']:.3f}x params"
+  )
 
 
 def experiment_table(name: str, input_shape=None) -> str:
@@ -291,9 +335,10 @@ def experiment_table(name: str, input_shape=None) -> str:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      prog="python -m dlx.counting",
-      description="Per-layer parameters and forward FLOPs of an experiment's model; "
-                  "without an experiment, the course's 1x1-reduction example.")
+    prog="python -m dlx.counting",
+    description="Per-layer parameters and forward FLOPs of an experiment's model; "
+    "without an experiment, the course's 1x1-reduction example.",
+  )
   parser.add_argument("experiment", nargs="?", help="e.g. resnet_fashion_mnist:full")
   parser.add_argument("--input_shape", help="comma-separated, batch first, e.g. 1,224,224,3")
   args = parser.parse_args(argv)

@@ -78,8 +78,14 @@ EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
 REQUIRED = ("get_config", "get_model", "get_dataset")
 LOSS_HOOKS = ("loss", "get_loss")  # exactly one of them
-OPTIONAL = ("make_optimizer", "make_train_step", "get_augment", "visualize", "evaluate",
-            "final_report")
+OPTIONAL = (
+  "make_optimizer",
+  "make_train_step",
+  "get_augment",
+  "visualize",
+  "evaluate",
+  "final_report",
+)
 DECLARATIONS = ("OUTPUTS", "TARGETS")
 PROTOCOL = REQUIRED + LOSS_HOOKS + OPTIONAL + DECLARATIONS
 TARGET_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -90,6 +96,7 @@ class FrozenModel:
   """A finished run loaded read-only (`--config.teacher=WORKDIR`): its experiment,
   resolved config, model and variables. In a compiled step, pass the variables the
   trainer keeps in `state.frozen[name]`, so they are arguments, not constants."""
+
   workdir: str
   experiment: "Experiment"
   config: Config
@@ -106,13 +113,14 @@ class FrozenModel:
 @dataclasses.dataclass(frozen=True)
 class RunContext:
   """What a hook that runs on a trained model sees (visualize, evaluate, final_report)."""
+
   experiment: "Experiment"
   config: Config
   workdir: str
   model: Any
-  variables: Any          # {'params': ..., 'batch_stats': ...}
-  dataset: Any            # dlx.data.Dataset or dlx.data.Stream
-  rng: jax.Array          # a key of the hook's own, fixed by the seed (and the step)
+  variables: Any  # {'params': ..., 'batch_stats': ...}
+  dataset: Any  # dlx.data.Dataset or dlx.data.Stream
+  rng: jax.Array  # a key of the hook's own, fixed by the seed (and the step)
   step: int
   teacher: Optional[FrozenModel] = None
   predict: Optional[Callable] = None  # jitted (variables, inputs) -> outputs, eval mode
@@ -125,7 +133,8 @@ class RunContext:
     """(batch, model outputs in eval mode) over `data` (a split's arrays), in order;
     the last batch may be smaller."""
     predict = self.predict or jax.jit(
-        lambda variables, inputs: self.model.apply(variables, inputs, train=False))
+      lambda variables, inputs: self.model.apply(variables, inputs, train=False)
+    )
     batch_size = batch_size or self.config.eval_batch_size
     for start in range(0, core.num_examples(data), batch_size):
       batch = core.take(data, slice(start, start + batch_size))
@@ -135,6 +144,7 @@ class RunContext:
 @dataclasses.dataclass(frozen=True)
 class Experiment:
   """An experiment module's hooks, checked and resolved (see the module docstring)."""
+
   name: str
   path: pathlib.Path
   get_config: Callable[..., Config]
@@ -143,7 +153,7 @@ class Experiment:
   get_loss: Callable[[Config], LossFn]
   make_optimizer: Callable[[Config, int], Any]
   get_augment: Callable[[Config], Optional[Callable]]
-  make_train_step: Optional[Callable] = None   # None: the generic step (dlx.steps)
+  make_train_step: Optional[Callable] = None  # None: the generic step (dlx.steps)
   visualize: Optional[Callable[[RunContext, Batch], dict]] = None
   evaluate: Optional[Callable[[RunContext, str], dict]] = None
   final_report: Optional[Callable[[RunContext], dict]] = None
@@ -194,8 +204,10 @@ def resolve(name_or_path: str) -> pathlib.Path:
       return candidate.resolve()
   close = difflib.get_close_matches(str(name_or_path), available(), n=1)
   hint = f"did you mean {close[0]!r}? " if close else ""
-  raise errors.UserError(f"unknown experiment {name_or_path!r}; {hint}available: "
-                         f"{', '.join(available())} (or give a path to a .py file)")
+  raise errors.UserError(
+    f"unknown experiment {name_or_path!r}; {hint}available: "
+    f"{', '.join(available())} (or give a path to a .py file)"
+  )
 
 
 def _import(path: pathlib.Path) -> types.ModuleType:
@@ -219,33 +231,39 @@ def _check_names(namespace: Mapping[str, Any], where: str):
   for name, value in namespace.items():
     if name.startswith("_") or name in PROTOCOL or isinstance(value, types.ModuleType):
       continue
-    close = difflib.get_close_matches(name.lower(), [p.lower() for p in PROTOCOL], n=1,
-                                      cutoff=0.8)
+    close = difflib.get_close_matches(name.lower(), [p.lower() for p in PROTOCOL], n=1, cutoff=0.8)
     if close or name.startswith(("get_", "make_")):
       suggestion = next((p for p in PROTOCOL if close and p.lower() == close[0]), None)
-      hint = (f"did you mean {suggestion!r}?" if suggestion else
-              f"valid hooks: {', '.join(REQUIRED + LOSS_HOOKS + OPTIONAL)}")
+      hint = (
+        f"did you mean {suggestion!r}?"
+        if suggestion
+        else f"valid hooks: {', '.join(REQUIRED + LOSS_HOOKS + OPTIONAL)}"
+      )
       raise errors.UserError(
-          f"experiment {where} defines {name!r}, which is not a protocol hook; {hint} "
-          "(prefix helpers with '_'; see dlx/experiment.py)")
+        f"experiment {where} defines {name!r}, which is not a protocol hook; {hint} "
+        "(prefix helpers with '_'; see dlx/experiment.py)"
+      )
 
 
 def _check_declarations(hooks, where):
   outputs = hooks.get("OUTPUTS", ())
   if isinstance(outputs, str) or not all(isinstance(o, str) for o in outputs):
-    raise errors.UserError(f"experiment {where}: OUTPUTS must be a tuple of file names, "
-                           f"got {outputs!r}")
+    raise errors.UserError(
+      f"experiment {where}: OUTPUTS must be a tuple of file names, got {outputs!r}"
+    )
   targets = dict(hooks.get("TARGETS", {}))
   for key, bar in targets.items():
     if not (isinstance(bar, tuple) and len(bar) == 2 and bar[0] in TARGET_OPS):
       raise errors.UserError(
-          f"experiment {where}: TARGETS[{key!r}] must be (op, value) with op one of "
-          f"{', '.join(TARGET_OPS)}, got {bar!r}")
+        f"experiment {where}: TARGETS[{key!r}] must be (op, value) with op one of "
+        f"{', '.join(TARGET_OPS)}, got {bar!r}"
+      )
   return tuple(outputs), targets
 
 
-def _from_namespace(name: str, path: pathlib.Path, namespace: Mapping[str, Any],
-                    where: str) -> Experiment:
+def _from_namespace(
+  name: str, path: pathlib.Path, namespace: Mapping[str, Any], where: str
+) -> Experiment:
   _check_names(namespace, where)
   hooks = {n: namespace[n] for n in PROTOCOL if n in namespace}
   missing = [n for n in REQUIRED if n not in hooks]
@@ -253,22 +271,34 @@ def _from_namespace(name: str, path: pathlib.Path, namespace: Mapping[str, Any],
   if len(has_loss) != 1:
     missing.append("loss or get_loss" if not has_loss else "only one of loss and get_loss")
   if missing:
-    raise errors.UserError(f"experiment {where} does not define {', '.join(missing)}; "
-                           "see dlx/experiment.py for the protocol")
+    raise errors.UserError(
+      f"experiment {where} does not define {', '.join(missing)}; "
+      "see dlx/experiment.py for the protocol"
+    )
   for hook in REQUIRED + LOSS_HOOKS + OPTIONAL:
     if hook in hooks and not callable(hooks[hook]):
-      raise errors.UserError(f"experiment {where}: {hook} must be a function, got "
-                             f"{type(hooks[hook]).__name__}")
+      raise errors.UserError(
+        f"experiment {where}: {hook} must be a function, got {type(hooks[hook]).__name__}"
+      )
   outputs, targets = _check_declarations(hooks, where)
   get_loss = hooks.get("get_loss") or functools.partial(_constant, hooks.get("loss"))
   return Experiment(
-      name=name, path=path, get_config=hooks["get_config"],
-      get_model=hooks["get_model"], get_dataset=hooks["get_dataset"], get_loss=get_loss,
-      make_optimizer=hooks.get("make_optimizer", default_make_optimizer),
-      get_augment=hooks.get("get_augment", default_get_augment),
-      make_train_step=hooks.get("make_train_step"), visualize=hooks.get("visualize"),
-      evaluate=hooks.get("evaluate"), final_report=hooks.get("final_report"),
-      outputs=outputs, targets=targets, custom_optimizer="make_optimizer" in hooks)
+    name=name,
+    path=path,
+    get_config=hooks["get_config"],
+    get_model=hooks["get_model"],
+    get_dataset=hooks["get_dataset"],
+    get_loss=get_loss,
+    make_optimizer=hooks.get("make_optimizer", default_make_optimizer),
+    get_augment=hooks.get("get_augment", default_get_augment),
+    make_train_step=hooks.get("make_train_step"),
+    visualize=hooks.get("visualize"),
+    evaluate=hooks.get("evaluate"),
+    final_report=hooks.get("final_report"),
+    outputs=outputs,
+    targets=targets,
+    custom_optimizer="make_optimizer" in hooks,
+  )
 
 
 def load(name_or_path: str) -> Experiment:

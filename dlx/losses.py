@@ -93,8 +93,7 @@ def mae(predictions: ArrayLike, targets: ArrayLike) -> Array:
   return _abs(jnp.asarray(predictions) - targets)
 
 
-def huber(predictions: ArrayLike, targets: ArrayLike,
-          delta: float = 1.0) -> Array:
+def huber(predictions: ArrayLike, targets: ArrayLike, delta: float = 1.0) -> Array:
   """Huber loss, element-wise; r = y^ - y.
 
     0.5 r^2                  if |r| <= delta
@@ -110,8 +109,7 @@ def huber(predictions: ArrayLike, targets: ArrayLike,
   return 0.5 * jnp.square(quadratic) + delta * linear
 
 
-def smooth_l1(predictions: ArrayLike, targets: ArrayLike,
-              beta: float = 1.0) -> Array:
+def smooth_l1(predictions: ArrayLike, targets: ArrayLike, beta: float = 1.0) -> Array:
   """Smooth L1, element-wise; r = |y^ - y|.
 
     0.5 r^2 / beta   if r < beta
@@ -127,8 +125,7 @@ def smooth_l1(predictions: ArrayLike, targets: ArrayLike,
   return 0.5 * jnp.square(quadratic) / safe_beta + (abs_r - quadratic)
 
 
-def clipped_mse(predictions: ArrayLike, targets: ArrayLike,
-                clip: float) -> Array:
+def clipped_mse(predictions: ArrayLike, targets: ArrayLike, clip: float) -> Array:
   """min((y^ - y)^2, clip), element-wise (gradient 0 past the clip).
 
   Shapes: (...), (...) -> (...).
@@ -159,8 +156,7 @@ def sigmoid_binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Array:
   `torch.nn.functional.binary_cross_entropy_with_logits`.
   """
   logits = jnp.asarray(logits)
-  return -(labels * jax.nn.log_sigmoid(logits)
-           + (1.0 - labels) * jax.nn.log_sigmoid(-logits))
+  return -(labels * jax.nn.log_sigmoid(logits) + (1.0 - labels) * jax.nn.log_sigmoid(-logits))
 
 
 def binary_cross_entropy(probabilities: ArrayLike, labels: ArrayLike) -> Array:
@@ -176,8 +172,9 @@ def binary_cross_entropy(probabilities: ArrayLike, labels: ArrayLike) -> Array:
   return -(labels * _safe_log(p) + (1.0 - labels) * _safe_log(1.0 - p))
 
 
-def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike,
-                          label_smoothing: float = 0.0) -> Array:
+def softmax_cross_entropy(
+  logits: ArrayLike, labels: ArrayLike, label_smoothing: float = 0.0
+) -> Array:
   """Cross-entropy -sum_c t_c log softmax(x)_c from LOGITS, per example.
 
   labels: integer class ids (...,) when labels.ndim == logits.ndim - 1, else
@@ -190,23 +187,22 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike,
   log_probs = jax.nn.log_softmax(logits, axis=-1)
   num_classes = logits.shape[-1]
   if labels.ndim == logits.ndim - 1:
-    nll = -jnp.take_along_axis(
-        log_probs, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    nll = -jnp.take_along_axis(log_probs, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
     # The uniform part of the smoothed target: -sum_c log p_c / C.
     uniform = -jnp.mean(log_probs, axis=-1)
     return (1.0 - label_smoothing) * nll + label_smoothing * uniform
   if labels.ndim != logits.ndim:
     raise ValueError(
-        f"labels must have shape {logits.shape[:-1]} (class ids) or "
-        f"{logits.shape} (one-hot / soft), got {labels.shape}")
+      f"labels must have shape {logits.shape[:-1]} (class ids) or "
+      f"{logits.shape} (one-hot / soft), got {labels.shape}"
+    )
   targets = (1.0 - label_smoothing) * labels + label_smoothing / num_classes
   # 0 * log p = 0 even where p underflows (e.g. -inf masked logits).
   terms = jnp.where(targets != 0, targets * log_probs, 0.0)
   return -jnp.sum(terms, axis=-1)
 
 
-def sequence_cross_entropy(logits: ArrayLike, targets: ArrayLike,
-                           mask: ArrayLike) -> Array:
+def sequence_cross_entropy(logits: ArrayLike, targets: ArrayLike, mask: ArrayLike) -> Array:
   """Per-sequence mean token cross-entropy over unmasked tokens.
 
     sum_t m_t CE(x_t, y_t) / sum_t m_t   (0 for an all-masked sequence)
@@ -256,12 +252,10 @@ def gaussian_kl(mean: ArrayLike, log_variance: ArrayLike) -> Array:
   """
   mean = jnp.asarray(mean)
   log_variance = jnp.asarray(log_variance)
-  return -0.5 * jnp.sum(
-      1.0 + log_variance - jnp.square(mean) - jnp.exp(log_variance), axis=-1)
+  return -0.5 * jnp.sum(1.0 + log_variance - jnp.square(mean) - jnp.exp(log_variance), axis=-1)
 
 
-def gaussian_nll(mean: ArrayLike, targets: ArrayLike,
-                 variance: ArrayLike) -> Array:
+def gaussian_nll(mean: ArrayLike, targets: ArrayLike, variance: ArrayLike) -> Array:
   """Gaussian negative log-likelihood -log N(y; mean, variance), element-wise.
 
     0.5 (log var + (y - mean)^2 / var + log 2 pi),  var clamped at 1e-6
@@ -294,21 +288,18 @@ def exclude_biases(path, leaf) -> bool:
 
 def _penalty(leaf_fn, params, mask):
   if mask is None:
-    return sum((jnp.sum(leaf_fn(x)) for x in jax.tree.leaves(params)),
-               start=jnp.zeros(()))
+    return sum((jnp.sum(leaf_fn(x)) for x in jax.tree.leaves(params)), start=jnp.zeros(()))
   if callable(mask):
     mask = jax.tree_util.tree_map_with_path(mask, params)
 
   def part(keep, subtree):
     # `mask` may be a prefix of `params`: a mask leaf covers a whole subtree.
-    total = sum((jnp.sum(leaf_fn(x)) for x in jax.tree.leaves(subtree)),
-                start=jnp.zeros(()))
+    total = sum((jnp.sum(leaf_fn(x)) for x in jax.tree.leaves(subtree)), start=jnp.zeros(()))
     if isinstance(keep, (bool, np.bool_)):
       return total if keep else jnp.zeros(())  # Static: no work when skipped.
     return jnp.where(keep, total, 0.0)
 
-  return sum(jax.tree.leaves(jax.tree.map(part, mask, params)),
-             start=jnp.zeros(()))
+  return sum(jax.tree.leaves(jax.tree.map(part, mask, params)), start=jnp.zeros(()))
 
 
 def l1_penalty(params: PyTree, mask: Mask = None) -> Array:
@@ -329,8 +320,9 @@ def l2_penalty(params: PyTree, mask: Mask = None) -> Array:
   return _penalty(lambda x: 0.5 * jnp.square(x), params, mask)
 
 
-def penalty_transform(kind: str, strength: float,
-                      mask: Mask = None) -> optax.GradientTransformation:
+def penalty_transform(
+  kind: str, strength: float, mask: Mask = None
+) -> optax.GradientTransformation:
   """Adds strength * grad(l1_penalty or l2_penalty)(params) to the updates.
 
   kind 'l1' adds strength * sign(w), 'l2' adds strength * w. Put it BEFORE the
@@ -347,11 +339,9 @@ def penalty_transform(kind: str, strength: float,
 
   def update_fn(updates, state, params=None):
     if params is None:
-      raise ValueError(
-          "penalty_transform needs params: call update(g, s, params)")
+      raise ValueError("penalty_transform needs params: call update(g, s, params)")
     grads = jax.grad(lambda p: penalty_fn(p, mask))(params)
-    updates = jax.tree.map(lambda u, g: u + strength * g.astype(u.dtype),
-                           updates, grads)
+    updates = jax.tree.map(lambda u, g: u + strength * g.astype(u.dtype), updates, grads)
     return updates, state
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -369,8 +359,9 @@ def clip_params(params: PyTree, clip: float) -> PyTree:
 # ------------------------------------------------------- metric learning
 
 
-def contrastive(embeddings_a: ArrayLike, embeddings_b: ArrayLike,
-                same: ArrayLike, margin: float = 1.0) -> Array:
+def contrastive(
+  embeddings_a: ArrayLike, embeddings_b: ArrayLike, same: ArrayLike, margin: float = 1.0
+) -> Array:
   """Hadsell-Chopra-LeCun contrastive loss per pair; d = ||a - b||_2.
 
     same * d^2 / 2 + (1 - same) * max(0, margin - d)^2 / 2
@@ -385,8 +376,9 @@ def contrastive(embeddings_a: ArrayLike, embeddings_b: ArrayLike,
   return 0.5 * (same * squared + (1.0 - same) * jnp.square(hinge))
 
 
-def clip_contrastive(image_embeddings: ArrayLike, text_embeddings: ArrayLike,
-                     temperature: ArrayLike) -> Array:
+def clip_contrastive(
+  image_embeddings: ArrayLike, text_embeddings: ArrayLike, temperature: ArrayLike
+) -> Array:
   """Symmetric InfoNCE (CLIP) per example; pair i is (image i, text i).
 
     a, b = L2-normalised embeddings;  logits = a b^T / T   (B, B)
@@ -394,6 +386,7 @@ def clip_contrastive(image_embeddings: ArrayLike, text_embeddings: ArrayLike,
 
   Shapes: (B, D), (B, D), scalar T -> (B,).
   """
+
   def normalise(x):
     x = jnp.asarray(x)
     squared = jnp.sum(jnp.square(x), axis=-1, keepdims=True)
@@ -410,9 +403,14 @@ def clip_contrastive(image_embeddings: ArrayLike, text_embeddings: ArrayLike,
 # -------------------------------------------------- generative models
 
 
-def elbo(reconstruction: ArrayLike, targets: ArrayLike, mean: ArrayLike,
-         log_variance: ArrayLike, beta: float = 1.0,
-         likelihood: str = "bernoulli") -> Array:
+def elbo(
+  reconstruction: ArrayLike,
+  targets: ArrayLike,
+  mean: ArrayLike,
+  log_variance: ArrayLike,
+  beta: float = 1.0,
+  likelihood: str = "bernoulli",
+) -> Array:
   """Negative ELBO per example, in nats (the VAE loss to minimise).
 
     -ELBO = sum_{non-batch axes} NLL(targets | reconstruction)
@@ -431,30 +429,25 @@ def elbo(reconstruction: ArrayLike, targets: ArrayLike, mean: ArrayLike,
     residual = jnp.asarray(targets) - reconstruction
     nll = 0.5 * jnp.square(residual) + _HALF_LOG_2PI
   else:
-    raise ValueError(
-        f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
+    raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
   nll = jnp.sum(nll, axis=_non_batch_axes(nll))
   mean = jnp.asarray(mean)
   batch = mean.shape[0]
-  kl = gaussian_kl(mean.reshape(batch, -1),
-                   jnp.asarray(log_variance).reshape(batch, -1))
+  kl = gaussian_kl(mean.reshape(batch, -1), jnp.asarray(log_variance).reshape(batch, -1))
   return nll + beta * kl
 
 
-def gan_discriminator_loss(real_logits: ArrayLike,
-                           fake_logits: ArrayLike) -> Array:
+def gan_discriminator_loss(real_logits: ArrayLike, fake_logits: ArrayLike) -> Array:
   """Minimax GAN discriminator loss from LOGITS, per example.
 
     -log D(x) - log(1 - D(G(z))) = softplus(-real) + softplus(fake)
 
   Shapes: (...), (...) -> (...).
   """
-  return jax.nn.softplus(-jnp.asarray(real_logits)) + jax.nn.softplus(
-      jnp.asarray(fake_logits))
+  return jax.nn.softplus(-jnp.asarray(real_logits)) + jax.nn.softplus(jnp.asarray(fake_logits))
 
 
-def gan_generator_loss(fake_logits: ArrayLike,
-                       non_saturating: bool = True) -> Array:
+def gan_generator_loss(fake_logits: ArrayLike, non_saturating: bool = True) -> Array:
   """GAN generator loss from LOGITS of D on fakes, per example.
 
     non-saturating: -log D(G(z)) = softplus(-fake)
@@ -479,8 +472,9 @@ def wgan_generator_loss(fake_scores: ArrayLike) -> Array:
   return -jnp.asarray(fake_scores)
 
 
-def gradient_penalty(critic_fn: Callable[[Array], Array], real: ArrayLike,
-                     fake: ArrayLike, rng: Array) -> Array:
+def gradient_penalty(
+  critic_fn: Callable[[Array], Array], real: ArrayLike, fake: ArrayLike, rng: Array
+) -> Array:
   """WGAN-GP penalty (||grad_x f(x^)||_2 - 1)^2 per example.
 
   x^ = eps real + (1 - eps) fake with eps ~ U(0, 1) per example; the gradient
@@ -518,6 +512,7 @@ def _signed_sqrt(x, eps=1e-6):
 
 def _cell_iou(boxes, target, grid_size):
   """IoU of [x, y, w, h] boxes in the same cell (x, y cell-relative)."""
+
   def corners(b):
     # Centres in image units; the shared cell offset cancels in the IoU.
     cx, cy = b[..., 0] / grid_size, b[..., 1] / grid_size
@@ -533,10 +528,14 @@ def _cell_iou(boxes, target, grid_size):
   return jnp.where(union > 0, inter / jnp.where(union > 0, union, 1.0), 0.0)
 
 
-def yolo_v1_loss(predictions: ArrayLike, targets: ArrayLike,
-                 num_boxes: int = 2, num_classes: int = 20,
-                 lambda_coord: float = 5.0,
-                 lambda_noobj: float = 0.5) -> Array:
+def yolo_v1_loss(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  num_boxes: int = 2,
+  num_classes: int = 20,
+  lambda_coord: float = 5.0,
+  lambda_noobj: float = 0.5,
+) -> Array:
   """YOLOv1 sum-squared loss per image (Redmon et al., 2016).
 
   Layout: predictions (N, S, S, B*5 + C) = B boxes [x, y, w, h, conf] then C
@@ -559,14 +558,17 @@ def yolo_v1_loss(predictions: ArrayLike, targets: ArrayLike,
   targets = jnp.asarray(targets)
   if predictions.shape[-1] != num_boxes * 5 + num_classes:
     raise ValueError(
-        f"predictions must end in num_boxes * 5 + num_classes = "
-        f"{num_boxes * 5 + num_classes}, got {predictions.shape}")
+      f"predictions must end in num_boxes * 5 + num_classes = "
+      f"{num_boxes * 5 + num_classes}, got {predictions.shape}"
+    )
   if targets.shape[-1] != 5 + num_classes:
-    raise ValueError(f"targets must end in 5 + num_classes = {5 + num_classes},"
-                     f" got {targets.shape}")
+    raise ValueError(
+      f"targets must end in 5 + num_classes = {5 + num_classes}, got {targets.shape}"
+    )
   grid_size = predictions.shape[-2]
-  boxes = predictions[..., :num_boxes * 5].reshape(
-      predictions.shape[:-1] + (num_boxes, 5))  # (N, S, S, B, 5)
+  boxes = predictions[..., : num_boxes * 5].reshape(
+    predictions.shape[:-1] + (num_boxes, 5)
+  )  # (N, S, S, B, 5)
   target_box = targets[..., None, :4]  # (N, S, S, 1, 4)
   obj = targets[..., 4]  # (N, S, S)
 
@@ -576,24 +578,29 @@ def yolo_v1_loss(predictions: ArrayLike, targets: ArrayLike,
   responsible = best * obj[..., None]  # (N, S, S, B)
 
   xy = jnp.sum(jnp.square(boxes[..., :2] - target_box[..., :2]), axis=-1)
-  wh = jnp.sum(jnp.square(_signed_sqrt(boxes[..., 2:4])
-                          - _signed_sqrt(target_box[..., 2:4])), axis=-1)
+  wh = jnp.sum(
+    jnp.square(_signed_sqrt(boxes[..., 2:4]) - _signed_sqrt(target_box[..., 2:4])), axis=-1
+  )
   confidence = boxes[..., 4]
-  box_terms = (lambda_coord * responsible * (xy + wh)
-               + responsible * jnp.square(confidence - 1.0)
-               + lambda_noobj * (1.0 - responsible) * jnp.square(confidence))
-  class_error = jnp.sum(
-      jnp.square(predictions[..., num_boxes * 5:] - targets[..., 5:]), axis=-1)
-  return (jnp.sum(box_terms, axis=(-3, -2, -1))
-          + jnp.sum(obj * class_error, axis=(-2, -1)))
+  box_terms = (
+    lambda_coord * responsible * (xy + wh)
+    + responsible * jnp.square(confidence - 1.0)
+    + lambda_noobj * (1.0 - responsible) * jnp.square(confidence)
+  )
+  class_error = jnp.sum(jnp.square(predictions[..., num_boxes * 5 :] - targets[..., 5:]), axis=-1)
+  return jnp.sum(box_terms, axis=(-3, -2, -1)) + jnp.sum(obj * class_error, axis=(-2, -1))
 
 
 # ---------------------------------------------------------- distillation
 
 
-def distillation_loss(student_logits: ArrayLike, teacher_logits: ArrayLike,
-                      labels: ArrayLike, temperature: float,
-                      alpha: float) -> Array:
+def distillation_loss(
+  student_logits: ArrayLike,
+  teacher_logits: ArrayLike,
+  labels: ArrayLike,
+  temperature: float,
+  alpha: float,
+) -> Array:
   """Knowledge distillation (Hinton et al., 2015), per example.
 
     alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
@@ -603,13 +610,10 @@ def distillation_loss(student_logits: ArrayLike, teacher_logits: ArrayLike,
   independent of T. labels: class ids (...,) or one-hot (..., C).
   Shapes: logits (..., C) -> (...).
   """
-  student_log_probs = jax.nn.log_softmax(
-      jnp.asarray(student_logits) / temperature, axis=-1)
-  teacher_log_probs = jax.nn.log_softmax(
-      jnp.asarray(teacher_logits) / temperature, axis=-1)
+  student_log_probs = jax.nn.log_softmax(jnp.asarray(student_logits) / temperature, axis=-1)
+  teacher_log_probs = jax.nn.log_softmax(jnp.asarray(teacher_logits) / temperature, axis=-1)
   teacher_probs = jnp.exp(teacher_log_probs)
   # Log-space KL: no log(0) even where the teacher's softmax underflows.
-  soft = jnp.sum(teacher_probs * (teacher_log_probs - student_log_probs),
-                 axis=-1)
+  soft = jnp.sum(teacher_probs * (teacher_log_probs - student_log_probs), axis=-1)
   hard = softmax_cross_entropy(student_logits, labels)
   return alpha * temperature**2 * soft + (1.0 - alpha) * hard

@@ -26,11 +26,10 @@ from dlx import errors
 
 FLAGS = flags.FLAGS
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment file, e.g. experiments/lenet5_mnist.py[:ARG].",
-    lock_config=True)
+  "config", None, "Experiment file, e.g. experiments/lenet5_mnist.py[:ARG].", lock_config=True
+)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
-flags.DEFINE_string("data_dir", None,
-                    "Prepared tensorflow-datasets dir (default: $TFDS_DATA_DIR).")
+flags.DEFINE_string("data_dir", None, "Prepared tensorflow-datasets dir (default: $TFDS_DATA_DIR).")
 
 
 def _fail(message: str):
@@ -41,10 +40,11 @@ def _fail(message: str):
 def _experiment_names_to_paths(argv):
   """Lets --config name an experiment (--config=mlp_xor[:ARG]) as well as give its file."""
   from dlx import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+
   out = []
   for arg in argv:
     if arg.startswith("--config="):
-      value = arg[len("--config="):]
+      value = arg[len("--config=") :]
       name, sep, config_arg = value.partition(":")
       if not os.path.isfile(name):
         out.append(f"--config={experiment_lib.resolve(name)}{sep}{config_arg}")
@@ -66,8 +66,10 @@ def parse_flags(argv):
   except (AttributeError, KeyError) as e:
     # config_flags reports an override of a field that does not exist this way.
     field = str(e).strip("\"'")
-    _fail(f"unknown config field {field!r}: no --config.{field} in this experiment's "
-          "config (see its get_config, or config.json in a workdir)")
+    _fail(
+      f"unknown config field {field!r}: no --config.{field} in this experiment's "
+      "config (see its get_config, or config.json in a workdir)"
+    )
   except Exception as e:  # pylint: disable=broad-except
     # Errors from the config file itself (e.g. an exception in get_config).
     cause = _root_cause(e)
@@ -104,8 +106,9 @@ def _keep_record(record) -> bool:
   # reports missing; our own one-line error says what to do.
   if "tensorflow_datasets" in record.pathname:
     return record.levelno >= 40
-  noisy = any(name in record.pathname for name in (
-      "orbax", "clu/metric_writers", "jax/_src/xla_bridge"))  # jax: "no TPU backend"
+  noisy = any(
+    name in record.pathname for name in ("orbax", "clu/metric_writers", "jax/_src/xla_bridge")
+  )  # jax: "no TPU backend"
   return record.levelno >= 30 or not noisy
 
 
@@ -157,9 +160,11 @@ def main(argv):
       config.experiment = config.experiment or experiment.name
     parallel.initialize_distributed(config.distributed)
     import jax  # pylint: disable=g-import-not-at-top
+
     _log_to_file(FLAGS.workdir, jax.process_index())
-    results = train.train_and_evaluate(config, FLAGS.workdir, data_dir=FLAGS.data_dir,
-                                       experiment=experiment)
+    results = train.train_and_evaluate(
+      config, FLAGS.workdir, data_dir=FLAGS.data_dir, experiment=experiment
+    )
   except errors.UserError as e:
     _fail(str(e))
   logging.info("results written to %s", os.path.join(FLAGS.workdir, "results.json"))

@@ -17,7 +17,8 @@ class MetricWriter:
   def __init__(self, workdir):
     self.enabled = jax.process_index() == 0
     self._tb = metric_writers.create_default_writer(
-        workdir, just_logging=not self.enabled, asynchronous=False)
+      workdir, just_logging=not self.enabled, asynchronous=False
+    )
     self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a") if self.enabled else None
 
   def write(self, step: int, split: str, metrics: dict):
@@ -60,8 +61,10 @@ class Progress:
     self._last_step, self._last_time = step, now
     eta = (self.total - step) / max(rate, 1e-9)
     shown = {k: metrics[k] for k in ("loss", self.main_metric) if k in metrics}
-    return (f"step {step}/{self.total} ({100 * step / self.total:.0f}%)  "
-            f"{rate:.1f} steps/s  ETA {_hms(eta)}  {format_metrics(shown)}")
+    return (
+      f"step {step}/{self.total} ({100 * step / self.total:.0f}%)  "
+      f"{rate:.1f} steps/s  ETA {_hms(eta)}  {format_metrics(shown)}"
+    )
 
 
 def _hms(seconds):

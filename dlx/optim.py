@@ -39,15 +39,14 @@ import optax
 
 from dlx import errors
 
-OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adagrad', 'adadelta', 'rmsprop',
-              'adam', 'adamw')
-SCHEDULES = ('constant', 'step', 'exponential', 'cosine')
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "step", "exponential", "cosine")
 
 
 def default_config() -> ml_collections.ConfigDict:
   """Every field any optimizer or schedule reads, with its default."""
   config = ml_collections.ConfigDict()
-  config.name = 'adam'
+  config.name = "adam"
   config.learning_rate = 1e-3
   config.momentum = 0.9  # momentum / nesterov beta
   config.b1 = 0.9
@@ -58,7 +57,7 @@ def default_config() -> ml_collections.ConfigDict:
   config.weight_decay = 0.0  # adamw: decoupled; others: L2 on the gradient
   config.grad_clip_norm = 0.0  # 0 = off
   config.l1_penalty = 0.0  # strength of an L1 term (lambda * sum |w|) added to the loss; 0 = off
-  config.schedule = 'constant'
+  config.schedule = "constant"
   config.warmup_steps = 0
   config.decay_steps = 0
   config.decay_rate = 0.1
@@ -71,59 +70,61 @@ def _fail(message: str):
   raise errors.ConfigError(message)
 
 
-def _check_range(config, field, low, high=math.inf, *, low_open=False,
-                 high_open=False):
+def _check_range(config, field, low, high=math.inf, *, low_open=False, high_open=False):
   """Raises unless config[field] lies in the range (strict at open ends)."""
   value = config[field]
   ok_low = value > low if low_open else value >= low
   ok_high = value < high if high_open else value <= high
   if not (ok_low and ok_high):  # also rejects NaN
-    left = '(' if low_open else '['
-    right = ')' if high_open or high == math.inf else ']'
-    _fail(f'optimizer.{field}={value!r} is out of range; it must lie in '
-          f'{left}{low}, {high}{right}.')
+    left = "(" if low_open else "["
+    right = ")" if high_open or high == math.inf else "]"
+    _fail(
+      f"optimizer.{field}={value!r} is out of range; it must lie in {left}{low}, {high}{right}."
+    )
 
 
 def _check_choice(value, choices, what):
   if value not in choices:
-    _fail(f'unknown {what} {value!r}; choose one of: {", ".join(choices)}.')
+    _fail(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}.")
 
 
 def create_schedule(config, total_steps: int) -> optax.Schedule:
   """Maps a step count to the learning rate described by `config`."""
-  _check_choice(config.schedule, SCHEDULES, 'schedule')
-  _check_range(config, 'learning_rate', 0.0)
-  _check_range(config, 'warmup_steps', 0)
-  _check_range(config, 'decay_steps', 0)
+  _check_choice(config.schedule, SCHEDULES, "schedule")
+  _check_range(config, "learning_rate", 0.0)
+  _check_range(config, "warmup_steps", 0)
+  _check_range(config, "decay_steps", 0)
   if total_steps < 0:
-    _fail(f'total_steps={total_steps!r} is negative; it must be >= 0.')
+    _fail(f"total_steps={total_steps!r} is negative; it must be >= 0.")
   lr = config.learning_rate
   warmup = config.warmup_steps
   name = config.schedule
 
-  if name == 'constant':
+  if name == "constant":
     main = optax.constant_schedule(lr)
-  elif name in ('step', 'exponential'):
+  elif name in ("step", "exponential"):
     if config.decay_steps <= 0:
-      _fail(f'schedule {name!r} needs optimizer.decay_steps > 0, got '
-            f'{config.decay_steps!r}.')
-    _check_range(config, 'decay_rate', 0.0, low_open=True)
+      _fail(f"schedule {name!r} needs optimizer.decay_steps > 0, got {config.decay_steps!r}.")
+    _check_range(config, "decay_rate", 0.0, low_open=True)
     main = optax.exponential_decay(
-        init_value=lr,
-        transition_steps=config.decay_steps,
-        decay_rate=config.decay_rate,
-        staircase=bool(config.staircase) if name == 'step' else False)
+      init_value=lr,
+      transition_steps=config.decay_steps,
+      decay_rate=config.decay_rate,
+      staircase=bool(config.staircase) if name == "step" else False,
+    )
   else:  # cosine
-    _check_range(config, 'min_learning_rate_factor', 0.0, 1.0)
+    _check_range(config, "min_learning_rate_factor", 0.0, 1.0)
     length = config.decay_steps or total_steps - warmup
     if length <= 0:
-      _fail(f'cosine schedule has no steps left to decay over: '
-            f'decay_steps={config.decay_steps}, total_steps={total_steps}, '
-            f'warmup_steps={warmup}; set decay_steps > 0 or total_steps > '
-            f'warmup_steps.')
+      _fail(
+        f"cosine schedule has no steps left to decay over: "
+        f"decay_steps={config.decay_steps}, total_steps={total_steps}, "
+        f"warmup_steps={warmup}; set decay_steps > 0 or total_steps > "
+        f"warmup_steps."
+      )
     main = optax.cosine_decay_schedule(
-        init_value=lr, decay_steps=length,
-        alpha=config.min_learning_rate_factor)
+      init_value=lr, decay_steps=length, alpha=config.min_learning_rate_factor
+    )
 
   if warmup == 0:
     return main
@@ -135,52 +136,49 @@ def create_schedule(config, total_steps: int) -> optax.Schedule:
 def _update_rule(config, lr) -> optax.GradientTransformation:
   """The bare update rule, without clipping or L2 weight decay."""
   name = config.name
-  if name == 'sgd':
+  if name == "sgd":
     return optax.sgd(lr)
-  if name in ('momentum', 'nesterov'):
-    _check_range(config, 'momentum', 0.0, 1.0, high_open=True)
-    return optax.sgd(lr, momentum=config.momentum,
-                     nesterov=name == 'nesterov')
-  if name == 'adagrad':
-    _check_range(config, 'initial_accumulator', 0.0)
-    return optax.adagrad(
-        lr, initial_accumulator_value=config.initial_accumulator,
-        eps=config.eps)
-  if name == 'adadelta':
-    _check_range(config, 'decay', 0.0, 1.0, high_open=True)
+  if name in ("momentum", "nesterov"):
+    _check_range(config, "momentum", 0.0, 1.0, high_open=True)
+    return optax.sgd(lr, momentum=config.momentum, nesterov=name == "nesterov")
+  if name == "adagrad":
+    _check_range(config, "initial_accumulator", 0.0)
+    return optax.adagrad(lr, initial_accumulator_value=config.initial_accumulator, eps=config.eps)
+  if name == "adadelta":
+    _check_range(config, "decay", 0.0, 1.0, high_open=True)
     return optax.adadelta(lr, rho=config.decay, eps=config.eps)
-  if name == 'rmsprop':
-    _check_range(config, 'decay', 0.0, 1.0, high_open=True)
+  if name == "rmsprop":
+    _check_range(config, "decay", 0.0, 1.0, high_open=True)
     # eps inside the sqrt, as in the course (docs/curriculum.md#c1); optax's
     # default, torch differs.
-    return optax.rmsprop(lr, decay=config.decay, eps=config.eps,
-                         eps_in_sqrt=True)
-  _check_range(config, 'b1', 0.0, 1.0, high_open=True)
-  _check_range(config, 'b2', 0.0, 1.0, high_open=True)
-  if name == 'adam':
+    return optax.rmsprop(lr, decay=config.decay, eps=config.eps, eps_in_sqrt=True)
+  _check_range(config, "b1", 0.0, 1.0, high_open=True)
+  _check_range(config, "b2", 0.0, 1.0, high_open=True)
+  if name == "adam":
     return optax.adam(lr, b1=config.b1, b2=config.b2, eps=config.eps)
-  return optax.adamw(lr, b1=config.b1, b2=config.b2, eps=config.eps,
-                     weight_decay=config.weight_decay)
+  return optax.adamw(
+    lr, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=config.weight_decay
+  )
 
 
-def create_optimizer(config,
-                     total_steps: int) -> optax.GradientTransformation:
+def create_optimizer(config, total_steps: int) -> optax.GradientTransformation:
   """Clip -> L2 weight decay -> update rule, with the configured schedule."""
-  _check_choice(config.name, OPTIMIZERS, 'optimizer')
-  _check_range(config, 'eps', 0.0)
-  _check_range(config, 'weight_decay', 0.0)
-  _check_range(config, 'grad_clip_norm', 0.0)
-  _check_range(config, 'l1_penalty', 0.0)
+  _check_choice(config.name, OPTIMIZERS, "optimizer")
+  _check_range(config, "eps", 0.0)
+  _check_range(config, "weight_decay", 0.0)
+  _check_range(config, "grad_clip_norm", 0.0)
+  _check_range(config, "l1_penalty", 0.0)
   lr = create_schedule(config, total_steps)
   parts = []
   if config.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
   # adamw decays the weights itself (decoupled); the rest get L2 via g.
-  if config.weight_decay > 0 and config.name != 'adamw':
+  if config.weight_decay > 0 and config.name != "adamw":
     parts.append(optax.add_decayed_weights(config.weight_decay))
   if config.l1_penalty > 0:
     # Imported here: dlx.losses imports this module's errors, not the other way round.
     from dlx import losses  # pylint: disable=g-import-not-at-top
-    parts.append(losses.penalty_transform('l1', config.l1_penalty))
+
+    parts.append(losses.penalty_transform("l1", config.l1_penalty))
   parts.append(_update_rule(config, lr))
   return optax.chain(*parts)

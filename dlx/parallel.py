@@ -22,8 +22,9 @@ def initialize_distributed(enabled: bool):
 
 def create_mesh():
   # Auto axes: XLA propagates shardings; the step's code needs no sharding annotations.
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh(
+    (jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
+  )
 
 
 def _local_devices_sharding():
@@ -43,7 +44,8 @@ def global_batch(local_batch, mesh):
   """Host-local NumPy arrays -> global arrays already sharded over the mesh."""
   sharding = batch_sharded(mesh)
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
+    lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
+  )
 
 
 def pmap_batch(local_batch):
@@ -51,8 +53,9 @@ def pmap_batch(local_batch):
   n = jax.local_device_count()
   sharding = _local_devices_sharding()
   return jax.tree.map(
-      lambda x: jax.device_put(np.asarray(x).reshape((n, -1) + np.shape(x)[1:]), sharding),
-      local_batch)
+    lambda x: jax.device_put(np.asarray(x).reshape((n, -1) + np.shape(x)[1:]), sharding),
+    local_batch,
+  )
 
 
 def mean_over_devices(tree, axis_name):
@@ -69,8 +72,8 @@ def replicate(tree):
   n = jax.local_device_count()
   sharding = _local_devices_sharding()
   return jax.tree.map(
-      lambda x: jax.device_put(np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), sharding),
-      tree)
+    lambda x: jax.device_put(np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), sharding), tree
+  )
 
 
 def unreplicate(tree):

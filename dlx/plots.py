@@ -15,8 +15,10 @@ from dlx.ops import filters
 
 def _pyplot():
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   return plt
 
 
@@ -31,8 +33,9 @@ def image_grid(images, num_columns: int | None = None, pad: int = 2) -> np.ndarr
   grid = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
   for i, img in enumerate(images):
     r, k = divmod(i, cols)
-    grid[pad + r * (h + pad):pad + r * (h + pad) + h,
-         pad + k * (w + pad):pad + k * (w + pad) + w] = img
+    grid[
+      pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w
+    ] = img
   return (grid * 255).round().astype(np.uint8)
 
 
@@ -72,8 +75,10 @@ def plot_attention(weights, source_labels, target_labels, path, title=None):
   plt = _pyplot()
   weights = np.asarray(weights, np.float32)
   if weights.shape != (len(target_labels), len(source_labels)):
-    raise ValueError(f"weights {weights.shape} do not match {len(target_labels)} target and "
-                     f"{len(source_labels)} source labels")
+    raise ValueError(
+      f"weights {weights.shape} do not match {len(target_labels)} target and "
+      f"{len(source_labels)} source labels"
+    )
   size = 0.35 * max(weights.shape) + 1.5
   fig, ax = plt.subplots(figsize=(size + 1, size))
   image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-6))
@@ -93,11 +98,11 @@ def plot_attention(weights, source_labels, target_labels, path, title=None):
 # 'clip' shows values in the image's [0, 1] range; 'stretch' maps each
 # panel's min..max to black..white (for signed responses such as edges).
 _FILTER_PANELS = (
-    ("edge (Sobel |G|)", filters.edge_magnitude, "stretch"),
-    ("edge (8-neighbour)", lambda x: filters.apply_kernel(x, filters.EDGE), "stretch"),
-    ("sharpen", lambda x: filters.apply_kernel(x, filters.SHARPEN), "clip"),
-    ("blur (Gaussian)", lambda x: filters.apply_kernel(x, filters.GAUSSIAN_BLUR), "clip"),
-    ("emboss", lambda x: filters.apply_kernel(x, filters.EMBOSS), "stretch"),
+  ("edge (Sobel |G|)", filters.edge_magnitude, "stretch"),
+  ("edge (8-neighbour)", lambda x: filters.apply_kernel(x, filters.EDGE), "stretch"),
+  ("sharpen", lambda x: filters.apply_kernel(x, filters.SHARPEN), "clip"),
+  ("blur (Gaussian)", lambda x: filters.apply_kernel(x, filters.GAUSSIAN_BLUR), "clip"),
+  ("emboss", lambda x: filters.apply_kernel(x, filters.EMBOSS), "stretch"),
 )
 
 
@@ -137,8 +142,9 @@ def plot_filtered_images(image, path):
     panels.append((title, rescale_to_unit(out) if display == "stretch" else np.clip(out, 0, 1)))
   fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
   for ax, (title, panel) in zip(axes, panels):
-    ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0.0, vmax=1.0,
-              interpolation="nearest")
+    ax.imshow(
+      panel, cmap="gray" if panel.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest"
+    )
     ax.set_title(title, fontsize=9)
     ax.axis("off")
   fig.tight_layout()
@@ -161,8 +167,9 @@ def plot_first_layer_filters(kernel, path, scale: int | None = None):
     tiles = [rescale_to_unit(kernel[..., o]) for o in range(num_out)]
     columns = None
   else:
-    tiles = [rescale_to_unit(kernel[:, :, i, o])[..., None]
-             for o in range(num_out) for i in range(num_in)]
+    tiles = [
+      rescale_to_unit(kernel[:, :, i, o])[..., None] for o in range(num_out) for i in range(num_in)
+    ]
     columns = num_in if num_in > 1 else None
   scale = scale or max(1, math.ceil(48 / max(kh, kw)))
   save_image_grid(np.stack(tiles), path, num_columns=columns, scale=scale)
@@ -222,14 +229,16 @@ def feature_maps(model, variables, image, layer_name: str, **apply_kwargs):
   """
   x = np.asarray(image)[None]
   wanted = lambda module, method: method == "__call__" and _module_path(module) == layer_name
-  _, state = model.apply(variables, x, capture_intermediates=wanted,
-                         mutable=["intermediates"], **apply_kwargs)
+  _, state = model.apply(
+    variables, x, capture_intermediates=wanted, mutable=["intermediates"], **apply_kwargs
+  )
   node = state.get("intermediates", {})
   for name in layer_name.split("/"):
     node = node.get(name, {}) if isinstance(node, Mapping) else {}
   if not isinstance(node, Mapping) or "__call__" not in node:
-    _, every = model.apply(variables, x, capture_intermediates=True,
-                           mutable=["intermediates"], **apply_kwargs)
+    _, every = model.apply(
+      variables, x, capture_intermediates=True, mutable=["intermediates"], **apply_kwargs
+    )
     names = sorted(_paths(every["intermediates"]))
     raise KeyError(f"no module {layer_name!r}; modules: {', '.join(names)}")
   output = node["__call__"][0]

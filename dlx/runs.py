@@ -50,10 +50,10 @@ def locate(ref: str, field: str) -> tuple[pathlib.Path, int]:
   directory = root / _DIRS[which]
   steps = _steps(directory)
   if not steps:
-    hint = (" (it ran with best_metric=''; use :latest)" if which == "best" else
-            "; train that run first")
-    raise errors.ConfigError(f"--config.{field}={ref!r}: {workdir} has no {which} "
-                             f"checkpoint{hint}")
+    hint = (
+      " (it ran with best_metric=''; use :latest)" if which == "best" else "; train that run first"
+    )
+    raise errors.ConfigError(f"--config.{field}={ref!r}: {workdir} has no {which} checkpoint{hint}")
   return directory.resolve(), steps[-1]
 
 
@@ -61,8 +61,7 @@ def restore_state(ref: str, field: str) -> tuple[dict, int]:
   """The saved train state of `ref` as nested dicts of NumPy arrays, and its step."""
   directory, step = locate(ref, field)
   with ocp.CheckpointManager(str(directory), item_names=("state", "meta")) as manager:
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
   return restored.state, step
 
 
@@ -101,21 +100,25 @@ def graft(target, source, keys=(), *, what: str):
       raise errors.ConfigError(f"--config.init_from_keys: this model has no {key!r}")
     if theirs is None:
       raise errors.ConfigError(f"{what} has no {key!r} to take")
-    mine_flat, theirs_flat = _flatten(mine, (key,) if key else ()), _flatten(
-        theirs, (key,) if key else ())
+    mine_flat, theirs_flat = (
+      _flatten(mine, (key,) if key else ()),
+      _flatten(theirs, (key,) if key else ()),
+    )
     for path, leaf in mine_flat.items():
       if path not in theirs_flat:
         raise errors.ConfigError(f"parameter {path!r} of this model is not in {what}")
       shape = np.shape(theirs_flat[path])
       if shape != np.shape(leaf):
-        raise errors.ConfigError(f"parameter {path!r}: this model has shape "
-                                 f"{np.shape(leaf)}, {what} has {shape}")
+        raise errors.ConfigError(
+          f"parameter {path!r}: this model has shape {np.shape(leaf)}, {what} has {shape}"
+        )
     extra = sorted(set(theirs_flat) - set(mine_flat))
     if extra:
-      raise errors.ConfigError(f"{what} has parameters this model lacks: "
-                               f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
-    new = jax.tree.map(lambda m, t: np.asarray(t, dtype=m.dtype), mine,
-                       _as_structure(mine, theirs))
+      raise errors.ConfigError(
+        f"{what} has parameters this model lacks: "
+        f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}"
+      )
+    new = jax.tree.map(lambda m, t: np.asarray(t, dtype=m.dtype), mine, _as_structure(mine, theirs))
     target = _set_subtree(target, key, new)
   return target
 
@@ -147,8 +150,9 @@ def init_from(state, config):
     # Only the requested sub-trees that this collection has (a backbone's batch
     # statistics, say); a sub-tree without such variables keeps none.
     present = tuple(k for k in keys if _subtree(tree, k) is not None)
-    model_state[collection] = (graft(tree, theirs, present, what=what)
-                               if present or not keys else tree)
+    model_state[collection] = (
+      graft(tree, theirs, present, what=what) if present or not keys else tree
+    )
   return state.replace(params=params, model_state=model_state), step
 
 
@@ -159,13 +163,19 @@ def load_frozen(ref: str, field: str = "teacher"):
   workdir, _ = parse_ref(ref)
   config_path = os.path.join(workdir, "config.json")
   if not os.path.isfile(config_path):
-    raise errors.ConfigError(f"--config.{field}={ref!r}: {config_path} is missing (is it "
-                             "a dlx workdir?)")
+    raise errors.ConfigError(
+      f"--config.{field}={ref!r}: {config_path} is missing (is it a dlx workdir?)"
+    )
   with open(config_path) as f:
     config = config_lib.from_json(f.read())
   experiment = experiment_lib.load(config.experiment)
   state, step = restore_state(ref, field)
   variables = {"params": state["params"], **state.get("model_state", {})}
   return experiment_lib.FrozenModel(
-      workdir=os.path.abspath(workdir), experiment=experiment, config=config,
-      model=experiment.get_model(config), variables=variables, step=step)
+    workdir=os.path.abspath(workdir),
+    experiment=experiment,
+    config=config,
+    model=experiment.get_model(config),
+    variables=variables,
+    step=step,
+  )

@@ -16,6 +16,7 @@ class TrainState:
   with --config.teacher). They travel with the state into the compiled step as
   arguments, but are never trained or checkpointed: they come from their own run.
   Checkpoints hold `checkpointed()`, the same five fields as before `frozen` existed."""
+
   step: jax.Array
   params: Any
   opt_state: Any
@@ -28,5 +29,10 @@ class TrainState:
 
   def checkpointed(self) -> dict:
     """What a checkpoint holds: every field but `frozen`."""
-    return {"step": self.step, "params": self.params, "opt_state": self.opt_state,
-            "model_state": self.model_state, "rng": self.rng}
+    return {
+      "step": self.step,
+      "params": self.params,
+      "opt_state": self.opt_state,
+      "model_state": self.model_state,
+      "rng": self.rng,
+    }

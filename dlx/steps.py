@@ -28,8 +28,9 @@ def apply_model(model, state, params, inputs, *, train: bool, rngs):
   variables = state.variables(params)
   mutable = list(state.model_state) if train else False
   if mutable:
-    outputs, new_model_state = model.apply(variables, inputs, train=True, rngs=rngs,
-                                           mutable=mutable)
+    outputs, new_model_state = model.apply(
+      variables, inputs, train=True, rngs=rngs, mutable=mutable
+    )
     return outputs, dict(new_model_state)
   return model.apply(variables, inputs, train=train, rngs=rngs), state.model_state
 
@@ -56,12 +57,22 @@ def with_teacher(batch, state, teacher):
   `dlx.experiment.FrozenModel` whose variables are `state.frozen['teacher']`)."""
   if teacher is None:
     return batch
-  return {**batch, "teacher_outputs": teacher.apply(batch["inputs"],
-                                                    variables=state.frozen["teacher"])}
+  return {
+    **batch,
+    "teacher_outputs": teacher.apply(batch["inputs"], variables=state.frozen["teacher"]),
+  }
 
 
-def make_train_step(model, optimizer, loss_fn, axis_name=None, *, augment=None,
-                    weight_noise: float = 0.0, teacher=None):
+def make_train_step(
+  model,
+  optimizer,
+  loss_fn,
+  axis_name=None,
+  *,
+  augment=None,
+  weight_noise: float = 0.0,
+  teacher=None,
+):
   """The generic supervised step.
 
   augment: optional fn(rng, batch) -> batch run first, inside the compiled step (random
@@ -82,24 +93,28 @@ def make_train_step(model, optimizer, loss_fn, axis_name=None, *, augment=None,
     batch_size = jax.tree.leaves(batch)[0].shape[0]
 
     def objective(params):
-      outputs, model_state = apply_model(model, state, params, batch["inputs"], train=True,
-                                         rngs=rngs)
+      outputs, model_state = apply_model(
+        model, state, params, batch["inputs"], train=True, rngs=rngs
+      )
       values = per_example(loss_fn(outputs, batch), batch_size)
       metrics = {k: jnp.mean(v) for k, v in values.items()}
       return metrics["loss"], (metrics, model_state)
 
     forward_params = state.params
     if weight_noise:
-      forward_params = add_weight_noise(jax.random.fold_in(rngs["sample"], 2), state.params,
-                                        weight_noise)
+      forward_params = add_weight_noise(
+        jax.random.fold_in(rngs["sample"], 2), state.params, weight_noise
+      )
     grads, (metrics, model_state) = jax.grad(objective, has_aux=True)(forward_params)
     grads, metrics, model_state = parallel.mean_over_devices(
-        (grads, metrics, model_state), axis_name)
+      (grads, metrics, model_state), axis_name
+    )
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics["grad_norm"] = optax.global_norm(grads)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              model_state=model_state)
+    new_state = state.replace(
+      step=state.step + 1, params=params, opt_state=opt_state, model_state=model_state
+    )
     return new_state, metrics
 
   return train_step
@@ -112,8 +127,14 @@ def make_eval_step(model, loss_fn, axis_name=None, *, teacher=None):
     sample, dropout = jax.random.split(rng)
     mask = batch["mask"]
     batch = with_teacher(batch, state, teacher)
-    outputs, _ = apply_model(model, state, state.params, batch["inputs"], train=False,
-                             rngs={"sample": sample, "dropout": dropout})
+    outputs, _ = apply_model(
+      model,
+      state,
+      state.params,
+      batch["inputs"],
+      train=False,
+      rngs={"sample": sample, "dropout": dropout},
+    )
     values = per_example(loss_fn(outputs, batch), mask.shape[0])
     sums = {k: jnp.sum(v * mask) for k, v in values.items()}
     return parallel.sum_over_devices((sums, jnp.sum(mask)), axis_name)

@@ -24,8 +24,7 @@ def parse_grid(specs):
     field, sep, values = spec.partition("=")
     field = field.strip().lstrip("-")
     if not sep or not field.startswith("config.") or not values:
-      raise SystemExit(f"dlx sweep: error: --grid {spec!r} must look like "
-                       "'config.FIELD=V1,V2,...'")
+      raise SystemExit(f"dlx sweep: error: --grid {spec!r} must look like 'config.FIELD=V1,V2,...'")
     grid.append((field, split_values(values)))
   return grid
 
@@ -46,7 +45,7 @@ def split_values(text):
 
 
 def run_name(assignment):
-  return ",".join(f"{field[len('config.'):]}={value}" for field, value in assignment)
+  return ",".join(f"{field[len('config.') :]}={value}" for field, value in assignment)
 
 
 def flatten(results, prefix=""):
@@ -61,7 +60,7 @@ def flatten(results, prefix=""):
 
 def table(rows, fields):
   metrics = sorted({k for _, r in rows for k in r if k.startswith("test/")})
-  header = [f[len("config."):] for f in fields] + metrics + ["status"]
+  header = [f[len("config.") :] for f in fields] + metrics + ["status"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for assignment, results in rows:
     cells = [v for _, v in assignment]
@@ -72,8 +71,9 @@ def table(rows, fields):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(prog="dlx.sweep", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="dlx.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("experiment")
   parser.add_argument("--grid", action="append", default=[], required=True)
   parser.add_argument("--workdir", default=None)

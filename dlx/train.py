@@ -35,7 +35,7 @@ from dlx.data import tfds_data
 from dlx.state import TrainState
 
 _EVAL_RNG_SALT = 0x5EED
-_REPORT_RNG_SALT = 0x7E9    # the final_report hook's key, apart from eval and training
+_REPORT_RNG_SALT = 0x7E9  # the final_report hook's key, apart from eval and training
 _EVALUATE_RNG_SALT = 0xE7A  # the set-level evaluate hook's key
 FINAL_SPLITS = ("test", "validation", "train")
 
@@ -45,8 +45,9 @@ def total_steps(config, steps_per_epoch: int | None) -> int:
     return int(config.num_train_steps)
   if steps_per_epoch is None:
     raise errors.ConfigError(
-        f"--config.num_epochs={config.num_epochs}: this experiment's training data is a "
-        "stream with no epochs; set --config.num_train_steps")
+      f"--config.num_epochs={config.num_epochs}: this experiment's training data is a "
+      "stream with no epochs; set --config.num_train_steps"
+    )
   return max(1, int(math.ceil(config.num_epochs * steps_per_epoch)))
 
 
@@ -62,14 +63,21 @@ def create_init_fn(model, optimizer, sample_inputs, seed: int):
 
   def init(rng):
     params_rng, dropout_rng, sample_rng = jax.random.split(rng, 3)
-    variables = dict(model.init(
+    variables = dict(
+      model.init(
         {"params": params_rng, "dropout": dropout_rng, "sample": sample_rng},
-        sample_inputs, train=False))
+        sample_inputs,
+        train=False,
+      )
+    )
     params = variables.pop("params")
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=init_optimizer_state(optimizer, params),
-                      model_state=variables,
-                      rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1))
+    return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=init_optimizer_state(optimizer, params),
+      model_state=variables,
+      rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+    )
 
   return init
 
@@ -86,10 +94,10 @@ class _Runner:
       mesh = parallel.create_mesh()
       self.mesh = mesh
       repl, data = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-      self._train = jax.jit(train_step, donate_argnums=0, in_shardings=(repl, data),
-                            out_shardings=(repl, repl))
-      self._eval = jax.jit(eval_step, in_shardings=(repl, data, repl),
-                           out_shardings=repl)
+      self._train = jax.jit(
+        train_step, donate_argnums=0, in_shardings=(repl, data), out_shardings=(repl, repl)
+      )
+      self._eval = jax.jit(eval_step, in_shardings=(repl, data, repl), out_shardings=repl)
 
   def put_state(self, state):
     if self.pmap:
@@ -118,9 +126,13 @@ def evaluate(runner, state, split, config, *, num_examples=None, seed=0):
   """Mean of every per-example metric over a split (or its first `num_examples`)."""
   totals, count = None, 0.0
   rng = jax.random.fold_in(jax.random.PRNGKey(seed), _EVAL_RNG_SALT)
-  batches = pipeline.eval_batches(split, config.eval_batch_size, num_examples=num_examples,
-                                  process_index=jax.process_index(),
-                                  process_count=jax.process_count())
+  batches = pipeline.eval_batches(
+    split,
+    config.eval_batch_size,
+    num_examples=num_examples,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  )
   for i, batch in enumerate(pipeline.prefetch(batches, runner.put_batch)):
     sums, n = runner.eval_step(state, batch, jax.random.fold_in(rng, i))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
@@ -138,6 +150,7 @@ def _due(step: int, every: int, total: int) -> bool:
 class BestTracker:
   """The best validation value so far, evaluations since it improved, and whether
   early stopping ended the run. Saved in every checkpoint's meta."""
+
   metric: str
   mode: str
   patience: int
@@ -147,8 +160,7 @@ class BestTracker:
 
   def update(self, value: float) -> bool:
     """Records a validation value; True if it is a new best."""
-    improved = self.best is None or (value < self.best if self.mode == "min"
-                                     else value > self.best)
+    improved = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
     if improved:
       self.best, self.bad_evals = value, 0
     else:
@@ -184,16 +196,18 @@ class FiniteGuard:
     loss = float(metrics["loss"])
     if not math.isfinite(loss):
       raise errors.NonFiniteLossError(
-          f"loss is {loss} at step {step}; training stopped and {self._kept()}. Lower "
-          "--config.optimizer.learning_rate or set --config.optimizer.grad_clip_norm")
+        f"loss is {loss} at step {step}; training stopped and {self._kept()}. Lower "
+        "--config.optimizer.learning_rate or set --config.optimizer.grad_clip_norm"
+      )
 
   def check_params(self, state, step: int):
     leaves = jax.tree.leaves(state.params)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
     if not bool(jax.device_get(finite)):
       raise errors.NonFiniteLossError(
-          f"parameters became non-finite by step {step}; {self._kept()}. Lower the "
-          "learning rate or clip gradients")
+        f"parameters became non-finite by step {step}; {self._kept()}. Lower the "
+        "learning rate or clip gradients"
+      )
 
   def _kept(self) -> str:
     if self.last_checkpoint:
@@ -204,16 +218,17 @@ class FiniteGuard:
 @dataclasses.dataclass
 class _Run:
   """Everything the loop's parts share, built once by `_setup`."""
+
   experiment: experiment_lib.Experiment
   config: Any
   workdir: str
-  dataset: Any                      # dlx.data.Dataset or dlx.data.Stream
+  dataset: Any  # dlx.data.Dataset or dlx.data.Stream
   model: Any
   runner: _Runner
   init_fn: Callable
   num_steps: int
-  per_epoch: Optional[int]          # None for a stream
-  schedule: Optional[Callable]      # the learning rate to log (default optimizer only)
+  per_epoch: Optional[int]  # None for a stream
+  schedule: Optional[Callable]  # the learning rate to log (default optimizer only)
   teacher: Optional[experiment_lib.FrozenModel]
   predict: Callable
   ckpt: checkpoint.Checkpointer
@@ -227,59 +242,93 @@ class _Run:
 
   def context(self, state, step: int, rng) -> experiment_lib.RunContext:
     return experiment_lib.RunContext(
-        experiment=self.experiment, config=self.config, workdir=self.workdir,
-        model=self.model, variables=self.runner.host_state(state).variables(),
-        dataset=self.dataset, rng=rng, step=step, teacher=self.teacher,
-        predict=self.predict)
+      experiment=self.experiment,
+      config=self.config,
+      workdir=self.workdir,
+      model=self.model,
+      variables=self.runner.host_state(state).variables(),
+      dataset=self.dataset,
+      rng=rng,
+      step=step,
+      teacher=self.teacher,
+      predict=self.predict,
+    )
 
 
 def _setup(experiment, config, workdir, data_dir) -> _Run:
   with tfds_data.mocked(config.tfds_mock_examples):
     dataset = experiment.get_dataset(config, data_dir)
   if not isinstance(dataset, (data_core.Dataset, data_core.Stream)):
-    raise errors.UserError(f"{experiment.name}: get_dataset returned "
-                           f"{type(dataset).__name__}; return a dlx.data.Dataset or Stream")
+    raise errors.UserError(
+      f"{experiment.name}: get_dataset returned "
+      f"{type(dataset).__name__}; return a dlx.data.Dataset or Stream"
+    )
   logging.info("data: %s", dataset)
   model = experiment.get_model(config)
   stream = isinstance(dataset, data_core.Stream)
   per_epoch = None if stream else pipeline.steps_per_epoch(dataset.train, config.batch_size)
   if config.eval_every_steps == 0 and stream:
-    raise errors.ConfigError("--config.eval_every_steps=0 means once per epoch, and a "
-                             "stream has no epochs; set it to a number of steps")
+    raise errors.ConfigError(
+      "--config.eval_every_steps=0 means once per epoch, and a "
+      "stream has no epochs; set it to a number of steps"
+    )
   num_steps = total_steps(config, per_epoch)
   optimizer = experiment.make_optimizer(config, num_steps)
-  schedule = (None if experiment.custom_optimizer
-              else optim.create_schedule(config.optimizer, num_steps))
+  schedule = (
+    None if experiment.custom_optimizer else optim.create_schedule(config.optimizer, num_steps)
+  )
   teacher = runs.load_frozen(config.teacher) if config.teacher else None
   if teacher is not None:
-    logging.info("teacher: %s (%s, step %d)", teacher.workdir, teacher.experiment.name,
-                 teacher.step)
+    logging.info(
+      "teacher: %s (%s, step %d)", teacher.workdir, teacher.experiment.name, teacher.step
+    )
 
   loss_fn = experiment.get_loss(config)
   axis_name = "batch" if config.parallel == "pmap" else None
   if experiment.make_train_step is not None:
-    train_step = experiment.make_train_step(model, optimizer, config, axis_name=axis_name,
-                                            teacher=teacher)
+    train_step = experiment.make_train_step(
+      model, optimizer, config, axis_name=axis_name, teacher=teacher
+    )
   else:
     train_step = steps.make_train_step(
-        model, optimizer, loss_fn, axis_name, augment=experiment.get_augment(config),
-        weight_noise=config.get("weight_noise", 0.0), teacher=teacher)
-  runner = _Runner(config, train_step,
-                   steps.make_eval_step(model, loss_fn, axis_name=axis_name, teacher=teacher))
+      model,
+      optimizer,
+      loss_fn,
+      axis_name,
+      augment=experiment.get_augment(config),
+      weight_noise=config.get("weight_noise", 0.0),
+      teacher=teacher,
+    )
+  runner = _Runner(
+    config, train_step, steps.make_eval_step(model, loss_fn, axis_name=axis_name, teacher=teacher)
+  )
   sample = dataset.validation if stream else dataset.train
-  init_fn = create_init_fn(model, optimizer, data_core.take(sample, slice(0, 2))["inputs"],
-                           config.seed)
+  init_fn = create_init_fn(
+    model, optimizer, data_core.take(sample, slice(0, 2))["inputs"], config.seed
+  )
   predict = jax.jit(lambda variables, inputs: model.apply(variables, inputs, train=False))
   return _Run(
-      experiment=experiment, config=config, workdir=workdir, dataset=dataset, model=model,
-      runner=runner, init_fn=init_fn, num_steps=num_steps, per_epoch=per_epoch,
-      schedule=schedule, teacher=teacher, predict=predict,
-      ckpt=checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints,
-                                   best_metric=config.best_metric,
-                                   best_mode=config.best_mode),
-      writer=metrics_lib.MetricWriter(workdir),
-      tracker=BestTracker(config.best_metric, config.best_mode,
-                          config.early_stopping_patience))
+    experiment=experiment,
+    config=config,
+    workdir=workdir,
+    dataset=dataset,
+    model=model,
+    runner=runner,
+    init_fn=init_fn,
+    num_steps=num_steps,
+    per_epoch=per_epoch,
+    schedule=schedule,
+    teacher=teacher,
+    predict=predict,
+    ckpt=checkpoint.Checkpointer(
+      workdir,
+      keep=config.keep_checkpoints,
+      best_metric=config.best_metric,
+      best_mode=config.best_mode,
+    ),
+    writer=metrics_lib.MetricWriter(workdir),
+    tracker=BestTracker(config.best_metric, config.best_mode, config.early_stopping_patience),
+  )
 
 
 def _init_or_restore(run: _Run):
@@ -296,27 +345,40 @@ def _init_or_restore(run: _Run):
     if run.config.init_from:
       state, source_step = runs.init_from(state, run.config)
       # Optimizer state starts fresh, built for the restored parameters.
-      optimizer_state = init_optimizer_state(run.experiment.make_optimizer(
-          run.config, run.num_steps), state.params)
+      optimizer_state = init_optimizer_state(
+        run.experiment.make_optimizer(run.config, run.num_steps), state.params
+      )
       state = state.replace(opt_state=optimizer_state)
-      logging.info("initialised from %s (step %d)%s", run.config.init_from, source_step,
-                   f", sub-trees {run.config.init_from_keys}" if run.config.init_from_keys
-                   else "")
+      logging.info(
+        "initialised from %s (step %d)%s",
+        run.config.init_from,
+        source_step,
+        f", sub-trees {run.config.init_from_keys}" if run.config.init_from_keys else "",
+      )
   start_step = int(state.step)
   run.guard = FiniteGuard(start_step if restored is not None else None)
   num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-  logging.info("model: %s with %d parameters; %d steps%s on %d device(s), %s",
-               type(run.model).__name__, num_params, run.num_steps,
-               f" ({run.per_epoch} per epoch)" if run.per_epoch else "",
-               jax.device_count(), run.config.parallel)
+  logging.info(
+    "model: %s with %d parameters; %d steps%s on %d device(s), %s",
+    type(run.model).__name__,
+    num_params,
+    run.num_steps,
+    f" ({run.per_epoch} per epoch)" if run.per_epoch else "",
+    jax.device_count(),
+    run.config.parallel,
+  )
   if run.teacher is not None:
     state = state.replace(frozen={"teacher": run.teacher.variables})
   return run.runner.put_state(state), start_step, num_params
 
 
 def _train_batches(run: _Run, start_step: int):
-  kw = dict(seed=run.config.seed, start_step=start_step,
-            process_index=jax.process_index(), process_count=jax.process_count())
+  kw = dict(
+    seed=run.config.seed,
+    start_step=start_step,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  )
   if isinstance(run.dataset, data_core.Stream):
     return pipeline.stream_batches(run.dataset.batch, run.config.batch_size, **kw)
   return pipeline.train_batches(run.dataset.train, run.config.batch_size, **kw)
@@ -328,16 +390,18 @@ def _evaluation_data(run: _Run, split: str):
 
 def _evaluate_split(run: _Run, state, split: str, step: int) -> dict:
   """Per-example means over the split, plus the experiment's set-level metrics."""
-  values = evaluate(run.runner, state, _evaluation_data(run, split), run.config,
-                    seed=run.config.seed)
+  values = evaluate(
+    run.runner, state, _evaluation_data(run, split), run.config, seed=run.config.seed
+  )
   if run.experiment.evaluate is not None:
     rng = jax.random.fold_in(jax.random.PRNGKey(run.config.seed), _EVALUATE_RNG_SALT)
-    extra = run.experiment.evaluate(run.context(state, step, jax.random.fold_in(rng, step)),
-                                    split)
+    extra = run.experiment.evaluate(run.context(state, step, jax.random.fold_in(rng, step)), split)
     clash = sorted(set(extra) & set(values))
     if clash:
-      raise errors.UserError(f"{run.experiment.name}: evaluate returned {', '.join(clash)}, "
-                             "which the loss already reports; rename them")
+      raise errors.UserError(
+        f"{run.experiment.name}: evaluate returned {', '.join(clash)}, "
+        "which the loss already reports; rename them"
+      )
     values.update({k: float(v) for k, v in extra.items()})
   return values
 
@@ -351,14 +415,19 @@ def _validate(run: _Run, state, step: int):
     return
   if metric not in values:
     raise errors.ConfigError(
-        f"--config.best_metric={metric!r} is not a validation metric; "
-        f"choose one of {', '.join(sorted(values))} (or '' for none)")
+      f"--config.best_metric={metric!r} is not a validation metric; "
+      f"choose one of {', '.join(sorted(values))} (or '' for none)"
+    )
   if run.tracker.update(values[metric]):
     run.ckpt.save_best(step, _checkpointable(run, state), run.tracker.meta(), values)
   if run.tracker.stopped:
-    logging.info("early stopping at step %d: validation %s has not improved for %d "
-                 "evaluations (best %.4g)", step, metric, run.tracker.bad_evals,
-                 run.tracker.best)
+    logging.info(
+      "early stopping at step %d: validation %s has not improved for %d evaluations (best %.4g)",
+      step,
+      metric,
+      run.tracker.bad_evals,
+      run.tracker.best,
+    )
 
 
 def _checkpointable(run: _Run, state):
@@ -397,8 +466,11 @@ def _train_loop(run: _Run, state, start_step: int):
         logging.info("%s", progress.line(step, train_metrics))
       if _due(step, run.eval_every, run.num_steps):
         _validate(run, state, step)
-      if (config.sample_every_steps and step % config.sample_every_steps == 0
-          and step != run.num_steps):
+      if (
+        config.sample_every_steps
+        and step % config.sample_every_steps == 0
+        and step != run.num_steps
+      ):
         _visualize(run, state, step)
       if _due(step, config.checkpoint_every_steps, run.num_steps) or run.tracker.stopped:
         guard.check()
@@ -413,9 +485,13 @@ def _train_loop(run: _Run, state, start_step: int):
 def _final_evaluation(run: _Run, state, num_params: int, train_time: float) -> dict:
   config = run.config
   final_step = int(jax.device_get(run.runner.host_state(state).step))
-  results = {"experiment": config.experiment, "step": final_step,
-             "stopped_early": bool(run.tracker.stopped),
-             "train_time_s": round(train_time, 2), "num_parameters": num_params}
+  results = {
+    "experiment": config.experiment,
+    "step": final_step,
+    "stopped_early": bool(run.tracker.stopped),
+    "train_time_s": round(train_time, 2),
+    "num_parameters": num_params,
+  }
   for split in FINAL_SPLITS:
     results[split] = _evaluate_split(run, state, split, final_step)
     run.writer.write(final_step, f"final_{split}", results[split])
@@ -437,8 +513,9 @@ def _resolve_experiment(experiment, config) -> experiment_lib.Experiment:
   return experiment_lib.load(experiment or config.experiment)
 
 
-def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
-                       experiment=None) -> dict:
+def train_and_evaluate(
+  config, workdir: str, *, data_dir: str | None = None, experiment=None
+) -> dict:
   """Trains `config`'s experiment in `workdir` (resuming if it holds checkpoints),
   evaluates on the test split and returns (and writes) results.json's contents.
 
@@ -463,6 +540,7 @@ def train_and_evaluate(config, workdir: str, *, data_dir: str | None = None,
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=2, sort_keys=True)
-    plots.plot_loss_curves(os.path.join(workdir, "metrics.jsonl"),
-                           os.path.join(workdir, "loss_curve.png"))
+    plots.plot_loss_curves(
+      os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "loss_curve.png")
+    )
   return results

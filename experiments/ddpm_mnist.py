@@ -19,14 +19,14 @@ def get_config(arg=None):
   args = config_lib.parse_arg(arg)
   config = config_lib.base_config()
   # channels (16, 32, 64) are sized for a CPU: ~0.4 s per step at batch 64.
-  config.model = config_lib.model_config(num_timesteps=1000, beta_start=1e-4,
-                                         beta_end=0.02, channels=(16, 32, 64),
-                                         time_dim=128)
+  config.model = config_lib.model_config(
+    num_timesteps=1000, beta_start=1e-4, beta_end=0.02, channels=(16, 32, 64), time_dim=128
+  )
   config.num_samples = 64
   config.batch_size = 64
   config.num_train_steps = 2500
   config.eval_every_steps = 500
-  config.eval_examples = 1000      # noise-MSE on 1,000 images is plenty; sampling is the real test
+  config.eval_examples = 1000  # noise-MSE on 1,000 images is plenty; sampling is the real test
   config.checkpoint_every_steps = 1000
   config.optimizer.name = "adam"
   config.optimizer.learning_rate = 2e-3
@@ -35,8 +35,11 @@ def get_config(arg=None):
   config.optimizer.grad_clip_norm = 1.0
   if config_lib.SMOKE in args:
     # U-Net widths must divide by its GroupNorm's 8 groups (dlx/models/unet.py).
-    config_lib.smoke(config, num_samples=4, **{
-        "model.num_timesteps": 10, "model.channels": (8, 8, 8), "model.time_dim": 16})
+    config_lib.smoke(
+      config,
+      num_samples=4,
+      **{"model.num_timesteps": 10, "model.channels": (8, 8, 8), "model.time_dim": 16},
+    )
   return config
 
 
@@ -57,8 +60,11 @@ def loss(outputs, batch):
 
 def visualize(ctx, batch):
   shape = batch["inputs"].shape[1:]
-  draw = jax.jit(functools.partial(ddpm.sample, ctx.model, num_samples=ctx.config.num_samples,
-                                   shape=shape, clip=1.0))
+  draw = jax.jit(
+    functools.partial(
+      ddpm.sample, ctx.model, num_samples=ctx.config.num_samples, shape=shape, clip=1.0
+    )
+  )
   return {"samples": (draw(ctx.variables, jax.random.PRNGKey(ctx.config.seed)) + 1.0) / 2.0}
 
 

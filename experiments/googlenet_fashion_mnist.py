@@ -21,8 +21,14 @@ def get_config(arg=None):
   args = config_lib.parse_arg(arg, (ic.FULL,))
   config = ic.base_config(image_size=28)
   config.aux_weight = 0.3  # the paper's weight of each auxiliary loss
-  ic.set_model(config, width_multiplier=0.25, small_input=True, stem_stride=2,
-               aux_logits=True, dropout_rate=0.2)
+  ic.set_model(
+    config,
+    width_multiplier=0.25,
+    small_input=True,
+    stem_stride=2,
+    aux_logits=True,
+    dropout_rate=0.2,
+  )
   # Measured: 5 epochs with dropout 0.4 and random flips underfit (train 93.2%, test
   # 90.3%); at lr 2e-3 without label smoothing 6 epochs reached 90.3% test (validation
   # 91.4%); lr 5e-3 with warmup and label smoothing 0.1: 91.35% (790 s alone; 91.54% in
@@ -33,24 +39,30 @@ def get_config(arg=None):
   config.label_smoothing = 0.1
   if ic.FULL in args:
     ic.full_scale(config)
-    ic.set_model(config, width_multiplier=1.0, small_input=False, stem_stride=1,
-                 aux_logits=True, dropout_rate=0.4)
+    ic.set_model(
+      config,
+      width_multiplier=1.0,
+      small_input=False,
+      stem_stride=1,
+      aux_logits=True,
+      dropout_rate=0.4,
+    )
   if config_lib.SMOKE in args:
     config_lib.smoke(config, **{"model.width_multiplier": 1 / 16})
   return config
 
 
 def get_model(config):
-  return ic.wrap_for_full_scale(googlenet.GoogLeNet(**config_lib.model_kwargs(config)),
-                                config)
+  return ic.wrap_for_full_scale(googlenet.GoogLeNet(**config_lib.model_kwargs(config)), config)
 
 
 def get_loss(config):
   """Main + aux_weight x each auxiliary head's loss (cross-entropy with the config's
   label smoothing) in training (the model returns three heads only when train=True);
   the main head alone at evaluation."""
-  return functools.partial(classification.auxiliary_heads_loss, aux_weight=config.aux_weight,
-                           base_loss=ic.get_loss(config))
+  return functools.partial(
+    classification.auxiliary_heads_loss, aux_weight=config.aux_weight, base_loss=ic.get_loss(config)
+  )
 
 
 get_dataset = ic.get_dataset

@@ -27,8 +27,7 @@ from dlx.tasks import language_model as lm
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg, (lm.NANOGPT,))
-  config = lm.language_model_config(num_layers=4, num_heads=4, features=128,
-                                    dropout_rate=0.0)
+  config = lm.language_model_config(num_layers=4, num_heads=4, features=128, dropout_rate=0.0)
   config.model.max_length = config.get_ref("context_length")
   if config_lib.SMOKE in args:
     lm.smoke(config)
@@ -43,28 +42,43 @@ get_dataset = lm.shakespeare_char_dataset
 loss = lm.language_model_loss
 
 
-def generate_text(model, params, tokenizer, prompt: str, length: int, rng,
-                  temperature=0.8, top_k=40) -> str:
+def generate_text(
+  model, params, tokenizer, prompt: str, length: int, rng, temperature=0.8, top_k=40
+) -> str:
   """`length` characters after `prompt`. The context is model.max_length, so longer
   texts are made in chunks, each re-prompted with the last half context."""
-  ids = tokenizer.encode(prompt)[-model.max_length // 2:]
+  ids = tokenizer.encode(prompt)[-model.max_length // 2 :]
   out = []
   while len(out) < length:
-    context = (list(ids) + out)[-(model.max_length // 2):]
+    context = (list(ids) + out)[-(model.max_length // 2) :]
     new = min(model.max_length - len(context), length - len(out))
-    tokens = gpt.generate(model, params, np.array([context], np.int32), new,
-                          jax.random.fold_in(rng, len(out)), temperature=temperature,
-                          top_k=top_k)
-    out.extend(int(t) for t in np.asarray(tokens)[0, len(context):])
+    tokens = gpt.generate(
+      model,
+      params,
+      np.array([context], np.int32),
+      new,
+      jax.random.fold_in(rng, len(out)),
+      temperature=temperature,
+      top_k=top_k,
+    )
+    out.extend(int(t) for t in np.asarray(tokens)[0, len(context) :])
   return tokenizer.decode(out)
 
 
 def final_report(ctx):
   tokenizer = lm.char_tokenizer(ctx.dataset)
   prompts = lm.SAMPLE_PROMPTS
-  samples = [generate_text(ctx.model, ctx.variables["params"], tokenizer, p,
-                           ctx.config.sample_length, jax.random.fold_in(ctx.rng, i))
-             for i, p in enumerate(prompts)]
+  samples = [
+    generate_text(
+      ctx.model,
+      ctx.variables["params"],
+      tokenizer,
+      p,
+      ctx.config.sample_length,
+      jax.random.fold_in(ctx.rng, i),
+    )
+    for i, p in enumerate(prompts)
+  ]
   return {"samples": lm.write_text_samples(ctx.workdir, "samples", prompts, samples)}
 
 

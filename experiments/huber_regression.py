@@ -18,7 +18,7 @@ def get_config(arg=None):
   args = config_lib.parse_arg(arg, ("mse",))
   config = config_lib.base_config()
   config.loss = "mse" if "mse" in args else "huber"
-  config.delta = 1.0             # Huber's threshold between quadratic and linear
+  config.delta = 1.0  # Huber's threshold between quadratic and linear
   config.model = config_lib.model_config(hidden=(64, 64), num_outputs=1, activation="tanh")
   config.outlier_fraction = 0.1
   config.outlier_scale = 10.0
@@ -41,9 +41,13 @@ def get_model(config):
 
 def get_dataset(config, data_dir):
   del data_dir
-  return data.load("regression", num_examples=config.num_examples,
-                   outlier_fraction=config.outlier_fraction,
-                   outlier_scale=config.outlier_scale, seed=config.seed)
+  return data.load(
+    "regression",
+    num_examples=config.num_examples,
+    outlier_fraction=config.outlier_fraction,
+    outlier_scale=config.outlier_scale,
+    seed=config.seed,
+  )
 
 
 def get_loss(config):

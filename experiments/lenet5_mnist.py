@@ -1,6 +1,6 @@
 """LeNet-5 (docs/curriculum.md#f2) on MNIST from tfds, zero-padded from 28x28 to 32x32.
 
-  ./launch.sh lenet5_mnist --data_dir=../shared/tfds
+./launch.sh lenet5_mnist --data_dir=../shared/tfds
 """
 
 from dlx import config as config_lib

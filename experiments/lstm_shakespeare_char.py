@@ -19,8 +19,7 @@ from dlx.tasks import language_model as lm
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg, (lm.NANOGPT,))
-  config = lm.language_model_config(features=256, num_layers=2, cell_type="lstm",
-                                    dropout_rate=0.0)
+  config = lm.language_model_config(features=256, num_layers=2, cell_type="lstm", dropout_rate=0.0)
   if config_lib.SMOKE in args:
     lm.smoke(config)
   return config
@@ -39,11 +38,16 @@ def final_report(ctx):
   prompts = lm.SAMPLE_PROMPTS
   samples = []
   for i, prompt in enumerate(prompts):
-    tokens = rnn_lm.generate(ctx.model, ctx.variables["params"],
-                             np.array([tokenizer.encode(prompt)], np.int32),
-                             ctx.config.sample_length, jax.random.fold_in(ctx.rng, i),
-                             temperature=0.8, top_k=40)
-    samples.append(tokenizer.decode([int(t) for t in np.asarray(tokens)[0, len(prompt):]]))
+    tokens = rnn_lm.generate(
+      ctx.model,
+      ctx.variables["params"],
+      np.array([tokenizer.encode(prompt)], np.int32),
+      ctx.config.sample_length,
+      jax.random.fold_in(ctx.rng, i),
+      temperature=0.8,
+      top_k=40,
+    )
+    samples.append(tokenizer.decode([int(t) for t in np.asarray(tokens)[0, len(prompt) :]]))
   return {"samples": lm.write_text_samples(ctx.workdir, "samples", prompts, samples)}
 
 

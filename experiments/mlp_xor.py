@@ -21,7 +21,7 @@ ARCHITECTURES = {"mlp": mlp.MLP, "linear": mlp.Linear}
 def get_config(arg=None):
   args = config_lib.parse_arg(arg, ("linear", "stream"))
   config = config_lib.base_config()
-  config.architecture = "mlp"    # mlp | linear
+  config.architecture = "mlp"  # mlp | linear
   config.model = config_lib.model_config(hidden=(8,), num_outputs=2, activation="tanh")
   config.noise = 0.1
   config.stream = "stream" in args  # new training points every step, none reused
@@ -42,8 +42,9 @@ def get_config(arg=None):
 
 def get_model(config):
   if config.architecture not in ARCHITECTURES:
-    raise errors.ConfigError(f"--config.architecture={config.architecture!r}: choose "
-                             f"{' or '.join(ARCHITECTURES)}")
+    raise errors.ConfigError(
+      f"--config.architecture={config.architecture!r}: choose {' or '.join(ARCHITECTURES)}"
+    )
   return ARCHITECTURES[config.architecture](**config_lib.model_kwargs(config))
 
 
@@ -59,8 +60,9 @@ def get_dataset(config, data_dir):
     inputs, targets = embedded.xor_points(rng, config.batch_size, config.noise)
     return {"inputs": inputs, "targets": targets}
 
-  return data.Stream(batch, dataset.validation, dataset.test,
-                     info={**dataset.info, "name": "xor (stream)"})
+  return data.Stream(
+    batch, dataset.validation, dataset.test, info={**dataset.info, "name": "xor (stream)"}
+  )
 
 
 loss = classification.classification

@@ -16,8 +16,9 @@ def get_config(arg=None):
   args = config_lib.parse_arg(arg)
   config = config_lib.base_config()
   # The paper used 25 channels; 64 reaches its 94% reliably.
-  config.model = config_lib.model_config(channels=(64, 64, 64), kernel_size=(5, 3, 3),
-                                         num_classes=10)
+  config.model = config_lib.model_config(
+    channels=(64, 64, 64), kernel_size=(5, 3, 3), num_classes=10
+  )
   config.batch_size = 100
   config.num_train_steps = 8000
   config.log_every_steps = 500

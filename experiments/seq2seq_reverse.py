@@ -21,8 +21,12 @@ def get_config(arg=None):
   config = seq2seq.seq2seq_config("reverse")
   config.vocab_size = config.num_symbols + 3  # + PAD, BOS, EOS
   config.model = config_lib.model_config(
-      source_vocab=config.get_ref("vocab_size"), target_vocab=config.get_ref("vocab_size"),
-      features=128, cell_type="gru", attention="bahdanau")
+    source_vocab=config.get_ref("vocab_size"),
+    target_vocab=config.get_ref("vocab_size"),
+    features=128,
+    cell_type="gru",
+    attention="bahdanau",
+  )
   config.num_train_steps = 3000
   config.eval_every_steps = 500
   if config_lib.SMOKE in args:
@@ -49,5 +53,4 @@ def final_report(ctx):
 
 OUTPUTS = seq2seq.OUTPUTS
 # Held-out strings of the training lengths, exact match (= greedy decoding's).
-TARGETS = {"test.sequence_accuracy": (">=", 0.99),
-           "report.test.sequence_accuracy": (">=", 0.99)}
+TARGETS = {"test.sequence_accuracy": (">=", 0.99), "report.test.sequence_accuracy": (">=", 0.99)}

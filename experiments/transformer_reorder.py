@@ -21,8 +21,16 @@ def get_config(arg=None):
   config.max_words = 8
   config.max_vocab = 2000
   config.vocab_size = 2000
-  seq2seq.transformer_model_config(config, max_length=32, num_layers=3, num_heads=4,
-                                   features=128, hidden=256, dropout_rate=0.1, norm="post")
+  seq2seq.transformer_model_config(
+    config,
+    max_length=32,
+    num_layers=3,
+    num_heads=4,
+    features=128,
+    hidden=256,
+    dropout_rate=0.1,
+    norm="post",
+  )
   config.num_train_steps = 3000
   config.eval_every_steps = 500
   if config_lib.SMOKE in args:

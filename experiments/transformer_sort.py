@@ -19,8 +19,16 @@ def get_config(arg=None):
   config = seq2seq.seq2seq_config("sort")
   config.vocab_size = config.num_symbols + 3  # + PAD, BOS, EOS
   # max_length: the longest sequence the model accepts (for the longer tests).
-  seq2seq.transformer_model_config(config, max_length=32, num_layers=2, num_heads=4,
-                                   features=128, hidden=256, dropout_rate=0.0, norm="post")
+  seq2seq.transformer_model_config(
+    config,
+    max_length=32,
+    num_layers=2,
+    num_heads=4,
+    features=128,
+    hidden=256,
+    dropout_rate=0.0,
+    norm="post",
+  )
   config.num_train_steps = 3000
   config.eval_every_steps = 500
   if config_lib.SMOKE in args:
@@ -33,5 +41,4 @@ get_dataset = seq2seq.seq2seq_dataset
 loss = seq2seq.sequence_loss
 final_report = seq2seq.transformer_report
 OUTPUTS = seq2seq.OUTPUTS
-TARGETS = {"test.sequence_accuracy": (">=", 0.99),
-           "report.test.sequence_accuracy": (">=", 0.99)}
+TARGETS = {"test.sequence_accuracy": (">=", 0.99), "report.test.sequence_accuracy": (">=", 0.99)}

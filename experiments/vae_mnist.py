@@ -20,7 +20,7 @@ def get_config(arg=None):
   args = config_lib.parse_arg(arg)
   config = config_lib.base_config()
   config.model = config_lib.model_config(latent_dim=20, hidden=(400,))
-  config.beta = 1.0          # beta-VAE weight on the KL term
+  config.beta = 1.0  # beta-VAE weight on the KL term
   config.batch_size = 128
   config.num_epochs = 10.0
   config.optimizer.name = "adam"
@@ -45,11 +45,16 @@ def get_loss(config):
   def loss(outputs, batch):
     logits, mean, log_variance = outputs
     x = batch["inputs"]
-    reconstruction = jnp.sum(losses.sigmoid_binary_cross_entropy(logits, x),
-                             axis=tuple(range(1, x.ndim)))
+    reconstruction = jnp.sum(
+      losses.sigmoid_binary_cross_entropy(logits, x), axis=tuple(range(1, x.ndim))
+    )
     kl = losses.gaussian_kl(mean, log_variance)
-    return {"loss": losses.elbo(logits, x, mean, log_variance, beta=config.beta),
-            "reconstruction": reconstruction, "kl": kl}
+    return {
+      "loss": losses.elbo(logits, x, mean, log_variance, beta=config.beta),
+      "reconstruction": reconstruction,
+      "kl": kl,
+    }
+
   return loss
 
 
@@ -60,8 +65,9 @@ def visualize(ctx, batch):
   x = jnp.asarray(batch["inputs"][:32])
   logits, _, _ = ctx.model.apply(ctx.variables, x, rngs={"sample": ctx.rng})
   # Rows alternate: originals, then their reconstructions.
-  pairs = jnp.stack([x.reshape((4, 8) + x.shape[1:]),
-                     jax.nn.sigmoid(logits).reshape((4, 8) + x.shape[1:])], axis=1)
+  pairs = jnp.stack(
+    [x.reshape((4, 8) + x.shape[1:]), jax.nn.sigmoid(logits).reshape((4, 8) + x.shape[1:])], axis=1
+  )
   return {"samples": samples, "reconstructions": pairs.reshape((-1,) + x.shape[1:])}
 
 

@@ -17,18 +17,33 @@ from dlx.tasks import image_classification as ic
 def get_config(arg=None):
   args = config_lib.parse_arg(arg, (ic.FULL,))
   config = ic.base_config(image_size=28)
-  ic.set_model(config, depth=11, width_multiplier=0.25, batch_norm=True, small_input=True,
-               pooled_size=1, classifier_width=256, dropout_rate=0.5)
+  ic.set_model(
+    config,
+    depth=11,
+    width_multiplier=0.25,
+    batch_norm=True,
+    small_input=True,
+    pooled_size=1,
+    classifier_width=256,
+    dropout_rate=0.5,
+  )
   config.num_epochs = 8.0
   config.augment.flip = True
   if ic.FULL in args:
     ic.full_scale(config)
     config.optimizer.learning_rate = 1e-4  # the 138M-parameter net needs a gentle start
-    ic.set_model(config, depth=16, width_multiplier=1.0, batch_norm=False,
-                 small_input=False, pooled_size=7, classifier_width=4096, dropout_rate=0.5)
+    ic.set_model(
+      config,
+      depth=16,
+      width_multiplier=1.0,
+      batch_norm=False,
+      small_input=False,
+      pooled_size=7,
+      classifier_width=4096,
+      dropout_rate=0.5,
+    )
   if config_lib.SMOKE in args:
-    config_lib.smoke(config, **{"model.width_multiplier": 1 / 16,
-                                "model.classifier_width": 16})
+    config_lib.smoke(config, **{"model.width_multiplier": 1 / 16, "model.classifier_width": 16})
   return config
 
 

@@ -22,15 +22,15 @@ def get_config(arg=None):
   config.model = config_lib.model_config(latent_dim=64, base_features=16)
   config.critic_steps = 5
   config.gradient_penalty_weight = 10.0
-  config.weight_clip = 0.0         # > 0: the original WGAN's weight clipping (e.g. 0.01)
-  config.batch_size = 5 * 64     # one 64-image slice per critic step
+  config.weight_clip = 0.0  # > 0: the original WGAN's weight clipping (e.g. 0.01)
+  config.batch_size = 5 * 64  # one 64-image slice per critic step
   config.num_train_steps = 4000  # generator steps
   config.log_every_steps = 100
   config.eval_every_steps = 500
   config.eval_examples = 2000
   config.checkpoint_every_steps = 500
   config.sample_every_steps = 1000
-  config.best_metric = ""        # a GAN has no validation loss to pick the best by
+  config.best_metric = ""  # a GAN has no validation loss to pick the best by
   config.optimizer.name = "adam"
   config.optimizer.learning_rate = 1e-4
   config.optimizer.b1 = 0.5
@@ -59,8 +59,7 @@ make_train_step = adversarial.make_wgan_gp_step
 def visualize(ctx, batch):
   del batch
   # The same latents every time, so grids over training are comparable.
-  z = jax.random.normal(jax.random.PRNGKey(ctx.config.seed),
-                        (64, ctx.config.model.latent_dim))
+  z = jax.random.normal(jax.random.PRNGKey(ctx.config.seed), (64, ctx.config.model.latent_dim))
   images = ctx.model.apply(ctx.variables, z, method="generate")
   return {"samples": (images + 1.0) / 2.0}
 

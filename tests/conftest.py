@@ -61,9 +61,11 @@ def assert_finite(metrics):
 def assert_png(path, min_side=28):
   """`path` is a PNG whose every pixel decodes, with sides in [min_side, 4096]."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   path = pathlib.Path(path)
   assert path.is_file(), (
-      f"{path.name} missing; the workdir has {sorted(p.name for p in path.parent.iterdir())}")
+    f"{path.name} missing; the workdir has {sorted(p.name for p in path.parent.iterdir())}"
+  )
   with Image.open(path) as img:
     assert img.format == "PNG"
     width, height = img.size

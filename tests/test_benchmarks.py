@@ -8,16 +8,28 @@ from tests import conftest
 
 
 def _run(*args):
-  done = subprocess.run([sys.executable, *args], cwd=conftest.REPO, env=conftest.subprocess_env(),
-                        capture_output=True, text=True, timeout=300)
+  done = subprocess.run(
+    [sys.executable, *args],
+    cwd=conftest.REPO,
+    env=conftest.subprocess_env(),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   return done
 
 
 def test_train_step_benchmark_runs(tmp_path):
   out = tmp_path / "results.json"
-  _run("benchmarks/train_step.py", "--repeats=2", "--warmup=1", "--batch_size=8",
-       "--models=mlp", f"--out={out}")
+  _run(
+    "benchmarks/train_step.py",
+    "--repeats=2",
+    "--warmup=1",
+    "--batch_size=8",
+    "--models=mlp",
+    f"--out={out}",
+  )
   results = json.loads(out.read_text())
   assert results, "no results written"
 

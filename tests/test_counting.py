@@ -19,17 +19,26 @@ def _only_row(model, x, **kwargs):
   return rows[0]
 
 
-@pytest.mark.parametrize("size,kernel,stride,dilation,groups,padding", [
+@pytest.mark.parametrize(
+  "size,kernel,stride,dilation,groups,padding",
+  [
     (12, 3, 1, 1, 1, "SAME"),
     (12, 5, 1, 1, 1, "VALID"),
     (13, 3, 2, 1, 1, "SAME"),
     (16, 3, 1, 2, 1, "VALID"),
     (10, 3, 2, 1, 4, ((2, 2), (1, 1))),
-])
+  ],
+)
 def test_conv_flops_match_the_formula(size, kernel, stride, dilation, groups, padding):
   c_in, c_out = 8, 12
-  conv = nn.Conv(c_out, (kernel, kernel), strides=stride, kernel_dilation=dilation,
-                 feature_group_count=groups, padding=padding)
+  conv = nn.Conv(
+    c_out,
+    (kernel, kernel),
+    strides=stride,
+    kernel_dilation=dilation,
+    feature_group_count=groups,
+    padding=padding,
+  )
   row = _only_row(conv, _spec(1, size, size, c_in))
   h_out, w_out = row["output_shape"][1:3]
   # Output size from the usual arithmetic, to check the shape used is real.
@@ -76,7 +85,6 @@ class _Block(nn.Module):
 
 
 class _Net(nn.Module):
-
   @nn.compact
   def __call__(self, x, train=False):
     x = _Block(4, name="block1")(x, train)
@@ -92,8 +100,15 @@ def test_nested_model_rows_and_totals():
   x = jnp.zeros((2, 6, 6, 1))
   rows = counting.layer_table(_Net(), x, train=True)
   by_path = {row["path"]: row for row in rows}
-  assert list(by_path) == ["(root)", "block1/conv", "block1/norm", "block2/conv",
-                           "block2/norm", "Dropout_0", "head"]
+  assert list(by_path) == [
+    "(root)",
+    "block1/conv",
+    "block1/norm",
+    "block2/conv",
+    "block2/norm",
+    "Dropout_0",
+    "head",
+  ]
   assert by_path["(root)"]["params"] == 1  # Its own 'scale' only.
   assert by_path["block1/conv"]["flops"] == 2 * 2 * 6 * 6 * 4 * (9 * 1)
   assert by_path["block2/conv"]["flops"] == 2 * 2 * 6 * 6 * 8 * (9 * 4)
@@ -101,8 +116,9 @@ def test_nested_model_rows_and_totals():
   assert by_path["block2/norm"]["flops"] == 0
   assert by_path["head"]["flops"] == 2 * 2 * (3 * 3 * 8) * 3
   assert by_path["head"]["output_shape"] == (2, 3)
-  variables = _Net().init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
-                          x, train=True)
+  variables = _Net().init(
+    {"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, train=True
+  )
   expected = sum(leaf.size for leaf in jax.tree.leaves(variables["params"]))
   assert counting.count_params(variables) == expected
   assert counting.count_params(variables["params"]) == expected
@@ -113,7 +129,6 @@ def test_nested_model_rows_and_totals():
 def test_shared_module_is_one_row_with_summed_flops():
 
   class Twice(nn.Module):
-
     @nn.compact
     def __call__(self, x):
       dense = nn.Dense(5, name="shared")
@@ -140,6 +155,7 @@ def test_attention_products_are_counted():
 
 def test_lenet_total_matches_the_course():
   from dlx.models import lenet  # pylint: disable=g-import-not-at-top
+
   rows = counting.layer_table(lenet.LeNet5(), _spec(1, 32, 32, 1))
   assert sum(row["params"] for row in rows) == 61_706
   assert rows[0]["flops"] == 2 * 28 * 28 * 6 * 25

@@ -9,7 +9,7 @@ from dlx import errors
 from dlx import experiment
 from dlx.tasks import classification
 
-_VALID = '''
+_VALID = """
 from dlx import config as config_lib
 from dlx import data
 from dlx.models import mlp
@@ -27,7 +27,7 @@ def get_dataset(config, data_dir):
   return data.load("xor")
 
 loss = classification.classification
-'''
+"""
 
 
 def _write(tmp_path, extra="", name="exp.py", base=_VALID):
@@ -57,13 +57,16 @@ def test_defaults_are_filled_in(tmp_path):
   assert exp.outputs == () and exp.targets == {} and not exp.custom_optimizer
 
 
-@pytest.mark.parametrize("extra,closest", [
+@pytest.mark.parametrize(
+  "extra,closest",
+  [
     ("def final_reprot(ctx):\n  return {}\n", "final_report"),
     ("def visualise(ctx, batch):\n  return {}\n", "visualize"),
     ("def evaluat(ctx, split):\n  return {}\n", "evaluate"),
     ("OUTPUT = ('a.png',)\n", "OUTPUTS"),
     ("def make_optimiser(config, steps):\n  return None\n", "make_optimizer"),
-])
+  ],
+)
 def test_misspelled_hook_names_the_closest_valid_one(tmp_path, extra, closest):
   with pytest.raises(errors.UserError, match=f"did you mean '{closest}'"):
     experiment.load(_write(tmp_path, extra))
@@ -89,19 +92,26 @@ def test_missing_and_doubled_hooks(tmp_path):
     experiment.load(_write(tmp_path, "final_report = 3\n", name="c.py"))
 
 
-@pytest.mark.parametrize("extra,message", [
+@pytest.mark.parametrize(
+  "extra,message",
+  [
     ("OUTPUTS = 'a.png'\n", "OUTPUTS must be a tuple"),
     ("TARGETS = {'test.accuracy': 0.9}\n", "TARGETS"),
     ("TARGETS = {'test.accuracy': ('=>', 0.9)}\n", "op one of"),
-])
+  ],
+)
 def test_bad_declarations(tmp_path, extra, message):
   with pytest.raises(errors.UserError, match=message):
     experiment.load(_write(tmp_path, extra))
 
 
 def test_build_checks_like_load():
-  hooks = dict(get_config=config_lib.base_config, get_model=lambda c: None,
-               get_dataset=lambda c, d: None, loss=classification.classification)
+  hooks = dict(
+    get_config=config_lib.base_config,
+    get_model=lambda c: None,
+    get_dataset=lambda c, d: None,
+    loss=classification.classification,
+  )
   assert experiment.build("inline", **hooks).name == "inline"
   with pytest.raises(errors.UserError, match="did you mean 'final_report'"):
     experiment.build("inline", final_reports=lambda ctx: {}, **hooks)

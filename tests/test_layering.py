@@ -1,10 +1,10 @@
 """The package's layering, read from the imports of every file (lazy ones included):
 
-  dlx/nn/, dlx/ops/    import nothing else of dlx (dlx.errors excepted)
-  dlx/models/          imports only nn/ and ops/ (and other models)
-  dlx/data/            imports only data/ (and dlx.errors)
-  dlx/tasks/           may import models, losses, data and the library, never the loop
-  the trainer          imports no task
+dlx/nn/, dlx/ops/    import nothing else of dlx (dlx.errors excepted)
+dlx/models/          imports only nn/ and ops/ (and other models)
+dlx/data/            imports only data/ (and dlx.errors)
+dlx/tasks/           may import models, losses, data and the library, never the loop
+the trainer          imports no task
 """
 
 import ast
@@ -13,13 +13,25 @@ import pathlib
 import pytest
 
 DLX = pathlib.Path(__file__).resolve().parents[1] / "dlx"
-TRAINER = ("train", "steps", "runs", "checkpoint", "state", "parallel", "metrics", "config",
-           "optim", "main", "sweep", "experiment")
+TRAINER = (
+  "train",
+  "steps",
+  "runs",
+  "checkpoint",
+  "state",
+  "parallel",
+  "metrics",
+  "config",
+  "optim",
+  "main",
+  "sweep",
+  "experiment",
+)
 RULES = {  # package -> the dlx packages / modules its files may import
-    "nn": ("dlx.nn", "dlx.errors"),
-    "ops": ("dlx.ops", "dlx.errors"),
-    "models": ("dlx.models", "dlx.nn", "dlx.ops", "dlx.errors"),
-    "data": ("dlx.data", "dlx.errors"),
+  "nn": ("dlx.nn", "dlx.errors"),
+  "ops": ("dlx.ops", "dlx.errors"),
+  "models": ("dlx.models", "dlx.nn", "dlx.ops", "dlx.errors"),
+  "data": ("dlx.data", "dlx.errors"),
 }
 
 
@@ -50,8 +62,11 @@ def test_lower_layers_import_only_what_they_may(package):
 
 def test_tasks_never_import_the_loop():
   for path in sorted((DLX / "tasks").glob("*.py")):
-    bad = sorted(m for m in _dlx_imports(path)
-                 if _within(m, ("dlx.train", "dlx.main", "dlx.sweep", "dlx.runs")))
+    bad = sorted(
+      m
+      for m in _dlx_imports(path)
+      if _within(m, ("dlx.train", "dlx.main", "dlx.sweep", "dlx.runs"))
+    )
     assert not bad, f"dlx/tasks/{path.name} imports {bad}"
 
 
@@ -62,8 +77,14 @@ def test_the_trainer_imports_no_task():
 
 
 def test_the_modules_the_tasks_package_replaced_are_gone():
-  for old in ("tasks.py", "image_classification.py", "sequence_tasks.py", "adversarial.py",
-              "augment.py", "text"):
+  for old in (
+    "tasks.py",
+    "image_classification.py",
+    "sequence_tasks.py",
+    "adversarial.py",
+    "augment.py",
+    "text",
+  ):
     assert not (DLX / old).exists(), f"dlx/{old} should have moved (see dlx/tasks/)"
   assert (DLX / "tasks" / "__init__.py").is_file()
 

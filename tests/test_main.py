@@ -23,8 +23,14 @@ def _env():
 
 def _run(*args, module="dlx.main", timeout=300):
   start = time.perf_counter()
-  done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=_env(),
-                        capture_output=True, text=True, timeout=timeout)
+  done = subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=REPO,
+    env=_env(),
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
   return done, time.perf_counter() - start
 
 
@@ -37,20 +43,39 @@ def _assert_one_line_error(done):
   return lines[0]
 
 
-@pytest.mark.parametrize("args,expect", [
-    (["--config=experiments/no_such_experiment.py", "--workdir={w}"],
-     ["no_such_experiment", "mlp_xor"]),
+@pytest.mark.parametrize(
+  "args,expect",
+  [
+    (
+      ["--config=experiments/no_such_experiment.py", "--workdir={w}"],
+      ["no_such_experiment", "mlp_xor"],
+    ),
     (["--config=no_such_experiment", "--workdir={w}"], ["no_such_experiment", "mlp_xor"]),
-    (["--config=experiments/mlp_xor.py", "--workdir={w}", "--config.no_such_field=1"],
-     ["no_such_field"]),
-    (["--config=experiments/mlp_xor.py", "--workdir={w}", "--config.batch_size=abc"],
-     ["batch_size", "abc"]),
+    (
+      ["--config=experiments/mlp_xor.py", "--workdir={w}", "--config.no_such_field=1"],
+      ["no_such_field"],
+    ),
+    (
+      ["--config=experiments/mlp_xor.py", "--workdir={w}", "--config.batch_size=abc"],
+      ["batch_size", "abc"],
+    ),
     (["--config=experiments/mlp_xor.py"], ["--workdir"]),
     (["--workdir={w}"], ["--config"]),
-    (["--config=experiments/mlp_xor.py", "--workdir={w}", "--config.parallel=bogus"],
-     ["--config.parallel", "bogus"]),
-], ids=["unknown_experiment_path", "unknown_experiment_name", "unknown_field",
-        "bad_value_type", "missing_workdir", "missing_config", "bad_value"])
+    (
+      ["--config=experiments/mlp_xor.py", "--workdir={w}", "--config.parallel=bogus"],
+      ["--config.parallel", "bogus"],
+    ),
+  ],
+  ids=[
+    "unknown_experiment_path",
+    "unknown_experiment_name",
+    "unknown_field",
+    "bad_value_type",
+    "missing_workdir",
+    "missing_config",
+    "bad_value",
+  ],
+)
 def test_bad_input_is_one_line(args, expect, tmp_path):
   done, _ = _run(*[a.format(w=tmp_path / "w") for a in args])
   line = _assert_one_line_error(done)
@@ -61,8 +86,9 @@ def test_bad_input_is_one_line(args, expect, tmp_path):
 
 def test_experiment_name_as_config_runs(tmp_path):
   # --config may name an experiment instead of giving its file.
-  done, _ = _run("--config=mlp_xor:linear", f"--workdir={tmp_path / 'w'}",
-                 "--config.num_train_steps=10")
+  done, _ = _run(
+    "--config=mlp_xor:linear", f"--workdir={tmp_path / 'w'}", "--config.num_train_steps=10"
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   config = json.loads((tmp_path / "w" / "config.json").read_text())
   assert config["architecture"] == "linear"
@@ -76,10 +102,12 @@ def test_unknown_experiment_name_is_one_line(tmp_path):
 
 def test_get_config_error_is_one_line_without_traceback(tmp_path):
   path = tmp_path / "broken.py"
-  path.write_text("def get_config():\n  raise ValueError('boom')\n"
-                  "def get_model(config):\n  pass\n"
-                  "def get_dataset(config, data_dir):\n  pass\n"
-                  "def loss(outputs, batch):\n  pass\n")
+  path.write_text(
+    "def get_config():\n  raise ValueError('boom')\n"
+    "def get_model(config):\n  pass\n"
+    "def get_dataset(config, data_dir):\n  pass\n"
+    "def loss(outputs, batch):\n  pass\n"
+  )
   done, _ = _run(f"--config={path}", f"--workdir={tmp_path / 'w'}")
   line = _assert_one_line_error(done)
   assert "boom" in line
@@ -102,8 +130,12 @@ def test_unknown_config_argument_is_one_line(tmp_path):
 def _missing_tfds(tmp_path):
   empty = tmp_path / "empty"
   empty.mkdir()
-  return _run("--config=experiments/lenet5_mnist.py", f"--workdir={tmp_path / 'w'}",
-              f"--data_dir={empty}", "--config.num_train_steps=5")
+  return _run(
+    "--config=experiments/lenet5_mnist.py",
+    f"--workdir={tmp_path / 'w'}",
+    f"--data_dir={empty}",
+    "--config.num_train_steps=5",
+  )
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +163,9 @@ def test_missing_tfds_data_is_one_line(missing_tfds):
 
 def test_happy_path(tmp_path):
   workdir = tmp_path / "w"
-  done, _ = _run("--config=experiments/mlp_xor.py", f"--workdir={workdir}",
-                 "--config.num_train_steps=30")
+  done, _ = _run(
+    "--config=experiments/mlp_xor.py", f"--workdir={workdir}", "--config.num_train_steps=30"
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   assert "Traceback" not in done.stderr
   (line,) = [line for line in done.stdout.splitlines() if line.startswith("test:")]
@@ -145,7 +178,9 @@ def test_happy_path(tmp_path):
     assert json.load(f)["num_train_steps"] == 30
   # The console: compact lines (no absl prefix); the full absl log goes to log.txt.
   progress = [line for line in done.stderr.splitlines() if line.startswith("step ")]
-  assert progress and all("steps/s" in line and "ETA" in line and "loss" in line for line in progress)
+  assert progress and all(
+    "steps/s" in line and "ETA" in line and "loss" in line for line in progress
+  )
   assert progress[-1].startswith("step 30/30 (100%)")
   assert not any(line[:1] in "IWE" and line[1:5].isdigit() for line in done.stderr.splitlines())
   log = (workdir / "log.txt").read_text().splitlines()
@@ -154,13 +189,24 @@ def test_happy_path(tmp_path):
 
 def test_sweep(tmp_path):
   workdir = tmp_path / "sweep"
-  done, _ = _run("mlp_xor", "--grid", "config.optimizer.learning_rate=0.01,0.1",
-                 "--grid", "config.seed=0,1", f"--workdir={workdir}",
-                 "--config.num_train_steps=20", module="dlx.sweep")
+  done, _ = _run(
+    "mlp_xor",
+    "--grid",
+    "config.optimizer.learning_rate=0.01,0.1",
+    "--grid",
+    "config.seed=0,1",
+    f"--workdir={workdir}",
+    "--config.num_train_steps=20",
+    module="dlx.sweep",
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   runs = sorted(p.name for p in workdir.iterdir() if p.is_dir())
-  assert runs == ["optimizer.learning_rate=0.01,seed=0", "optimizer.learning_rate=0.01,seed=1",
-                  "optimizer.learning_rate=0.1,seed=0", "optimizer.learning_rate=0.1,seed=1"]
+  assert runs == [
+    "optimizer.learning_rate=0.01,seed=0",
+    "optimizer.learning_rate=0.01,seed=1",
+    "optimizer.learning_rate=0.1,seed=0",
+    "optimizer.learning_rate=0.1,seed=1",
+  ]
   for run in runs:
     with open(workdir / run / "results.json") as f:
       assert json.load(f)["step"] == 20
@@ -174,7 +220,11 @@ def test_sweep(tmp_path):
     summary = json.load(f)
   assert len(summary) == 4
   assert {(r["config.optimizer.learning_rate"], r["config.seed"]) for r in summary} == {
-      ("0.01", "0"), ("0.01", "1"), ("0.1", "0"), ("0.1", "1")}
+    ("0.01", "0"),
+    ("0.01", "1"),
+    ("0.1", "0"),
+    ("0.1", "1"),
+  }
   # Different seeds and rates give different runs.
   assert len({r["test/loss"] for r in summary}) == 4
 
@@ -188,7 +238,9 @@ def test_split_values():
 
 def test_parse_grid():
   assert sweep.parse_grid(["config.a=1,2", "--config.b=x"]) == [
-      ("config.a", ["1", "2"]), ("config.b", ["x"])]
+    ("config.a", ["1", "2"]),
+    ("config.b", ["x"]),
+  ]
   for bad in ("a=1", "config.a", "config.a="):
     with pytest.raises(SystemExit, match="dlx sweep: error"):
       sweep.parse_grid([bad])

@@ -11,7 +11,6 @@ from dlx import plots
 
 
 class _SmallCnn(nn.Module):
-
   @nn.compact
   def __call__(self, x, train=False):
     del train
@@ -94,7 +93,6 @@ def test_feature_maps_shape_and_values():
 def test_nested_layer_name(tmp_path):
 
   class Outer(nn.Module):
-
     @nn.compact
     def __call__(self, x):
       return _SmallCnn(name="body")(x)
@@ -108,7 +106,7 @@ def test_nested_layer_name(tmp_path):
 
 
 def test_rescale_to_unit():
-  np.testing.assert_allclose(plots.rescale_to_unit([[-2.0, 0.0], [2.0, 6.0]]),
-                             [[0.0, 0.25], [0.5, 1.0]])
-  np.testing.assert_array_equal(plots.rescale_to_unit(np.full((2, 3), 7.0)),
-                                np.full((2, 3), 0.5))
+  np.testing.assert_allclose(
+    plots.rescale_to_unit([[-2.0, 0.0], [2.0, 6.0]]), [[0.0, 0.25], [0.5, 1.0]]
+  )
+  np.testing.assert_array_equal(plots.rescale_to_unit(np.full((2, 3), 7.0)), np.full((2, 3), 0.5))

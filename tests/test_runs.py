@@ -66,8 +66,9 @@ def test_fine_tuning_starts_at_the_source_runs_test_accuracy(source_run, tmp_pat
   config.optimizer.learning_rate = 0.0
   tuned = _train(tmp_path, config)
   assert tuned["test"] == results["test"]
-  _assert_trees_equal(_params(tmp_path / "checkpoints", 1)["params"],
-                      _params(source / "checkpoints", STEPS)["params"])
+  _assert_trees_equal(
+    _params(tmp_path / "checkpoints", 1)["params"], _params(source / "checkpoints", STEPS)["params"]
+  )
 
 
 def test_init_from_defaults_to_the_best_checkpoint(source_run, tmp_path):
@@ -76,8 +77,10 @@ def test_init_from_defaults_to_the_best_checkpoint(source_run, tmp_path):
   config = _config(init_from=str(source), num_train_steps=1)
   config.optimizer.learning_rate = 0.0
   _train(tmp_path, config)
-  _assert_trees_equal(_params(tmp_path / "checkpoints", 1)["params"],
-                      _params(source / "best_checkpoint", best_step)["params"])
+  _assert_trees_equal(
+    _params(tmp_path / "checkpoints", 1)["params"],
+    _params(source / "best_checkpoint", best_step)["params"],
+  )
 
 
 def test_init_from_keys_takes_only_those_sub_trees(source_run, tmp_path):
@@ -99,15 +102,21 @@ def test_init_from_keys_takes_only_those_sub_trees(source_run, tmp_path):
 def test_a_shape_mismatch_names_the_parameter_and_both_shapes(source_run, tmp_path):
   source, _ = source_run
   config = _config(init_from=str(source), **{"model.hidden": (16,)})
-  with pytest.raises(errors.ConfigError, match=r"parameter 'Dense_0/bias': this model has "
-                     r"shape \(16,\), the run .* \(step 40\) has \(8,\)"):
+  with pytest.raises(
+    errors.ConfigError,
+    match=r"parameter 'Dense_0/bias': this model has "
+    r"shape \(16,\), the run .* \(step 40\) has \(8,\)",
+  ):
     _train(tmp_path, config)
 
 
-@pytest.mark.parametrize("ref,message", [
+@pytest.mark.parametrize(
+  "ref,message",
+  [
     ("{tmp}/nowhere", "no such run directory"),
     ("{tmp}/empty:latest", "has no latest checkpoint"),
-])
+  ],
+)
 def test_bad_references_are_config_errors(tmp_path, ref, message):
   (tmp_path / "empty").mkdir()
   with pytest.raises(errors.ConfigError, match=message):
@@ -134,9 +143,11 @@ def test_resuming_takes_the_runs_own_checkpoint_not_init_from(source_run, tmp_pa
 def _student_loss(logits, batch):
   """The student's own loss, plus the teacher's on the same batch, as metrics."""
   teacher = batch["teacher_outputs"]
-  return {"loss": losses.softmax_cross_entropy(logits, batch["targets"]),
-          "teacher_loss": losses.softmax_cross_entropy(teacher, batch["targets"]),
-          "teacher_accuracy": classification.accuracy(teacher, batch["targets"])}
+  return {
+    "loss": losses.softmax_cross_entropy(logits, batch["targets"]),
+    "teacher_loss": losses.softmax_cross_entropy(teacher, batch["targets"]),
+    "teacher_accuracy": classification.accuracy(teacher, batch["targets"]),
+  }
 
 
 def _student(final_reports):
@@ -147,25 +158,38 @@ def _student(final_reports):
     return {}
 
   return experiment_lib.build(
-      "student", get_config=mlp_xor.get_config, get_model=mlp_xor.get_model,
-      get_dataset=mlp_xor.get_dataset, loss=_student_loss, final_report=final_report)
+    "student",
+    get_config=mlp_xor.get_config,
+    get_model=mlp_xor.get_model,
+    get_dataset=mlp_xor.get_dataset,
+    loss=_student_loss,
+    final_report=final_report,
+  )
 
 
 def test_a_loss_reading_the_teacher_gets_the_teacher_runs_own_numbers(tmp_path):
   # Same seed, same data: the teacher is scored on exactly the examples the student sees.
   teacher_results = _train(tmp_path / "teacher", _config(best_metric=""))
   contexts = []
-  config = _config(teacher=str(tmp_path / "teacher"), num_train_steps=20,
-                   eval_every_steps=10, **{"model.hidden": (4,)})
+  config = _config(
+    teacher=str(tmp_path / "teacher"),
+    num_train_steps=20,
+    eval_every_steps=10,
+    **{"model.hidden": (4,)},
+  )
   config.experiment = "student"
   student = _train(tmp_path / "student", config, experiment=_student(contexts))
   for split in ("test", "validation", "train"):
-    np.testing.assert_allclose(student[split]["teacher_loss"],
-                               teacher_results[split]["loss"], rtol=1e-6)
+    np.testing.assert_allclose(
+      student[split]["teacher_loss"], teacher_results[split]["loss"], rtol=1e-6
+    )
     assert student[split]["teacher_accuracy"] == teacher_results[split]["accuracy"]
   # The teacher is frozen: the same numbers at every evaluation, while the student moves.
-  rows = [r for r in conftest.read_jsonl(tmp_path / "student" / "metrics.jsonl")
-          if r["split"] == "validation"]
+  rows = [
+    r
+    for r in conftest.read_jsonl(tmp_path / "student" / "metrics.jsonl")
+    if r["split"] == "validation"
+  ]
   assert len({r["teacher_loss"] for r in rows}) == 1 and len({r["loss"] for r in rows}) == 2
   # Hooks see it too, and checkpoints never hold its variables.
   (ctx,) = contexts
@@ -173,7 +197,12 @@ def test_a_loss_reading_the_teacher_gets_the_teacher_runs_own_numbers(tmp_path):
   logits = ctx.teacher.apply(jnp.asarray(ctx.dataset.test["inputs"]))
   assert logits.shape == (len(ctx.dataset.test["inputs"]), 2)
   assert set(_params(tmp_path / "student" / "checkpoints", 20)) == {
-      "step", "params", "opt_state", "model_state", "rng"}
+    "step",
+    "params",
+    "opt_state",
+    "model_state",
+    "rng",
+  }
 
 
 def test_teacher_must_be_a_dlx_workdir(tmp_path):

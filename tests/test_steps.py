@@ -21,7 +21,6 @@ from dlx.tasks import classification
 
 
 class _Linear(nn.Module):
-
   @nn.compact
   def __call__(self, x, train=False):
     del train
@@ -34,9 +33,13 @@ def _mse(outputs, batch):
 
 def _state(model, optimizer, x):
   params = model.init(jax.random.PRNGKey(0), x)["params"]
-  return state_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                              opt_state=optimizer.init(params), model_state={},
-                              rng=jax.random.PRNGKey(1))
+  return state_lib.TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_state=optimizer.init(params),
+    model_state={},
+    rng=jax.random.PRNGKey(1),
+  )
 
 
 def _batch():
@@ -55,11 +58,9 @@ def test_augment_runs_inside_the_step_and_changes_the_gradient():
     return {**b, "inputs": b["inputs"] * 0.0}  # zero inputs: zero gradient for a bias-free map
 
   plain, _ = jax.jit(steps.make_train_step(model, tx, _mse))(state, batch)
-  zeroed, metrics = jax.jit(steps.make_train_step(model, tx, _mse, augment=augment))(
-      state, batch)
+  zeroed, metrics = jax.jit(steps.make_train_step(model, tx, _mse, augment=augment))(state, batch)
   assert seen, "augment was not traced into the step"
-  np.testing.assert_allclose(zeroed.params["Dense_0"]["kernel"],
-                             state.params["Dense_0"]["kernel"])
+  np.testing.assert_allclose(zeroed.params["Dense_0"]["kernel"], state.params["Dense_0"]["kernel"])
   assert not np.allclose(plain.params["Dense_0"]["kernel"], state.params["Dense_0"]["kernel"])
   np.testing.assert_allclose(metrics["loss"], 1.0)  # prediction 0 against target 1
 
@@ -85,16 +86,19 @@ def test_weight_noise_gradient_is_taken_at_noisy_weights_and_applied_to_clean_on
   batch = _batch()
   state = _state(model, tx, batch["inputs"])
   stddev = 0.5
-  new_state, _ = jax.jit(steps.make_train_step(model, tx, _mse, weight_noise=stddev))(
-      state, batch)
+  new_state, _ = jax.jit(steps.make_train_step(model, tx, _mse, weight_noise=stddev))(state, batch)
   # Recompute by hand: the same noise, the gradient at w + noise, subtracted from w.
   rng = jax.random.fold_in(steps.step_rngs(state)["sample"], 2)
   noisy = steps.add_weight_noise(rng, state.params, stddev)
   w = noisy["Dense_0"]["kernel"]
   x, y = batch["inputs"], batch["targets"]
   grad = 2 * x.T @ (x @ w - y) / x.shape[0]
-  np.testing.assert_allclose(new_state.params["Dense_0"]["kernel"],
-                             state.params["Dense_0"]["kernel"] - grad, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    new_state.params["Dense_0"]["kernel"],
+    state.params["Dense_0"]["kernel"] - grad,
+    rtol=1e-5,
+    atol=1e-6,
+  )
   assert not np.allclose(w, state.params["Dense_0"]["kernel"])
 
 
@@ -106,8 +110,10 @@ def test_add_weight_noise_statistics():
 
 
 def test_take_and_num_examples_handle_nested_inputs():
-  split = {"inputs": {"source": np.arange(10).reshape(5, 2), "target_in": np.arange(5)},
-           "targets": np.arange(5) * 10}
+  split = {
+    "inputs": {"source": np.arange(10).reshape(5, 2), "target_in": np.arange(5)},
+    "targets": np.arange(5) * 10,
+  }
   assert core.num_examples(split) == 5
   rows = core.take(split, np.array([4, 0]))
   np.testing.assert_array_equal(rows["inputs"]["source"], [[8, 9], [0, 1]])
@@ -150,8 +156,12 @@ def test_trainer_runs_a_model_with_dict_inputs(tmp_path):
     return cfg
 
   experiment = experiment_lib.build(
-      "two_inputs", get_config=get_config, get_model=lambda c: _TwoInputModel(),
-      get_dataset=lambda c, d: dataset, loss=classification.classification)
+    "two_inputs",
+    get_config=get_config,
+    get_model=lambda c: _TwoInputModel(),
+    get_dataset=lambda c, d: dataset,
+    loss=classification.classification,
+  )
   cfg = get_config()
   cfg.experiment = "two_inputs"
   results = train.train_and_evaluate(cfg, str(tmp_path), experiment=experiment)
@@ -169,8 +179,11 @@ def test_final_report_hook_lands_in_results(tmp_path):
     calls.append(ctx.workdir)
     logits = ctx.model.apply(ctx.variables, ctx.dataset.test["inputs"])
     (tmp_path / "report.txt").write_text("written by the hook")
-    return {"num_test_logits": int(logits.shape[0]), "key_shape": list(ctx.rng.shape),
-            "step": ctx.step}
+    return {
+      "num_test_logits": int(logits.shape[0]),
+      "key_shape": list(ctx.rng.shape),
+      "step": ctx.step,
+    }
 
   def get_config():
     cfg = config_lib.base_config()
@@ -179,9 +192,13 @@ def test_final_report_hook_lands_in_results(tmp_path):
     return cfg
 
   experiment = experiment_lib.build(
-      "tiny", get_config=get_config, get_model=lambda c: _TwoInputModel(),
-      get_dataset=lambda c, d: dataset, loss=classification.classification,
-      final_report=final_report)
+    "tiny",
+    get_config=get_config,
+    get_model=lambda c: _TwoInputModel(),
+    get_dataset=lambda c, d: dataset,
+    loss=classification.classification,
+    final_report=final_report,
+  )
   cfg = get_config()
   cfg.experiment = "tiny"
   results = train.train_and_evaluate(cfg, str(tmp_path), experiment=experiment)

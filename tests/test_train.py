@@ -38,8 +38,9 @@ def _config(num_train_steps=STEPS, **overrides):
 
 def _train(workdir, cfg=None, experiment=None, **overrides):
   cfg = cfg or _config(**overrides)
-  return train.train_and_evaluate(cfg, str(workdir),
-                                  experiment=experiment or experiment_lib.load("mlp_xor"))
+  return train.train_and_evaluate(
+    cfg, str(workdir), experiment=experiment or experiment_lib.load("mlp_xor")
+  )
 
 
 def _numbers(results):
@@ -59,8 +60,9 @@ def _steps(directory):
 def _restore(directory, step):
   """(state, meta) of one saved step, as plain nested dicts of NumPy arrays."""
   with ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta")) as m:
-    restored = m.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
-                                                       meta=ocp.args.JsonRestore()))
+    restored = m.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
+    )
   return restored.state, dict(restored.meta)
 
 
@@ -111,8 +113,14 @@ def baseline(tmp_path_factory):
 def test_run_writes_documented_outputs(baseline):
   workdir, results = baseline
   names = set(os.listdir(workdir))
-  for name in ("config.json", "metrics.jsonl", "results.json", "checkpoints",
-               "best_checkpoint", "loss_curve.png"):
+  for name in (
+    "config.json",
+    "metrics.jsonl",
+    "results.json",
+    "checkpoints",
+    "best_checkpoint",
+    "loss_curve.png",
+  ):
     assert name in names
   assert any(n.startswith("events.out.tfevents") for n in names)
 
@@ -134,7 +142,8 @@ def test_run_writes_documented_outputs(baseline):
     assert 0.0 <= results[split]["accuracy"] <= 1.0
     assert math.isfinite(results[split]["loss"])
   assert results["generalization_gap"] == pytest.approx(
-      results["test"]["loss"] - results["train"]["loss"])
+    results["test"]["loss"] - results["train"]["loss"]
+  )
 
   rows = _read_jsonl(workdir / "metrics.jsonl")
   by_split = {}
@@ -147,8 +156,14 @@ def test_run_writes_documented_outputs(baseline):
     (row,) = by_split[f"final_{split}"]
     assert row["step"] == STEPS
     assert {k: v for k, v in row.items() if k not in ("step", "split")} == results[split]
-  assert set(by_split["train"][0]) == {"step", "split", "loss", "accuracy", "grad_norm",
-                                       "learning_rate"}
+  assert set(by_split["train"][0]) == {
+    "step",
+    "split",
+    "loss",
+    "accuracy",
+    "grad_norm",
+    "learning_rate",
+  }
   assert by_split["train"][0]["learning_rate"] == pytest.approx(0.03)
   assert by_split["validation"][-1]["loss"] == pytest.approx(results["validation"]["loss"])
 
@@ -162,8 +177,9 @@ def test_run_writes_documented_outputs(baseline):
 
 
 def test_keep_checkpoints(tmp_path):
-  _train(tmp_path, num_train_steps=50, checkpoint_every_steps=10, keep_checkpoints=2,
-         eval_every_steps=50)
+  _train(
+    tmp_path, num_train_steps=50, checkpoint_every_steps=10, keep_checkpoints=2, eval_every_steps=50
+  )
   assert _steps(tmp_path / "checkpoints") == [40, 50]
 
 
@@ -218,8 +234,9 @@ def test_resume_is_bit_identical(baseline, tmp_path):
   _assert_trees_equal(state, reference)
   # The second leg logged exactly what the uninterrupted run logged after step 20.
   later = lambda rows: [r for r in rows if r["step"] > STEPS // 2 and r["split"] == "train"]
-  assert (later(_read_jsonl(tmp_path / "metrics.jsonl"))
-          == later(_read_jsonl(workdir / "metrics.jsonl")))
+  assert later(_read_jsonl(tmp_path / "metrics.jsonl")) == later(
+    _read_jsonl(workdir / "metrics.jsonl")
+  )
 
 
 def test_relaunching_a_finished_run_trains_no_further(baseline, tmp_path):
@@ -231,10 +248,17 @@ def test_relaunching_a_finished_run_trains_no_further(baseline, tmp_path):
 
 
 def _main_cmd(workdir, arg=""):
-  return [sys.executable, "-m", "dlx.main", f"--config=experiments/mlp_xor.py{arg}",
-          f"--workdir={workdir}", "--config.num_train_steps=3000",
-          "--config.checkpoint_every_steps=100", "--config.eval_every_steps=1000",
-          "--config.log_every_steps=500"]
+  return [
+    sys.executable,
+    "-m",
+    "dlx.main",
+    f"--config=experiments/mlp_xor.py{arg}",
+    f"--workdir={workdir}",
+    "--config.num_train_steps=3000",
+    "--config.checkpoint_every_steps=100",
+    "--config.eval_every_steps=1000",
+    "--config.log_every_steps=500",
+  ]
 
 
 def _env():
@@ -248,8 +272,9 @@ def _env():
 def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, arg):
   workdir = tmp_path / "killed"
   cmd = _main_cmd(workdir, arg)
-  proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+  )
   try:
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -267,8 +292,7 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, arg):
   saved = _steps(workdir / "checkpoints")
   assert saved and max(saved) < 3000
 
-  done = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
-                        timeout=300)
+  done = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
   assert "resuming from step" in done.stderr
   with open(workdir / "results.json") as f:
@@ -313,7 +337,7 @@ def test_corrupt_newest_checkpoint_is_skipped(baseline, recovered):
   assert warnings and f"step {STEPS}" in warnings[0]
   # It resumed at step 20 (not from scratch): the relaunch's first train row is step 30.
   rows = _read_jsonl(workdir / "metrics.jsonl")
-  relaunch = rows[len(_read_jsonl(baseline[0] / "metrics.jsonl")):]
+  relaunch = rows[len(_read_jsonl(baseline[0] / "metrics.jsonl")) :]
   assert [r["step"] for r in relaunch if r["split"] == "train"] == [30, 40]
   # Resumed from step 20: the same numbers as the uninterrupted run.
   assert again["step"] == STEPS
@@ -368,8 +392,9 @@ def test_nonfinite_loss_on_first_step(tmp_path):
 
 
 def test_early_stopping(tmp_path):
-  cfg = _config(num_train_steps=200, eval_every_steps=10, checkpoint_every_steps=100,
-                early_stopping_patience=1)
+  cfg = _config(
+    num_train_steps=200, eval_every_steps=10, checkpoint_every_steps=100, early_stopping_patience=1
+  )
   cfg.optimizer.learning_rate = 0.0  # validation never improves after the first eval
   cfg.optimizer.schedule = "constant"
   results = _train(tmp_path, cfg)
@@ -391,8 +416,10 @@ def test_patience_zero_never_stops(tmp_path):
   assert results["stopped_early"] is False and results["step"] == 30
 
 
-@pytest.mark.parametrize("epochs,steps_per_epoch,want", [
-    (2.5, 6, 15), (1.0, 6, 6), (0.1, 6, 1), (0.01, 6, 1), (3.0, 7, 21), (1.5, 7, 11)])
+@pytest.mark.parametrize(
+  "epochs,steps_per_epoch,want",
+  [(2.5, 6, 15), (1.0, 6, 6), (0.1, 6, 1), (0.01, 6, 1), (3.0, 7, 21), (1.5, 7, 11)],
+)
 def test_total_steps_from_epochs(epochs, steps_per_epoch, want):
   cfg = _config(num_train_steps=-1, num_epochs=epochs)
   assert train.total_steps(cfg, steps_per_epoch) == want
@@ -428,25 +455,35 @@ print("RESULTS " + json.dumps(out))
 
 def test_mesh_pmap_and_single_device_agree(tmp_path):
   env = dict(_env(), XLA_FLAGS="--xla_force_host_platform_device_count=4")
-  done = subprocess.run([sys.executable, "-c", _PARITY_SCRIPT], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=300)
+  done = subprocess.run(
+    [sys.executable, "-c", _PARITY_SCRIPT],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   (line,) = [item for item in done.stdout.splitlines() if item.startswith("RESULTS ")]
-  out = json.loads(line[len("RESULTS "):])
+  out = json.loads(line[len("RESULTS ") :])
   assert out["devices"] == 4
   single = _train(tmp_path, num_train_steps=20, eval_every_steps=10)
   for split in SPLITS:
     for metric, value in out["mesh"][split].items():
-      np.testing.assert_allclose(out["pmap"][split][metric], value, rtol=1e-5,
-                                 err_msg=f"{split}/{metric}")
-      np.testing.assert_allclose(single[split][metric], value, rtol=1e-5,
-                                 err_msg=f"{split}/{metric}")
+      np.testing.assert_allclose(
+        out["pmap"][split][metric], value, rtol=1e-5, err_msg=f"{split}/{metric}"
+      )
+      np.testing.assert_allclose(
+        single[split][metric], value, rtol=1e-5, err_msg=f"{split}/{metric}"
+      )
 
 
 # ------------------------------------------------------------------ config validation
 
 
-@pytest.mark.parametrize("field,value", [
+@pytest.mark.parametrize(
+  "field,value",
+  [
     ("parallel", "bogus"),
     ("batch_size", 0),
     ("batch_size", -32),
@@ -458,7 +495,8 @@ def test_mesh_pmap_and_single_device_agree(tmp_path):
     ("eval_examples", -1),
     ("early_stopping_patience", -1),
     ("best_mode", "median"),
-])
+  ],
+)
 def test_validate_names_the_field(field, value):
   cfg = _config(**{field: value})
   with pytest.raises(errors.ConfigError, match=f"--config.{field}="):
@@ -533,8 +571,13 @@ def test_set_level_metric_lands_beside_the_means(tmp_path):
   calls = []
   cfg = _config(best_metric="median_loss", best_mode="min")
   results = _train(tmp_path, cfg, experiment=_median_experiment(calls))
-  assert calls == [("validation", 20), ("validation", 40), ("test", 40),
-                   ("validation", 40), ("train", 40)]
+  assert calls == [
+    ("validation", 20),
+    ("validation", 40),
+    ("test", 40),
+    ("validation", 40),
+    ("train", 40),
+  ]
   # Independently: the final parameters, the whole test split, NumPy's median.
   state, _ = _restore(tmp_path / "checkpoints", STEPS)
   mod = experiment_lib.load("mlp_xor")
@@ -554,6 +597,7 @@ def test_set_level_metric_lands_beside_the_means(tmp_path):
 
 def test_set_level_metric_goes_to_tensorboard(tmp_path):
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+
   _train(tmp_path, _config(num_train_steps=20), experiment=_median_experiment([]))
   events = event_accumulator.EventAccumulator(str(tmp_path))
   events.Reload()
@@ -603,8 +647,9 @@ def test_stream_batch_of_the_wrong_size_is_an_error(tmp_path):
 
   def get_dataset(config, data_dir):
     stream = mod.get_dataset(config, data_dir)
-    return dataclasses.replace(stream, batch=lambda seed, step: core.take(
-        stream.batch(seed, step), slice(0, 5)))
+    return dataclasses.replace(
+      stream, batch=lambda seed, step: core.take(stream.batch(seed, step), slice(0, 5))
+    )
 
   cfg = mod.config("stream")
   with pytest.raises(ValueError, match="has 5 examples, not --config.batch_size=32"):
@@ -614,8 +659,10 @@ def test_stream_batch_of_the_wrong_size_is_an_error(tmp_path):
 # ------------------------------------------------------------------ the loop's parts
 
 
-@pytest.mark.parametrize("step,every,total,due", [
-    (10, 10, 40, True), (11, 10, 40, False), (40, 30, 40, True), (39, 30, 40, False)])
+@pytest.mark.parametrize(
+  "step,every,total,due",
+  [(10, 10, 40, True), (11, 10, 40, False), (40, 30, 40, True), (39, 30, 40, False)],
+)
 def test_due(step, every, total, due):
   assert train._due(step, every, total) is due  # pylint: disable=protected-access
 

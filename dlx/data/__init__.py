@@ -27,6 +27,7 @@ def load(name: str, *, data_dir=None, seed: int = 0, **kwargs) -> Dataset:
   from `data_dir`."""
   from dlx.data import sequences  # pylint: disable=g-import-not-at-top
   from dlx.data import text  # pylint: disable=g-import-not-at-top
+
   for loaders in (embedded.LOADERS, text.LOADERS, sequences.LOADERS):
     if name in loaders:
       return loaders[name](seed=seed, **kwargs)

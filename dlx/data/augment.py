@@ -23,8 +23,15 @@ import jax.numpy as jnp
 from dlx import errors
 
 CROP_MODES = ("constant", "reflect", "edge", "symmetric")
-CONFIG_KEYS = ("flip", "crop_padding", "crop_mode", "input_noise", "mixup_alpha",
-               "cutmix_alpha", "num_classes")
+CONFIG_KEYS = (
+  "flip",
+  "crop_padding",
+  "crop_mode",
+  "input_noise",
+  "mixup_alpha",
+  "cutmix_alpha",
+  "num_classes",
+)
 
 
 def random_flip(rng, images, p: float = 0.5):
@@ -44,13 +51,11 @@ def random_crop(rng, images, padding: int = 4, mode: str = "constant"):
   if padding == 0:
     return images
   n, height, width, channels = images.shape
-  padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)),
-                   mode=mode)
+  padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode=mode)
   offsets = jax.random.randint(rng, (n, 2), 0, 2 * padding + 1)
 
   def crop(image, offset):
-    return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0),
-                                 (height, width, channels))
+    return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (height, width, channels))
 
   return jax.vmap(crop)(padded, offsets)
 
@@ -71,8 +76,7 @@ def _pairing(rng, batch_size, alpha):
 def _mix(images, labels, perm, lam):
   lam_x = lam.astype(images.dtype)
   lam_y = lam.astype(labels.dtype)
-  return (lam_x * images + (1 - lam_x) * images[perm],
-          lam_y * labels + (1 - lam_y) * labels[perm])
+  return (lam_x * images + (1 - lam_x) * images[perm], lam_y * labels + (1 - lam_y) * labels[perm])
 
 
 def _cut_and_paste(rng, images, labels, perm, lam):
@@ -150,8 +154,9 @@ def make_augment(config):
   cutmix_alpha = float(_get(config, "cutmix_alpha", 0.0))
   num_classes = int(_get(config, "num_classes", 0))
   if crop_padding < 0 or input_noise < 0 or mixup_alpha < 0 or cutmix_alpha < 0:
-    raise errors.ConfigError("augment crop_padding, input_noise, mixup_alpha and "
-                             "cutmix_alpha must be >= 0")
+    raise errors.ConfigError(
+      "augment crop_padding, input_noise, mixup_alpha and cutmix_alpha must be >= 0"
+    )
   if crop_mode not in CROP_MODES:
     raise errors.ConfigError(f"augment crop_mode must be one of {CROP_MODES}, got {crop_mode!r}")
   if (mixup_alpha or cutmix_alpha) and num_classes <= 0:

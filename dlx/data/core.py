@@ -35,12 +35,15 @@ class Dataset:
   def map(self, fn: Callable[[Split], Split]) -> "Dataset":
     """Applies `fn` (a function of one split's arrays) to every split."""
     return dataclasses.replace(
-        self, train=fn(self.train), validation=fn(self.validation), test=fn(self.test))
+      self, train=fn(self.train), validation=fn(self.validation), test=fn(self.test)
+    )
 
   def __repr__(self):
     sizes = ", ".join(f"{s}={self.size(s)}" for s in SPLITS)
-    shapes = {k: (v.shape[1:] if hasattr(v, "shape") else {n: a.shape[1:] for n, a in v.items()})
-              for k, v in self.train.items()}
+    shapes = {
+      k: (v.shape[1:] if hasattr(v, "shape") else {n: a.shape[1:] for n, a in v.items()})
+      for k, v in self.train.items()
+    }
     return f"Dataset({self.info.get('name', '?')}: {sizes}; shapes {shapes})"
 
 
@@ -53,6 +56,7 @@ class Stream:
   uninterrupted one sees); validation and test are fixed splits, as in a `Dataset`.
   A stream has no epochs: give the run's length as `num_train_steps`.
   """
+
   batch: Callable[[int, int], Split]
   validation: Split
   test: Split
@@ -76,19 +80,29 @@ class Stream:
 
   def map(self, fn: Callable[[Split], Split]) -> "Stream":
     batch = self.batch
-    return dataclasses.replace(self, batch=lambda seed, step: fn(batch(seed, step)),
-                               validation=fn(self.validation), test=fn(self.test))
+    return dataclasses.replace(
+      self,
+      batch=lambda seed, step: fn(batch(seed, step)),
+      validation=fn(self.validation),
+      test=fn(self.test),
+    )
 
   def __repr__(self):
-    return (f"Stream({self.info.get('name', '?')}: batches made per step; "
-            f"validation={num_examples(self.validation)}, test={num_examples(self.test)})")
+    return (
+      f"Stream({self.info.get('name', '?')}: batches made per step; "
+      f"validation={num_examples(self.validation)}, test={num_examples(self.test)})"
+    )
 
 
 def concatenate(splits: list[Split]) -> Split:
   """Row-wise concatenation of splits with the same keys (nested dicts included)."""
   first = splits[0]
-  return {k: concatenate([s[k] for s in splits]) if isinstance(first[k], dict)
-          else np.concatenate([s[k] for s in splits]) for k in first}
+  return {
+    k: concatenate([s[k] for s in splits])
+    if isinstance(first[k], dict)
+    else np.concatenate([s[k] for s in splits])
+    for k in first
+  }
 
 
 def num_examples(split: Split) -> int:
@@ -111,8 +125,9 @@ def take(split: Split, index) -> Split:
   return {k: take(v, index) if isinstance(v, dict) else v[index] for k, v in split.items()}
 
 
-def train_validation_test(inputs, targets, *, validation_fraction: float,
-                          test_fraction: float, seed: int, info=None) -> Dataset:
+def train_validation_test(
+  inputs, targets, *, validation_fraction: float, test_fraction: float, seed: int, info=None
+) -> Dataset:
   """Splits one pool of examples into three, after a shuffle fixed by `seed`."""
   n = len(inputs)
   order = np.random.default_rng(seed).permutation(n)
@@ -123,11 +138,13 @@ def train_validation_test(inputs, targets, *, validation_fraction: float,
   return Dataset(take(pool, train), take(pool, val), take(pool, test), dict(info or {}))
 
 
-def split_off_validation(train: Split, test: Split, *, validation_fraction: float,
-                         info=None) -> Dataset:
+def split_off_validation(
+  train: Split, test: Split, *, validation_fraction: float, info=None
+) -> Dataset:
   """Uses the last `validation_fraction` of a train split as validation (no shuffle,
   so the split is the same for every seed)."""
   n = num_examples(train)
   n_val = int(round(n * validation_fraction))
-  return Dataset(take(train, slice(0, n - n_val)), take(train, slice(n - n_val, n)),
-                 test, dict(info or {}))
+  return Dataset(
+    take(train, slice(0, n - n_val)), take(train, slice(n - n_val, n)), test, dict(info or {})
+  )

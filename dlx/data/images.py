@@ -8,8 +8,9 @@ from dlx.data import tfds_data
 from dlx.data import transforms
 
 
-def load_images(name: str, *, data_dir=None, pad_to: int | None = None,
-                standardize: bool = True) -> core.Dataset:
+def load_images(
+  name: str, *, data_dir=None, pad_to: int | None = None, standardize: bool = True
+) -> core.Dataset:
   """e.g. load_images('fashion_mnist', data_dir='../shared/tfds', pad_to=32).
 
   Standardising uses the train split's per-channel mean and std. Padding comes after it,
@@ -23,8 +24,9 @@ def load_images(name: str, *, data_dir=None, pad_to: int | None = None,
   if pad_to is not None:
     size = ds.train["inputs"].shape[1]
     if pad_to < size or (pad_to - size) % 2:
-      raise ValueError(f"pad_to={pad_to} must be >= the image size {size} and differ "
-                       "from it by an even number")
+      raise ValueError(
+        f"pad_to={pad_to} must be >= the image size {size} and differ from it by an even number"
+      )
     if pad_to > size:
       ds = ds.map(lambda split: transforms.pad_images(split, (pad_to - size) // 2))
   return ds

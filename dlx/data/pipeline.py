@@ -17,8 +17,10 @@ from dlx.data import core
 def steps_per_epoch(split: core.Split, batch_size: int) -> int:
   n = core.num_examples(split)
   if n < batch_size:
-    raise ValueError(f"the train split has {n} examples, fewer than one batch of "
-                     f"{batch_size}; lower --config.batch_size")
+    raise ValueError(
+      f"the train split has {n} examples, fewer than one batch of "
+      f"{batch_size}; lower --config.batch_size"
+    )
   return n // batch_size  # the last partial batch is dropped, as is usual
 
 
@@ -26,8 +28,15 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def train_batches(split: core.Split, batch_size: int, *, seed: int, start_step: int = 0,
-                  process_index: int = 0, process_count: int = 1) -> Iterator[core.Split]:
+def train_batches(
+  split: core.Split,
+  batch_size: int,
+  *,
+  seed: int,
+  start_step: int = 0,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Iterator[core.Split]:
   """An endless stream of shuffled train batches, starting at `start_step`.
 
   With several hosts each one yields its own contiguous slice of the global batch."""
@@ -40,13 +49,19 @@ def train_batches(split: core.Split, batch_size: int, *, seed: int, start_step: 
       epoch = step // per_epoch
       order = epoch_permutation(n, seed, epoch)
     start = (step % per_epoch) * batch_size + process_index * local
-    yield core.take(split, order[start:start + local])
+    yield core.take(split, order[start : start + local])
     step += 1
 
 
-def stream_batches(make_batch: Callable[[int, int], core.Split], batch_size: int, *,
-                   seed: int, start_step: int = 0, process_index: int = 0,
-                   process_count: int = 1) -> Iterator[core.Split]:
+def stream_batches(
+  make_batch: Callable[[int, int], core.Split],
+  batch_size: int,
+  *,
+  seed: int,
+  start_step: int = 0,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Iterator[core.Split]:
   """Train batches of a `Stream`: `make_batch(seed, step)` for step = start_step, ...;
   with several hosts each one yields its own contiguous slice of the global batch."""
   local = batch_size // process_count
@@ -55,14 +70,22 @@ def stream_batches(make_batch: Callable[[int, int], core.Split], batch_size: int
     batch = make_batch(seed, step)
     n = core.num_examples(batch)
     if n != batch_size:
-      raise ValueError(f"the stream's batch for step {step} has {n} examples, not "
-                       f"--config.batch_size={batch_size}; make it from config.batch_size")
+      raise ValueError(
+        f"the stream's batch for step {step} has {n} examples, not "
+        f"--config.batch_size={batch_size}; make it from config.batch_size"
+      )
     yield core.take(batch, slice(process_index * local, (process_index + 1) * local))
     step += 1
 
 
-def eval_batches(split: core.Split, batch_size: int, *, num_examples: int | None = None,
-                 process_index: int = 0, process_count: int = 1) -> Iterator[core.Split]:
+def eval_batches(
+  split: core.Split,
+  batch_size: int,
+  *,
+  num_examples: int | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Iterator[core.Split]:
   """Every example once, in order. The last batch is padded to full size and a `mask`
   (1 = real, 0 = padding) marks which rows count, so one compiled step serves all."""
   n = core.num_examples(split)

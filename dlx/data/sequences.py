@@ -33,8 +33,9 @@ PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 FIRST_SYMBOL_ID = 3
 
 
-def encoder_decoder_split(sources, targets, source_length: int | None = None,
-                          target_length: int | None = None) -> core.Split:
+def encoder_decoder_split(
+  sources, targets, source_length: int | None = None, target_length: int | None = None
+) -> core.Split:
   """Pads lists of id sequences into the four arrays described in the module docstring.
 
   `target_length` counts the EOS; both default to the longest sequence here."""
@@ -45,25 +46,29 @@ def encoder_decoder_split(sources, targets, source_length: int | None = None,
   target_in = np.full((n, target_length), PAD_ID, np.int32)
   target_out = np.full((n, target_length), PAD_ID, np.int32)
   for i, (s, t) in enumerate(zip(sources, targets)):
-    source[i, :len(s)] = s
-    target_in[i, :len(t) + 1] = [BOS_ID, *t]
-    target_out[i, :len(t) + 1] = [*t, EOS_ID]
+    source[i, : len(s)] = s
+    target_in[i, : len(t) + 1] = [BOS_ID, *t]
+    target_out[i, : len(t) + 1] = [*t, EOS_ID]
   mask = np.zeros((n, target_length), np.float32)
   mask[np.arange(target_length) < np.array([len(t) + 1 for t in targets])[:, None]] = 1
-  return {"source": source, "target_in": target_in, "targets": target_out,
-          "target_mask": mask}
+  return {"source": source, "target_in": target_in, "targets": target_out, "target_mask": mask}
 
 
-def random_sequences(rng: np.random.Generator, count: int, min_length: int,
-                     max_length: int, num_symbols: int, seen: set) -> list[tuple]:
+def random_sequences(
+  rng: np.random.Generator,
+  count: int,
+  min_length: int,
+  max_length: int,
+  num_symbols: int,
+  seen: set,
+) -> list[tuple]:
   """`count` random symbol strings not in `seen` (which they are added to), distinct."""
   found = []
   stalled = 0
   while len(found) < count:
     batch = 2 * (count - len(found)) + 16
     lengths = rng.integers(min_length, max_length + 1, size=batch)
-    symbols = rng.integers(FIRST_SYMBOL_ID, FIRST_SYMBOL_ID + num_symbols,
-                           size=(batch, max_length))
+    symbols = rng.integers(FIRST_SYMBOL_ID, FIRST_SYMBOL_ID + num_symbols, size=(batch, max_length))
     before = len(found)
     for length, row in zip(lengths, symbols):
       sequence = tuple(int(x) for x in row[:length])
@@ -73,65 +78,140 @@ def random_sequences(rng: np.random.Generator, count: int, min_length: int,
     stalled = 0 if len(found) > before else stalled + 1
     if stalled > 20:
       raise ValueError(
-          f"could not draw {count} distinct strings of length {min_length}-{max_length} "
-          f"over {num_symbols} symbols; allow longer strings or more symbols")
+        f"could not draw {count} distinct strings of length {min_length}-{max_length} "
+        f"over {num_symbols} symbols; allow longer strings or more symbols"
+      )
   return found
 
 
-def _symbol_task(name, transform, num_train, num_validation, num_test, min_length,
-                 max_length, num_symbols, seed, test_lengths) -> core.Dataset:
+def _symbol_task(
+  name,
+  transform,
+  num_train,
+  num_validation,
+  num_test,
+  min_length,
+  max_length,
+  num_symbols,
+  seed,
+  test_lengths,
+) -> core.Dataset:
   rng = np.random.default_rng(seed)
   seen = set()
   test_min, test_max = test_lengths or (min_length, max_length)
   sources = {
-      "train": random_sequences(rng, num_train, min_length, max_length, num_symbols, seen),
-      "validation": random_sequences(rng, num_validation, min_length, max_length,
-                                     num_symbols, seen),
-      "test": random_sequences(rng, num_test, test_min, test_max, num_symbols, seen),
+    "train": random_sequences(rng, num_train, min_length, max_length, num_symbols, seen),
+    "validation": random_sequences(rng, num_validation, min_length, max_length, num_symbols, seen),
+    "test": random_sequences(rng, num_test, test_min, test_max, num_symbols, seen),
   }
   longest = max(max_length, test_max)
-  splits = {s: encoder_decoder_split(x, [transform(seq) for seq in x], longest, longest + 1)
-            for s, x in sources.items()}
-  info = dict(name=name, num_symbols=num_symbols, vocab_size=FIRST_SYMBOL_ID + num_symbols,
-              pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, first_symbol_id=FIRST_SYMBOL_ID,
-              min_length=min_length, max_length=max_length,
-              test_lengths=(test_min, test_max), max_source_length=longest,
-              max_target_length=longest + 1)
+  splits = {
+    s: encoder_decoder_split(x, [transform(seq) for seq in x], longest, longest + 1)
+    for s, x in sources.items()
+  }
+  info = dict(
+    name=name,
+    num_symbols=num_symbols,
+    vocab_size=FIRST_SYMBOL_ID + num_symbols,
+    pad_id=PAD_ID,
+    bos_id=BOS_ID,
+    eos_id=EOS_ID,
+    first_symbol_id=FIRST_SYMBOL_ID,
+    min_length=min_length,
+    max_length=max_length,
+    test_lengths=(test_min, test_max),
+    max_source_length=longest,
+    max_target_length=longest + 1,
+  )
   return core.Dataset(splits["train"], splits["validation"], splits["test"], info)
 
 
-def copy_task(num_train: int = 10_000, num_validation: int = 1_000, num_test: int = 1_000,
-              min_length: int = 1, max_length: int = 10, num_symbols: int = 10,
-              seed: int = 0, test_lengths: tuple[int, int] | None = None) -> core.Dataset:
+def copy_task(
+  num_train: int = 10_000,
+  num_validation: int = 1_000,
+  num_test: int = 1_000,
+  min_length: int = 1,
+  max_length: int = 10,
+  num_symbols: int = 10,
+  seed: int = 0,
+  test_lengths: tuple[int, int] | None = None,
+) -> core.Dataset:
   """Target = source. `num_symbols` distinct symbols, ids 3 .. 2 + num_symbols;
   `info["vocab_size"]` (= num_symbols + 3) sizes the embedding tables."""
-  return _symbol_task("copy", list, num_train, num_validation, num_test, min_length,
-                      max_length, num_symbols, seed, test_lengths)
+  return _symbol_task(
+    "copy",
+    list,
+    num_train,
+    num_validation,
+    num_test,
+    min_length,
+    max_length,
+    num_symbols,
+    seed,
+    test_lengths,
+  )
 
 
-def reverse_task(num_train: int = 10_000, num_validation: int = 1_000,
-                 num_test: int = 1_000, min_length: int = 1, max_length: int = 10,
-                 num_symbols: int = 10, seed: int = 0,
-                 test_lengths: tuple[int, int] | None = None) -> core.Dataset:
+def reverse_task(
+  num_train: int = 10_000,
+  num_validation: int = 1_000,
+  num_test: int = 1_000,
+  min_length: int = 1,
+  max_length: int = 10,
+  num_symbols: int = 10,
+  seed: int = 0,
+  test_lengths: tuple[int, int] | None = None,
+) -> core.Dataset:
   """Target = source reversed (arguments as in `copy_task`)."""
-  return _symbol_task("reverse", lambda s: list(s[::-1]), num_train, num_validation,
-                      num_test, min_length, max_length, num_symbols, seed, test_lengths)
+  return _symbol_task(
+    "reverse",
+    lambda s: list(s[::-1]),
+    num_train,
+    num_validation,
+    num_test,
+    min_length,
+    max_length,
+    num_symbols,
+    seed,
+    test_lengths,
+  )
 
 
-def sort_task(num_train: int = 10_000, num_validation: int = 1_000, num_test: int = 1_000,
-              min_length: int = 1, max_length: int = 10, num_symbols: int = 10,
-              seed: int = 0, test_lengths: tuple[int, int] | None = None) -> core.Dataset:
+def sort_task(
+  num_train: int = 10_000,
+  num_validation: int = 1_000,
+  num_test: int = 1_000,
+  min_length: int = 1,
+  max_length: int = 10,
+  num_symbols: int = 10,
+  seed: int = 0,
+  test_lengths: tuple[int, int] | None = None,
+) -> core.Dataset:
   """Target = source sorted ascending (arguments as in `copy_task`). Sources are
   distinct across splits; a held-out source may still be a new ordering of symbols
   whose sorted form was seen in training."""
-  return _symbol_task("sort", sorted, num_train, num_validation, num_test, min_length,
-                      max_length, num_symbols, seed, test_lengths)
+  return _symbol_task(
+    "sort",
+    sorted,
+    num_train,
+    num_validation,
+    num_test,
+    min_length,
+    max_length,
+    num_symbols,
+    seed,
+    test_lengths,
+  )
 
 
 @functools.cache
 def _split_sentences(min_words: int, max_words: int, commas: bool):
-  return {split: tuple(s for play in plays for s in text.simple_sentences(
-      play, min_words, max_words, commas)) for split, plays in text.split_texts().items()}
+  return {
+    split: tuple(
+      s for play in plays for s in text.simple_sentences(play, min_words, max_words, commas)
+    )
+    for split, plays in text.split_texts().items()
+  }
 
 
 def _shuffle_words(rng: np.random.Generator, ids: list[int]) -> list[int]:
@@ -144,10 +224,17 @@ def _shuffle_words(rng: np.random.Generator, ids: list[int]) -> list[int]:
       return shuffled.tolist() + ids[-1:]
 
 
-def reorder_task(num_train: int | None = None, num_validation: int | None = None,
-                 num_test: int | None = None, min_words: int = 3, max_words: int = 10,
-                 max_vocab: int | None = None, lowercase: bool = False,
-                 commas: bool = True, seed: int = 0) -> core.Dataset:
+def reorder_task(
+  num_train: int | None = None,
+  num_validation: int | None = None,
+  num_test: int | None = None,
+  min_words: int = 3,
+  max_words: int = 10,
+  max_vocab: int | None = None,
+  lowercase: bool = False,
+  commas: bool = True,
+  seed: int = 0,
+) -> core.Dataset:
   """Put the shuffled words of a Shakespeare sentence back in order.
 
   Sentences come from `text.simple_sentences` (min_words..max_words words ending in
@@ -172,8 +259,9 @@ def reorder_task(num_train: int | None = None, num_validation: int | None = None
         seen.add(s)
         kept.append(s)
     sentences[split] = kept
-  tokenizer = tokenizers.WordTokenizer.fit(sentences["train"], max_vocab=max_vocab,
-                                           lowercase=lowercase)
+  tokenizer = tokenizers.WordTokenizer.fit(
+    sentences["train"], max_vocab=max_vocab, lowercase=lowercase
+  )
   wanted = {"train": num_train, "validation": num_validation, "test": num_test}
   pairs = {}
   for split in core.SPLITS:
@@ -184,19 +272,31 @@ def reorder_task(num_train: int | None = None, num_validation: int | None = None
       encoded = [encoded[i] for i in keep]
     pairs[split] = ([_shuffle_words(rng, ids) for ids in encoded], encoded)
   longest = max(len(ids) for _, targets in pairs.values() for ids in targets)
-  splits = {s: encoder_decoder_split(sources, targets, longest, longest + 1)
-            for s, (sources, targets) in pairs.items()}
-  info = dict(name="reorder", vocab_size=tokenizer.vocab_size, vocab=tokenizer.vocab,
-              lowercase=lowercase, pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-              unk_id=tokenizer.unk_id, min_words=min_words, max_words=max_words,
-              max_source_length=longest, max_target_length=longest + 1,
-              plays=text.play_split())
+  splits = {
+    s: encoder_decoder_split(sources, targets, longest, longest + 1)
+    for s, (sources, targets) in pairs.items()
+  }
+  info = dict(
+    name="reorder",
+    vocab_size=tokenizer.vocab_size,
+    vocab=tokenizer.vocab,
+    lowercase=lowercase,
+    pad_id=PAD_ID,
+    bos_id=BOS_ID,
+    eos_id=EOS_ID,
+    unk_id=tokenizer.unk_id,
+    min_words=min_words,
+    max_words=max_words,
+    max_source_length=longest,
+    max_target_length=longest + 1,
+    plays=text.play_split(),
+  )
   return core.Dataset(splits["train"], splits["validation"], splits["test"], info)
 
 
 LOADERS = {
-    "copy": copy_task,
-    "reverse": reverse_task,
-    "sort": sort_task,
-    "reorder": reorder_task,
+  "copy": copy_task,
+  "reverse": reverse_task,
+  "sort": sort_task,
+  "reorder": reorder_task,
 }

@@ -28,26 +28,31 @@ import numpy as np
 from dlx.data import core
 from dlx.data import tokenizers
 
-POEMS = ("lovers_complaint", "passionate_pilgrim", "phoenix_and_the_turtle",
-         "rape_of_lucrece", "sonnets")
+POEMS = (
+  "lovers_complaint",
+  "passionate_pilgrim",
+  "phoenix_and_the_turtle",
+  "rape_of_lucrece",
+  "sonnets",
+)
 VALIDATION_PLAYS = ("twelfth_night", "macbeth", "richard_ii")
 TEST_PLAYS = ("much_ado_about_nothing", "othello", "henry_v")
 NUM_PLAYS = 37
 
 _GUTENBERG_START = re.compile(r"^\*\*\* ?START OF TH(IS|E) PROJECT GUTENBERG.*$", re.M)
 _GUTENBERG_END = re.compile(
-    r"^(\*\*\* ?END OF TH(IS|E) PROJECT GUTENBERG|End of (the )?Project Gutenberg).*$",
-    re.M | re.I)
+  r"^(\*\*\* ?END OF TH(IS|E) PROJECT GUTENBERG|End of (the )?Project Gutenberg).*$", re.M | re.I
+)
 
 
 def strip_gutenberg_boilerplate(text: str) -> str:
   """The text between Gutenberg's START and END markers (all of it when it has none)."""
   start = _GUTENBERG_START.search(text)
   if start:
-    text = text[start.end():]
+    text = text[start.end() :]
   end = _GUTENBERG_END.search(text)
   if end:
-    text = text[:end.start()]
+    text = text[: end.start()]
   return text
 
 
@@ -58,7 +63,7 @@ def _read_texts() -> tuple[tuple[str, str], ...]:
   for entry in folder.iterdir():
     if entry.name.endswith("_gut.txt"):
       text = strip_gutenberg_boilerplate(entry.read_text(encoding="utf-8"))
-      works.append((entry.name[:-len("_gut.txt")], text.strip() + "\n"))
+      works.append((entry.name[: -len("_gut.txt")], text.strip() + "\n"))
   return tuple(sorted(works))
 
 
@@ -75,8 +80,11 @@ def play_split() -> dict[str, tuple[str, ...]]:
   """Split name -> sorted play names (see the module docstring)."""
   held_out = set(VALIDATION_PLAYS) | set(TEST_PLAYS)
   train = tuple(name for name in shakespeare_plays() if name not in held_out)
-  return {"train": train, "validation": tuple(sorted(VALIDATION_PLAYS)),
-          "test": tuple(sorted(TEST_PLAYS))}
+  return {
+    "train": train,
+    "validation": tuple(sorted(VALIDATION_PLAYS)),
+    "test": tuple(sorted(TEST_PLAYS)),
+  }
 
 
 def split_texts() -> dict[str, list[str]]:
@@ -92,8 +100,9 @@ def windows(ids: np.ndarray, context_length: int, stride: int) -> np.ndarray:
   return np.arange(0, last + 1, stride) if last >= 0 else np.zeros(0, np.int64)
 
 
-def language_model_split(texts, tokenizer, context_length: int, stride: int,
-                         max_windows: int | None = None) -> core.Split:
+def language_model_split(
+  texts, tokenizer, context_length: int, stride: int, max_windows: int | None = None
+) -> core.Split:
   """`inputs` (N, T) and `targets` (N, T) int32 windows from each text. With `max_windows`
   an evenly spaced subset of the windows is kept (so every play stays represented)."""
   encoded = [np.asarray(tokenizer.encode(t), np.int32) for t in texts]
@@ -110,10 +119,15 @@ def language_model_split(texts, tokenizer, context_length: int, stride: int,
   return {"inputs": chunk[:, :-1], "targets": chunk[:, 1:]}
 
 
-def shakespeare_tokens(tokenizer, context_length: int, *, stride: int | None = None,
-                       train_stride: int | None = None,
-                       max_train_windows: int | None = None,
-                       name: str = "shakespeare_tokens") -> core.Dataset:
+def shakespeare_tokens(
+  tokenizer,
+  context_length: int,
+  *,
+  stride: int | None = None,
+  train_stride: int | None = None,
+  max_train_windows: int | None = None,
+  name: str = "shakespeare_tokens",
+) -> core.Dataset:
   """Next-token windows of the plays encoded by any tokenizer of `dlx.data.tokenizers`.
 
   `stride` (default `context_length`: windows that share only their boundary token)
@@ -128,19 +142,30 @@ def shakespeare_tokens(tokenizer, context_length: int, *, stride: int | None = N
   splits = {}
   for split, play_texts in texts.items():
     splits[split] = language_model_split(
-        play_texts, tokenizer, context_length,
-        train_stride if split == "train" else stride,
-        max_train_windows if split == "train" else None)
-  info = dict(name=name, vocab_size=tokenizer.vocab_size, context_length=context_length,
-              plays=play_split(),
-              num_chars={s: sum(map(len, t)) for s, t in texts.items()})
+      play_texts,
+      tokenizer,
+      context_length,
+      train_stride if split == "train" else stride,
+      max_train_windows if split == "train" else None,
+    )
+  info = dict(
+    name=name,
+    vocab_size=tokenizer.vocab_size,
+    context_length=context_length,
+    plays=play_split(),
+    num_chars={s: sum(map(len, t)) for s, t in texts.items()},
+  )
   return core.Dataset(splits["train"], splits["validation"], splits["test"], info)
 
 
-def shakespeare_char(context_length: int, *, tokenizer=None, stride: int | None = None,
-                     train_stride: int | None = None,
-                     max_train_windows: int | None = None
-                     ) -> tuple[core.Dataset, tokenizers.CharTokenizer]:
+def shakespeare_char(
+  context_length: int,
+  *,
+  tokenizer=None,
+  stride: int | None = None,
+  train_stride: int | None = None,
+  max_train_windows: int | None = None,
+) -> tuple[core.Dataset, tokenizers.CharTokenizer]:
   """Character-level Shakespeare: (Dataset, CharTokenizer).
 
   The default tokenizer is fit on the training plays, whose 83 characters are all the
@@ -148,9 +173,14 @@ def shakespeare_char(context_length: int, *, tokenizer=None, stride: int | None 
   id order."""
   if tokenizer is None:
     tokenizer = tokenizers.CharTokenizer.fit(split_texts()["train"])
-  ds = shakespeare_tokens(tokenizer, context_length, stride=stride,
-                          train_stride=train_stride, max_train_windows=max_train_windows,
-                          name="shakespeare_char")
+  ds = shakespeare_tokens(
+    tokenizer,
+    context_length,
+    stride=stride,
+    train_stride=train_stride,
+    max_train_windows=max_train_windows,
+    name="shakespeare_char",
+  )
   ds.info["chars"] = list(tokenizer.chars)
   return ds, tokenizer
 
@@ -169,7 +199,7 @@ def speech_segments(play: str) -> list[str]:
   paragraphs = [p.strip().split("\n") for p in re.split(r"\n\s*\n", play) if p.strip()]
   headings = [i for i, lines in enumerate(paragraphs) if _HEADING.match(lines[0])]
   segments = []
-  for lines in paragraphs[headings[0] if headings else 0:]:
+  for lines in paragraphs[headings[0] if headings else 0 :]:
     if _HEADING.match(lines[0]):
       continue
     if _SPEAKER.match(lines[0]):
@@ -181,8 +211,9 @@ def speech_segments(play: str) -> list[str]:
   return segments
 
 
-def simple_sentences(play: str, min_words: int = 3, max_words: int = 10,
-                     commas: bool = True) -> list[str]:
+def simple_sentences(
+  play: str, min_words: int = 3, max_words: int = 10, commas: bool = True
+) -> list[str]:
   """Sentences of the play's speeches with `min_words`..`max_words` words, starting with
   a capital and ending with . ! or ?, and no other punctuation (but commas, which do not
   count as words, if `commas`; each followed by a word). In order of appearance,
@@ -197,15 +228,18 @@ def simple_sentences(play: str, min_words: int = 3, max_words: int = 10,
         continue
       words = [w for w in sentence[:-1] if not (commas and w == ",")]
       well_placed = all(b[0].isalnum() for a, b in zip(sentence, sentence[1:]) if a == ",")
-      if (min_words <= len(words) <= max_words and sentence[0][0].isupper()
-          and well_placed and all(w[0].isalnum() for w in words)):
+      if (
+        min_words <= len(words) <= max_words
+        and sentence[0][0].isupper()
+        and well_placed
+        and all(w[0].isalnum() for w in words)
+      ):
         found.append(tokenizers.join_words(sentence))
       sentence = []
   return found
 
 
-def shakespeare_char_dataset(*, seed: int = 0, context_length: int = 128,
-                             **kwargs) -> core.Dataset:
+def shakespeare_char_dataset(*, seed: int = 0, context_length: int = 128, **kwargs) -> core.Dataset:
   """`shakespeare_char` without the tokenizer, in the `LOADERS` calling convention (the
   data do not depend on `seed`; rebuild the tokenizer from `info["chars"]`)."""
   del seed

@@ -16,10 +16,11 @@ from dlx import errors
 from dlx.data import core
 
 _OFFLINE_HINT = (
-    "pass --data_dir=DIR pointing at a prepared tfds data dir (e.g. --data_dir=../shared/tfds, "
-    "or set TFDS_DATA_DIR), or use an embedded dataset that needs no network: "
-    "digits, iris, mnist1d, xor, two_moons, spirals, regression, shakespeare_char, "
-    "copy, reverse, sort, reorder")
+  "pass --data_dir=DIR pointing at a prepared tfds data dir (e.g. --data_dir=../shared/tfds, "
+  "or set TFDS_DATA_DIR), or use an embedded dataset that needs no network: "
+  "digits, iris, mnist1d, xor, two_moons, spirals, regression, shakespeare_char, "
+  "copy, reverse, sort, reorder"
+)
 
 
 def _hide_accelerators_from_tensorflow(tf):
@@ -44,8 +45,7 @@ def _cache_path(name, split, data_dir):
   files = sorted((pathlib.Path(data_dir) / name).rglob("*"))
   stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
   key = hashlib.sha1(repr((os.path.abspath(data_dir), split, stamp)).encode()).hexdigest()
-  cache_dir = pathlib.Path(os.environ.get("DLX_CACHE_DIR",
-                                          pathlib.Path.home() / ".cache" / "dlx"))
+  cache_dir = pathlib.Path(os.environ.get("DLX_CACHE_DIR", pathlib.Path.home() / ".cache" / "dlx"))
   return cache_dir / f"{name}-{split.replace('/', '_')}-{key[:16]}.npz"
 
 
@@ -67,13 +67,14 @@ def mocked(num_examples: int):
 
 def _mock_split(name, split, image_key, label_key):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  with tfds.testing.mock_data(num_examples=_mock_examples,
-                              policy=tfds.testing.MockPolicy.USE_CODE):
+
+  with tfds.testing.mock_data(num_examples=_mock_examples, policy=tfds.testing.MockPolicy.USE_CODE):
     return _decode_split(name, split, None, image_key, label_key)
 
 
-def load_split(name: str, split: str, *, data_dir=None, image_key="image",
-               label_key="label") -> core.Split:
+def load_split(
+  name: str, split: str, *, data_dir=None, image_key="image", label_key="label"
+) -> core.Split:
   """One tfds split as NumPy arrays: {'inputs': images, 'targets': int32 labels}."""
   if _mock_examples:
     return _mock_split(name, split, image_key, label_key)
@@ -97,6 +98,7 @@ def load_split(name: str, split: str, *, data_dir=None, image_key="image",
 def _decode_split(name, split, data_dir, image_key, label_key):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   _hide_accelerators_from_tensorflow(tf)
   try:
     ds = tfds.load(name, split=split, data_dir=data_dir, download=False)
@@ -104,20 +106,25 @@ def _decode_split(name, split, data_dir, image_key, label_key):
     chunks = list(tfds.as_numpy(ds.batch(8192)))
   except tfds.core.registered.DatasetNotFoundError as e:
     raise errors.DataNotFoundError(
-        f"tfds has no dataset named {name!r}; check the name, or {_OFFLINE_HINT}") from e
+      f"tfds has no dataset named {name!r}; check the name, or {_OFFLINE_HINT}"
+    ) from e
   except (AssertionError, FileNotFoundError, tf.errors.NotFoundError) as e:
     where = data_dir or "the default tfds data dir (~/tensorflow_datasets)"
     raise errors.DataNotFoundError(
-        f"dataset {name!r} (split {split!r}) is not prepared in {where} and this job does "
-        f"not download; {_OFFLINE_HINT}") from e
+      f"dataset {name!r} (split {split!r}) is not prepared in {where} and this job does "
+      f"not download; {_OFFLINE_HINT}"
+    ) from e
   if not chunks:
     raise errors.DataNotFoundError(f"split {split!r} of {name!r} in {data_dir} is empty")
-  return {"inputs": np.concatenate([c[image_key] for c in chunks]),
-          "targets": np.concatenate([c[label_key] for c in chunks]).astype(np.int32)}
+  return {
+    "inputs": np.concatenate([c[image_key] for c in chunks]),
+    "targets": np.concatenate([c[label_key] for c in chunks]).astype(np.int32),
+  }
 
 
-def load(name: str, *, data_dir=None, validation_fraction=0.1, image_key="image",
-         label_key="label") -> core.Dataset:
+def load(
+  name: str, *, data_dir=None, validation_fraction=0.1, image_key="image", label_key="label"
+) -> core.Dataset:
   """A tfds dataset with its 'train' and 'test' splits; validation is the last
   `validation_fraction` of train. Images stay uint8 (scale them in the experiment)."""
   kw = dict(data_dir=data_dir, image_key=image_key, label_key=label_key)
@@ -125,5 +132,8 @@ def load(name: str, *, data_dir=None, validation_fraction=0.1, image_key="image"
   test = load_split(name, "test", **kw)
   num_classes = int(max(train["targets"].max(), test["targets"].max())) + 1
   return core.split_off_validation(
-      train, test, validation_fraction=validation_fraction,
-      info=dict(name=name, num_classes=num_classes, source="tfds"))
+    train,
+    test,
+    validation_fraction=validation_fraction,
+    info=dict(name=name, num_classes=num_classes, source="tfds"),
+  )

@@ -69,8 +69,9 @@ class CharTokenizer:
       if self.unk is not None:
         return [self._ids.get(c, self.unk_id) for c in text]
       unknown = sorted(set(text) - set(self._ids))
-      raise ValueError(f"characters not in the vocabulary: {unknown!r}; fit on more text "
-                       "or pass unk=") from None
+      raise ValueError(
+        f"characters not in the vocabulary: {unknown!r}; fit on more text or pass unk="
+      ) from None
 
   def decode(self, ids: Iterable[int]) -> str:
     return "".join(self.chars[i] for i in ids)
@@ -96,7 +97,7 @@ class WordTokenizer:
 
   def __init__(self, vocab: Sequence[str], lowercase: bool = False):
     vocab = list(vocab)
-    if tuple(vocab[:len(WORD_SPECIALS)]) != WORD_SPECIALS:
+    if tuple(vocab[: len(WORD_SPECIALS)]) != WORD_SPECIALS:
       raise ValueError(f"the vocabulary must start with {WORD_SPECIALS}")
     if len(set(vocab)) != len(vocab):
       raise ValueError("the vocabulary has duplicates")
@@ -105,18 +106,22 @@ class WordTokenizer:
     self._ids = {w: i for i, w in enumerate(vocab)}
 
   @classmethod
-  def fit(cls, text: str | Iterable[str], max_vocab: int | None = None,
-          lowercase: bool = False, min_count: int = 1) -> "WordTokenizer":
+  def fit(
+    cls,
+    text: str | Iterable[str],
+    max_vocab: int | None = None,
+    lowercase: bool = False,
+    min_count: int = 1,
+  ) -> "WordTokenizer":
     """The tokens of `text` seen at least `min_count` times, the `max_vocab` most frequent
     (`max_vocab` counts the four special tokens)."""
     texts = [text] if isinstance(text, str) else text
     counts = collections.Counter()
     for t in texts:
       counts.update(split_words(t.lower() if lowercase else t))
-    words = sorted((w for w, n in counts.items() if n >= min_count),
-                   key=lambda w: (-counts[w], w))
+    words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
     if max_vocab is not None:
-      words = words[:max(0, max_vocab - len(WORD_SPECIALS))]
+      words = words[: max(0, max_vocab - len(WORD_SPECIALS))]
     return cls(list(WORD_SPECIALS) + words, lowercase=lowercase)
 
   @property
@@ -171,20 +176,30 @@ class SentencePieceTokenizer:
 
   def __init__(self, model_proto: bytes):
     import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+
     self.model_proto = bytes(model_proto)
     self.processor = spm.SentencePieceProcessor(model_proto=self.model_proto)
 
   @classmethod
-  def train(cls, text_or_path: str | os.PathLike, vocab_size: int, *,
-            model_type: str = "bpe", model_prefix: str | None = None,
-            normalization: str = "identity", character_coverage: float = 1.0,
-            byte_fallback: bool = False, seed_sentencepiece_size: int = 1_000_000,
-            num_threads: int = 1) -> "SentencePieceTokenizer":
+  def train(
+    cls,
+    text_or_path: str | os.PathLike,
+    vocab_size: int,
+    *,
+    model_type: str = "bpe",
+    model_prefix: str | None = None,
+    normalization: str = "identity",
+    character_coverage: float = 1.0,
+    byte_fallback: bool = False,
+    seed_sentencepiece_size: int = 1_000_000,
+    num_threads: int = 1,
+  ) -> "SentencePieceTokenizer":
     """Trains on a text file (a path) or on a string, split into paragraphs at blank lines.
 
     With `model_prefix` the model is also written to `model_prefix + ".model"` (and the
     human-readable `.vocab`); otherwise it stays in memory (see `save`)."""
     import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+
     if model_type not in ("bpe", "unigram"):
       raise ValueError(f"model_type must be 'bpe' or 'unigram', not {model_type!r}")
     if isinstance(text_or_path, os.PathLike) or os.path.isfile(text_or_path):
@@ -195,21 +210,31 @@ class SentencePieceTokenizer:
     paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
     writer = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(paragraphs), model_writer=writer, vocab_size=vocab_size,
-        model_type=model_type, character_coverage=character_coverage,
-        normalization_rule_name=normalization,
-        remove_extra_whitespaces=normalization != "identity",
-        pad_id=0, bos_id=1, eos_id=2, unk_id=3, user_defined_symbols=["\n"],
-        byte_fallback=byte_fallback, max_sentence_length=1 << 16,
-        input_sentence_size=0, seed_sentencepiece_size=seed_sentencepiece_size,
-        num_threads=num_threads, minloglevel=2)
+      sentence_iterator=iter(paragraphs),
+      model_writer=writer,
+      vocab_size=vocab_size,
+      model_type=model_type,
+      character_coverage=character_coverage,
+      normalization_rule_name=normalization,
+      remove_extra_whitespaces=normalization != "identity",
+      pad_id=0,
+      bos_id=1,
+      eos_id=2,
+      unk_id=3,
+      user_defined_symbols=["\n"],
+      byte_fallback=byte_fallback,
+      max_sentence_length=1 << 16,
+      input_sentence_size=0,
+      seed_sentencepiece_size=seed_sentencepiece_size,
+      num_threads=num_threads,
+      minloglevel=2,
+    )
     tokenizer = cls(writer.getvalue())
     if model_prefix is not None:
       tokenizer.save(model_prefix + ".model")
       with open(model_prefix + ".vocab", "w", encoding="utf-8") as f:
         for i in range(tokenizer.vocab_size):
-          f.write(f"{tokenizer.processor.id_to_piece(i)}\t"
-                  f"{tokenizer.processor.get_score(i)}\n")
+          f.write(f"{tokenizer.processor.id_to_piece(i)}\t{tokenizer.processor.get_score(i)}\n")
     return tokenizer
 
   @classmethod

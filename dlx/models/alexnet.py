@@ -45,6 +45,7 @@ class AlexNet(nn.Module):
       layer by 4: how the CPU experiments fit their time budget).
     pooled_size: side of the adaptive average pool before the classifier.
   """
+
   num_classes: int = 1000
   width_multiplier: float = 1.0
   dropout_rate: float = 0.5
@@ -58,41 +59,48 @@ class AlexNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    require_nhwc(x, 'AlexNet')
+    require_nhwc(x, "AlexNet")
 
     def overlapping_pool(x):
       if min(x.shape[1:3]) < 3:
-        raise ValueError(f'AlexNet: feature map {x.shape[1:3]} is smaller than the 3x3 '
-                         'pool; use a larger input or small_input=True')
+        raise ValueError(
+          f"AlexNet: feature map {x.shape[1:3]} is smaller than the 3x3 "
+          "pool; use a larger input or small_input=True"
+        )
       return nn.max_pool(x, (3, 3), strides=(2, 2))
 
     def conv(features, kernel_size, strides, padding, name):
-      return nn.Conv(self._width(features), (kernel_size, kernel_size), strides=strides,
-                     padding=((padding, padding), (padding, padding)),
-                     kernel_init=conv_init, name=name)
+      return nn.Conv(
+        self._width(features),
+        (kernel_size, kernel_size),
+        strides=strides,
+        padding=((padding, padding), (padding, padding)),
+        kernel_init=conv_init,
+        name=name,
+      )
 
     if self.small_input:
-      x = nn.relu(conv(96, 3, self.stem_stride, 1, 'conv1')(x))
+      x = nn.relu(conv(96, 3, self.stem_stride, 1, "conv1")(x))
     else:
-      x = nn.relu(conv(96, 11, 4, 2, 'conv1')(x))
+      x = nn.relu(conv(96, 11, 4, 2, "conv1")(x))
     if self.use_lrn:
       x = LocalResponseNorm()(x)
     x = overlapping_pool(x)
-    x = nn.relu(conv(256, 5, 1, 2, 'conv2')(x))
+    x = nn.relu(conv(256, 5, 1, 2, "conv2")(x))
     if self.use_lrn:
       x = LocalResponseNorm()(x)
     x = overlapping_pool(x)
-    x = nn.relu(conv(384, 3, 1, 1, 'conv3')(x))
-    x = nn.relu(conv(384, 3, 1, 1, 'conv4')(x))
-    x = nn.relu(conv(256, 3, 1, 1, 'conv5')(x))
+    x = nn.relu(conv(384, 3, 1, 1, "conv3")(x))
+    x = nn.relu(conv(384, 3, 1, 1, "conv4")(x))
+    x = nn.relu(conv(256, 3, 1, 1, "conv5")(x))
     x = overlapping_pool(x)
     x = adaptive_avg_pool(x, (self.pooled_size, self.pooled_size))
     x = x.reshape((x.shape[0], -1))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.relu(nn.Dense(self._width(4096), name='fc6')(x))
+    x = nn.relu(nn.Dense(self._width(4096), name="fc6")(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.relu(nn.Dense(self._width(4096), name='fc7')(x))
-    return nn.Dense(self.num_classes, name='fc8')(x)
+    x = nn.relu(nn.Dense(self._width(4096), name="fc7")(x))
+    return nn.Dense(self.num_classes, name="fc8")(x)
 
 
 def alexnet(num_classes: int = 1000, **kwargs):

@@ -13,6 +13,7 @@ class CNN1D(nn.Module):
   Inputs are (N, L) or (N, L, 1). The paper's CNN uses three conv layers with
   stride 2 and padding 1; `padding` takes an int or 'SAME'/'VALID'.
   """
+
   channels: Sequence[int] = (32, 32, 32)
   kernel_size: Union[int, Sequence[int]] = 5  # one size, or one per layer
   strides: int = 2
@@ -28,11 +29,12 @@ class CNN1D(nn.Module):
     if isinstance(kernels, int):
       kernels = (kernels,) * len(self.channels)
     if len(kernels) != len(self.channels):
-      raise ValueError(f'kernel_size {self.kernel_size} must be one int or one per '
-                       f'layer of channels {self.channels}')
+      raise ValueError(
+        f"kernel_size {self.kernel_size} must be one int or one per "
+        f"layer of channels {self.channels}"
+      )
     for width, kernel in zip(self.channels, kernels):
-      x = nn.Conv(width, (kernel,), strides=(self.strides,),
-                  padding=self.padding)(x)
+      x = nn.Conv(width, (kernel,), strides=(self.strides,), padding=self.padding)(x)
       x = nn.relu(x)
     x = x.reshape((x.shape[0], -1))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

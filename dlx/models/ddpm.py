@@ -11,6 +11,7 @@ from dlx.ops import diffusion
 
 class DDPM(nn.Module):
   """Wraps a UNet; `__call__` returns what the epsilon-MSE loss needs."""
+
   num_timesteps: int = 1000
   beta_start: float = 1e-4
   beta_end: float = 0.02
@@ -20,12 +21,10 @@ class DDPM(nn.Module):
   dropout_rate: float = 0.0
 
   def setup(self):
-    self.unet = UNet(self.channels, self.time_dim, self.num_groups,
-                     self.dropout_rate)
+    self.unet = UNet(self.channels, self.time_dim, self.num_groups, self.dropout_rate)
 
   def schedule(self) -> diffusion.Schedule:
-    return diffusion.linear_beta_schedule(
-        self.num_timesteps, self.beta_start, self.beta_end)
+    return diffusion.linear_beta_schedule(self.num_timesteps, self.beta_start, self.beta_end)
 
   def denoise(self, x_t, t, train: bool = False):
     """Predicted noise eps_theta(x_t, t); t is (N,) int."""
@@ -33,23 +32,31 @@ class DDPM(nn.Module):
 
   def __call__(self, x0, train: bool = False):
     """Noises x0 at t ~ U{0..T-1} and returns predicted and true noise."""
-    t_rng, noise_rng = jax.random.split(self.make_rng('sample'))
+    t_rng, noise_rng = jax.random.split(self.make_rng("sample"))
     n = x0.shape[0]
     t = jax.random.randint(t_rng, (n,), 0, self.num_timesteps)
     noise = jax.random.normal(noise_rng, x0.shape, x0.dtype)
     x_t = diffusion.q_sample(self.schedule(), x0, t, noise)
-    return {'predicted_noise': self.denoise(x_t, t, train), 'noise': noise}
+    return {"predicted_noise": self.denoise(x_t, t, train), "noise": noise}
 
 
-def sample(model: DDPM, variables, rng, num_samples: int,
-           shape: Sequence[int] = (28, 28, 1), clip: Optional[float] = None):
+def sample(
+  model: DDPM,
+  variables,
+  rng,
+  num_samples: int,
+  shape: Sequence[int] = (28, 28, 1),
+  clip: Optional[float] = None,
+):
   """Draws num_samples images by ancestral sampling.
 
   Jit it with `model`, `num_samples`, `shape` (and `clip`) static, e.g.
   `jax.jit(functools.partial(sample, model, num_samples=16))(variables, rng)`.
   """
+
   def denoise_fn(x, t):
     return model.apply(variables, x, t, method=DDPM.denoise)
 
   return diffusion.ancestral_sample(
-      denoise_fn, model.schedule(), (num_samples, *shape), rng, clip=clip)
+    denoise_fn, model.schedule(), (num_samples, *shape), rng, clip=clip
+  )

@@ -42,57 +42,74 @@ class DenseNet(nn.Module):
     stem: 'imagenet' (7x7/2 conv + 3x3/2 max pool) or 'cifar' (3x3/1 conv).
     stem_stride: stride of the 'cifar' stem conv (2 = a quarter of the compute after it).
   """
+
   growth_rate: int = 32
   block_config: Sequence[int] = (6, 12, 24, 16)
   num_init_features: int = 64
   bn_size: int = 4
   compression: float = 0.5
   num_classes: int = 1000
-  stem: str = 'imagenet'
+  stem: str = "imagenet"
   stem_stride: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    require_nhwc(x, 'DenseNet')
-    if self.stem == 'imagenet':
-      x = nn.Conv(self.num_init_features, (7, 7), strides=2, padding=torch_padding(7),
-                  use_bias=False, kernel_init=conv_init, name='stem_conv')(x)
-      x = nn.relu(batch_norm(train, name='stem_bn')(x))
+    require_nhwc(x, "DenseNet")
+    if self.stem == "imagenet":
+      x = nn.Conv(
+        self.num_init_features,
+        (7, 7),
+        strides=2,
+        padding=torch_padding(7),
+        use_bias=False,
+        kernel_init=conv_init,
+        name="stem_conv",
+      )(x)
+      x = nn.relu(batch_norm(train, name="stem_bn")(x))
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    elif self.stem == 'cifar':
-      x = nn.Conv(self.num_init_features, (3, 3), strides=self.stem_stride,
-                  padding=torch_padding(3), use_bias=False, kernel_init=conv_init,
-                  name='stem_conv')(x)
+    elif self.stem == "cifar":
+      x = nn.Conv(
+        self.num_init_features,
+        (3, 3),
+        strides=self.stem_stride,
+        padding=torch_padding(3),
+        use_bias=False,
+        kernel_init=conv_init,
+        name="stem_conv",
+      )(x)
     else:
       raise ValueError(f"stem must be 'imagenet' or 'cifar', got {self.stem!r}")
     for i, num_layers in enumerate(self.block_config):
-      x = DenseBlock(num_layers, self.growth_rate, self.bn_size,
-                     name=f'denseblock{i + 1}')(x, train)
+      x = DenseBlock(num_layers, self.growth_rate, self.bn_size, name=f"denseblock{i + 1}")(
+        x, train
+      )
       if i < len(self.block_config) - 1:
         if min(x.shape[1:3]) < 2:
-          raise ValueError(f'DenseNet: feature map {x.shape[1:3]} too small for transition '
-                           f"{i + 1}; use a larger input or stem='cifar'")
+          raise ValueError(
+            f"DenseNet: feature map {x.shape[1:3]} too small for transition "
+            f"{i + 1}; use a larger input or stem='cifar'"
+          )
         features = int(x.shape[-1] * self.compression)
-        x = TransitionBlock(features, name=f'transition{i + 1}')(x, train)
-    x = nn.relu(batch_norm(train, name='final_bn')(x))
+        x = TransitionBlock(features, name=f"transition{i + 1}")(x, train)
+    x = nn.relu(batch_norm(train, name="final_bn")(x))
     x = jnp.mean(x, axis=(1, 2))  # Global average pooling.
-    return nn.Dense(self.num_classes, name='classifier')(x)
+    return nn.Dense(self.num_classes, name="classifier")(x)
 
 
 def densenet121(num_classes: int = 1000, **kwargs):
   return DenseNet(32, (6, 12, 24, 16), 64, num_classes=num_classes, **kwargs)
 
 
-def densenet_cifar(num_classes: int = 10, depth: int = 100, growth_rate: int = 12,
-                   **kwargs):
+def densenet_cifar(num_classes: int = 10, depth: int = 100, growth_rate: int = 12, **kwargs):
   """DenseNet-BC for 32x32 inputs: 3 blocks of (depth - 4) // 6 bottleneck layers."""
   if (depth - 4) % 6:
-    raise ValueError(f'DenseNet-BC depth must be 6n + 4, got {depth}')
+    raise ValueError(f"DenseNet-BC depth must be 6n + 4, got {depth}")
   layers = (depth - 4) // 6
-  return DenseNet(growth_rate, (layers,) * 3, 2 * growth_rate, num_classes=num_classes,
-                  stem='cifar', **kwargs)
+  return DenseNet(
+    growth_rate, (layers,) * 3, 2 * growth_rate, num_classes=num_classes, stem="cifar", **kwargs
+  )
 
 
 def densenet_tiny(num_classes: int = 10):
   """DenseNet-BC with k=4 and blocks of 2, 2, 2 layers: for tests."""
-  return DenseNet(4, (2, 2, 2), 8, num_classes=num_classes, stem='cifar')
+  return DenseNet(4, (2, 2, 2), 8, num_classes=num_classes, stem="cifar")

@@ -12,6 +12,7 @@ def _layer_norm():
 
 class Generator(nn.Module):
   """z (N, latent_dim) -> images (N, 28, 28, 1) in [-1, 1]."""
+
   latent_dim: int = 64
   base_features: int = 64
   normalize: bool = True  # Per-example LayerNorm after hidden layers.
@@ -24,11 +25,11 @@ class Generator(nn.Module):
     if self.normalize:
       h = _layer_norm()(h)
     h = nn.relu(h)
-    h = nn.ConvTranspose(f, (4, 4), strides=(2, 2), padding='SAME')(h)  # 14x14
+    h = nn.ConvTranspose(f, (4, 4), strides=(2, 2), padding="SAME")(h)  # 14x14
     if self.normalize:
       h = _layer_norm()(h)
     h = nn.relu(h)
-    h = nn.ConvTranspose(1, (4, 4), strides=(2, 2), padding='SAME')(h)  # 28x28
+    h = nn.ConvTranspose(1, (4, 4), strides=(2, 2), padding="SAME")(h)  # 28x28
     return jnp.tanh(h)
 
 
@@ -37,6 +38,7 @@ class Critic(nn.Module):
 
   No batch-mixing normalisation, so the gradient penalty stays per example.
   """
+
   base_features: int = 64
   normalize: bool = False  # Optional per-example LayerNorm.
 
@@ -44,9 +46,9 @@ class Critic(nn.Module):
   def __call__(self, x, train: bool = False):
     del train
     f = self.base_features
-    h = nn.Conv(f, (4, 4), strides=(2, 2), padding='SAME')(x)  # 14x14
+    h = nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME")(x)  # 14x14
     h = nn.leaky_relu(h, 0.2)
-    h = nn.Conv(2 * f, (4, 4), strides=(2, 2), padding='SAME')(h)  # 7x7
+    h = nn.Conv(2 * f, (4, 4), strides=(2, 2), padding="SAME")(h)  # 7x7
     if self.normalize:
       h = _layer_norm()(h)
     h = nn.leaky_relu(h, 0.2)
@@ -56,6 +58,7 @@ class Critic(nn.Module):
 
 class WGAN(nn.Module):
   """Holds both players so one `init` creates 'generator' and 'critic' params."""
+
   latent_dim: int = 64
   base_features: int = 64
 
@@ -72,6 +75,5 @@ class WGAN(nn.Module):
   def __call__(self, x, train: bool = False):
     """Scores real x and an equal number of fakes from z ~ N(0, I)."""
     del train
-    z = jax.random.normal(self.make_rng('sample'), (x.shape[0], self.latent_dim))
-    return {'real_scores': self.score(x),
-            'fake_scores': self.score(self.generate(z))}
+    z = jax.random.normal(self.make_rng("sample"), (x.shape[0], self.latent_dim))
+    return {"real_scores": self.score(x), "fake_scores": self.score(self.generate(z))}

@@ -45,15 +45,15 @@ from dlx.nn.blocks import require_nhwc
 
 # (ch1x1, ch3x3_reduce, ch3x3, ch5x5_reduce, ch5x5, pool_proj), Table 1 of the paper.
 INCEPTION_CONFIG = {
-    '3a': (64, 96, 128, 16, 32, 32),
-    '3b': (128, 128, 192, 32, 96, 64),
-    '4a': (192, 96, 208, 16, 48, 64),
-    '4b': (160, 112, 224, 24, 64, 64),
-    '4c': (128, 128, 256, 24, 64, 64),
-    '4d': (112, 144, 288, 32, 64, 64),
-    '4e': (256, 160, 320, 32, 128, 128),
-    '5a': (256, 160, 320, 32, 128, 128),
-    '5b': (384, 192, 384, 48, 128, 128),
+  "3a": (64, 96, 128, 16, 32, 32),
+  "3b": (128, 128, 192, 32, 96, 64),
+  "4a": (192, 96, 208, 16, 48, 64),
+  "4b": (160, 112, 224, 24, 64, 64),
+  "4c": (128, 128, 256, 24, 64, 64),
+  "4d": (112, 144, 288, 32, 64, 64),
+  "4e": (256, 160, 320, 32, 128, 128),
+  "5a": (256, 160, 320, 32, 128, 128),
+  "5b": (384, 192, 384, 48, 128, 128),
 }
 
 
@@ -75,6 +75,7 @@ def max_pool_ceil(x, window: int, stride: int):
 
 class InceptionAux(nn.Module):
   """Auxiliary classifier: avg pool to 4x4 -> 1x1 conv -> FC -> dropout -> FC."""
+
   num_classes: int
   conv_features: int = 128
   hidden: int = 1024
@@ -84,12 +85,13 @@ class InceptionAux(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = adaptive_avg_pool(x, (4, 4))
-    x = ConvBNReLU(self.conv_features, 1, use_batch_norm=self.batch_norm, bn_epsilon=1e-3,
-                   name='conv')(x, train)
+    x = ConvBNReLU(
+      self.conv_features, 1, use_batch_norm=self.batch_norm, bn_epsilon=1e-3, name="conv"
+    )(x, train)
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(self.hidden, name='fc1')(x))
+    x = nn.relu(nn.Dense(self.hidden, name="fc1")(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, name='fc2')(x)
+    return nn.Dense(self.num_classes, name="fc2")(x)
 
 
 class GoogLeNet(nn.Module):
@@ -107,6 +109,7 @@ class GoogLeNet(nn.Module):
     stem_stride: stride of the small-input 3x3 stem (2 halves the cost of every later
       layer by 4: how the CPU experiments fit their time budget).
   """
+
   num_classes: int = 1000
   aux_logits: bool = True
   dropout_rate: float = 0.4
@@ -122,47 +125,63 @@ class GoogLeNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    require_nhwc(x, 'GoogLeNet')
+    require_nhwc(x, "GoogLeNet")
 
     def conv(features, kernel_size, strides, name):
-      return ConvBNReLU(self._width(features), kernel_size, strides,
-                        use_batch_norm=self.batch_norm, bn_epsilon=1e-3, name=name)
+      return ConvBNReLU(
+        self._width(features),
+        kernel_size,
+        strides,
+        use_batch_norm=self.batch_norm,
+        bn_epsilon=1e-3,
+        name=name,
+      )
 
     def inception(name):
       widths = [self._width(c) for c in INCEPTION_CONFIG[name]]
-      return InceptionBlock(*widths, large_kernel=self.large_kernel,
-                            use_batch_norm=self.batch_norm, name=f'inception{name}')
+      return InceptionBlock(
+        *widths,
+        large_kernel=self.large_kernel,
+        use_batch_norm=self.batch_norm,
+        name=f"inception{name}",
+      )
 
     def aux(name):
-      return InceptionAux(self.num_classes, self._width(128), self._width(1024),
-                          self.aux_dropout_rate, self.batch_norm, name=name)
+      return InceptionAux(
+        self.num_classes,
+        self._width(128),
+        self._width(1024),
+        self.aux_dropout_rate,
+        self.batch_norm,
+        name=name,
+      )
 
     # Aux heads also run at init so that eval-mode init creates their parameters.
     use_aux = self.aux_logits and (train or self.is_initializing())
     if self.small_input:
-      x = conv(64, 3, self.stem_stride, 'conv1')(x, train)
+      x = conv(64, 3, self.stem_stride, "conv1")(x, train)
     else:
-      x = conv(64, 7, 2, 'conv1')(x, train)
+      x = conv(64, 7, 2, "conv1")(x, train)
       x = max_pool_ceil(x, 3, 2)
-    x = conv(64, 1, 1, 'conv2')(x, train)
-    x = conv(192, 3, 1, 'conv3')(x, train)
+    x = conv(64, 1, 1, "conv2")(x, train)
+    x = conv(192, 3, 1, "conv3")(x, train)
     x = max_pool_ceil(x, 3, 2)
-    x = inception('3a')(x, train)
-    x = inception('3b')(x, train)
+    x = inception("3a")(x, train)
+    x = inception("3b")(x, train)
     x = max_pool_ceil(x, 3, 2)
-    x = inception('4a')(x, train)
-    aux1 = aux('aux1')(x, train) if use_aux else None
-    x = inception('4b')(x, train)
-    x = inception('4c')(x, train)
-    x = inception('4d')(x, train)
-    aux2 = aux('aux2')(x, train) if use_aux else None
-    x = inception('4e')(x, train)
+    x = inception("4a")(x, train)
+    aux1 = aux("aux1")(x, train) if use_aux else None
+    x = inception("4b")(x, train)
+    x = inception("4c")(x, train)
+    x = inception("4d")(x, train)
+    aux2 = aux("aux2")(x, train) if use_aux else None
+    x = inception("4e")(x, train)
     x = max_pool_ceil(x, 2, 2)
-    x = inception('5a')(x, train)
-    x = inception('5b')(x, train)
+    x = inception("5a")(x, train)
+    x = inception("5b")(x, train)
     x = jnp.mean(x, axis=(1, 2))  # Global average pooling.
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    logits = nn.Dense(self.num_classes, name='fc')(x)
+    logits = nn.Dense(self.num_classes, name="fc")(x)
     if self.aux_logits and train:
       return GoogLeNetOutputs(logits, aux1, aux2)
     return logits

@@ -11,24 +11,27 @@ class LeNet5(nn.Module):
   num_classes. Pools are 2x2 stride 2 and have no parameters, which gives
   61,706 parameters for 10 classes.
   """
+
   num_classes: int = 10
-  pooling: str = 'avg'  # 'avg' is LeCun's subsampling; 'max' also allowed.
+  pooling: str = "avg"  # 'avg' is LeCun's subsampling; 'max' also allowed.
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train  # No stochastic layers.
     if x.ndim != 4 or x.shape[1:3] != (32, 32):
-      raise ValueError(f'LeNet5 expects (N, 32, 32, C) inputs, got {x.shape}; '
-                       'pad 28x28 MNIST to 32x32 (2 pixels per side).')
-    if self.pooling == 'avg':
+      raise ValueError(
+        f"LeNet5 expects (N, 32, 32, C) inputs, got {x.shape}; "
+        "pad 28x28 MNIST to 32x32 (2 pixels per side)."
+      )
+    if self.pooling == "avg":
       pool = nn.avg_pool
-    elif self.pooling == 'max':
+    elif self.pooling == "max":
       pool = nn.max_pool
     else:
       raise ValueError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
-    x = jnp.tanh(nn.Conv(6, (5, 5), padding='VALID')(x))  # 28x28x6
+    x = jnp.tanh(nn.Conv(6, (5, 5), padding="VALID")(x))  # 28x28x6
     x = pool(x, (2, 2), strides=(2, 2))  # 14x14x6
-    x = jnp.tanh(nn.Conv(16, (5, 5), padding='VALID')(x))  # 10x10x16
+    x = jnp.tanh(nn.Conv(16, (5, 5), padding="VALID")(x))  # 10x10x16
     x = pool(x, (2, 2), strides=(2, 2))  # 5x5x16
     x = x.reshape((x.shape[0], -1))  # HWC order.
     x = jnp.tanh(nn.Dense(120)(x))

@@ -6,10 +6,10 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 _ACTIVATIONS = {
-    'relu': nn.relu,
-    'tanh': jnp.tanh,
-    'sigmoid': nn.sigmoid,
-    'leaky_relu': nn.leaky_relu,
+  "relu": nn.relu,
+  "tanh": jnp.tanh,
+  "sigmoid": nn.sigmoid,
+  "leaky_relu": nn.leaky_relu,
 }
 
 
@@ -19,16 +19,18 @@ def _flatten(x):
 
 class MLP(nn.Module):
   """Dense stack on flattened inputs; returns (N, num_outputs) logits."""
+
   hidden: Sequence[int]
   num_outputs: int
-  activation: str = 'relu'
+  activation: str = "relu"
   dropout_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.activation not in _ACTIVATIONS:
-      raise ValueError(f'Unknown activation {self.activation!r}; '
-                       f'choose one of {sorted(_ACTIVATIONS)}.')
+      raise ValueError(
+        f"Unknown activation {self.activation!r}; choose one of {sorted(_ACTIVATIONS)}."
+      )
     act = _ACTIVATIONS[self.activation]
     x = _flatten(x)
     for width in self.hidden:
@@ -39,6 +41,7 @@ class MLP(nn.Module):
 
 class Linear(nn.Module):
   """One dense layer on flattened inputs (e.g. to show XOR is not linear)."""
+
   num_outputs: int
 
   @nn.compact

@@ -37,8 +37,21 @@ from dlx.nn.blocks import require_nhwc
 from dlx.nn.conv import DepthwiseConv2D
 
 # (output channels, stride) of the 13 depthwise separable blocks, Table 1.
-BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),
-          (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+BLOCKS = (
+  (64, 1),
+  (128, 2),
+  (128, 1),
+  (256, 2),
+  (256, 1),
+  (512, 2),
+  (512, 1),
+  (512, 1),
+  (512, 1),
+  (512, 1),
+  (512, 1),
+  (1024, 2),
+  (1024, 1),
+)
 
 
 def channel_shuffle(x, groups: int):
@@ -52,6 +65,7 @@ def channel_shuffle(x, groups: int):
 
 class DepthwiseSeparableBlock(nn.Module):
   """3x3 depthwise conv-BN-ReLU -> 1x1 (optionally grouped) conv-BN-ReLU."""
+
   features: int
   strides: int = 1
   dilation: int = 1
@@ -61,13 +75,14 @@ class DepthwiseSeparableBlock(nn.Module):
   def __call__(self, x, train: bool = False):
     channels = x.shape[-1]
     if channels % self.pointwise_groups or self.features % self.pointwise_groups:
-      raise ValueError(f'pointwise_groups={self.pointwise_groups} must divide the input '
-                       f'({channels}) and output ({self.features}) channels')
+      raise ValueError(
+        f"pointwise_groups={self.pointwise_groups} must divide the input "
+        f"({channels}) and output ({self.features}) channels"
+      )
     # Shifts-and-multiplies depthwise conv: XLA's CPU grouped conv is 5-15x slower.
-    x = DepthwiseConv2D(3, self.strides, self.dilation, kernel_init=conv_init,
-                        name='depthwise')(x)
-    x = nn.relu(batch_norm(train, name='depthwise_bn')(x))
-    x = ConvBNReLU(self.features, 1, groups=self.pointwise_groups, name='pointwise')(x, train)
+    x = DepthwiseConv2D(3, self.strides, self.dilation, kernel_init=conv_init, name="depthwise")(x)
+    x = nn.relu(batch_norm(train, name="depthwise_bn")(x))
+    x = ConvBNReLU(self.features, 1, groups=self.pointwise_groups, name="pointwise")(x, train)
     return channel_shuffle(x, self.pointwise_groups)
 
 
@@ -82,6 +97,7 @@ class MobileNetV1(nn.Module):
     dropout_rate: dropout before the classifier (0 in the paper).
     small_input: stride-1 first conv for 28x28 / 32x32 inputs.
   """
+
   num_classes: int = 1000
   width_multiplier: float = 1.0
   pointwise_groups: int = 1
@@ -95,15 +111,16 @@ class MobileNetV1(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    require_nhwc(x, 'MobileNetV1')
+    require_nhwc(x, "MobileNetV1")
     if self.dilation < 1:
-      raise ValueError(f'dilation must be >= 1, got {self.dilation}')
-    x = ConvBNReLU(self._width(32), 3, 1 if self.small_input else 2, name='stem')(x, train)
+      raise ValueError(f"dilation must be >= 1, got {self.dilation}")
+    x = ConvBNReLU(self._width(32), 3, 1 if self.small_input else 2, name="stem")(x, train)
     downsampling = [i for i, (_, s) in enumerate(BLOCKS) if s == 2]
     if not 0 <= self.downsampling_blocks <= len(downsampling):
-      raise ValueError(f'downsampling_blocks must be in [0, {len(downsampling)}], got '
-                       f'{self.downsampling_blocks}')
-    kept = downsampling[len(downsampling) - self.downsampling_blocks:]
+      raise ValueError(
+        f"downsampling_blocks must be in [0, {len(downsampling)}], got {self.downsampling_blocks}"
+      )
+    kept = downsampling[len(downsampling) - self.downsampling_blocks :]
     last_downsampling = downsampling[-1]
     for i, (features, strides) in enumerate(BLOCKS):
       if strides == 2 and i not in kept:
@@ -112,11 +129,12 @@ class MobileNetV1(nn.Module):
       if self.dilation > 1 and i >= last_downsampling:
         strides = 1
         dilation = self.dilation if i > last_downsampling else 1
-      x = DepthwiseSeparableBlock(self._width(features), strides, dilation,
-                                  self.pointwise_groups, name=f'block{i + 1}')(x, train)
+      x = DepthwiseSeparableBlock(
+        self._width(features), strides, dilation, self.pointwise_groups, name=f"block{i + 1}"
+      )(x, train)
     x = jnp.mean(x, axis=(1, 2))  # Global average pooling.
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, name='classifier')(x)
+    return nn.Dense(self.num_classes, name="classifier")(x)
 
 
 def mobilenet_v1(num_classes: int = 1000, width_multiplier: float = 1.0, **kwargs):

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 class ResizeInputs(nn.Module):
   """Resizes NHWC images to `size` x `size` (bilinear) and repeats a single channel to
   `channels`, then runs `model`. Adds no parameters (they sit under 'model')."""
+
   model: nn.Module
   size: int | None = None
   channels: int | None = None

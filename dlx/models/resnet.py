@@ -28,48 +28,67 @@ class ResNet(nn.Module):
 
   The first block of stages 2-4 halves the resolution with stride 2.
   """
+
   block: Callable[..., nn.Module]
   stage_sizes: Sequence[int]
   num_classes: int = 1000
-  stem: str = 'imagenet'
+  stem: str = "imagenet"
   width: int = 64
   stem_stride: int = 1  # of the 'cifar' stem
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    require_nhwc(x, 'ResNet')
-    if self.stem == 'imagenet':
-      x = nn.Conv(self.width, (7, 7), strides=2, padding=torch_padding(7), use_bias=False,
-                  kernel_init=conv_init, name='stem_conv')(x)
-      x = nn.relu(batch_norm(train, name='stem_bn')(x))
+    require_nhwc(x, "ResNet")
+    if self.stem == "imagenet":
+      x = nn.Conv(
+        self.width,
+        (7, 7),
+        strides=2,
+        padding=torch_padding(7),
+        use_bias=False,
+        kernel_init=conv_init,
+        name="stem_conv",
+      )(x)
+      x = nn.relu(batch_norm(train, name="stem_bn")(x))
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    elif self.stem == 'cifar':
-      x = nn.Conv(self.width, (3, 3), strides=self.stem_stride, padding=torch_padding(3),
-                  use_bias=False, kernel_init=conv_init, name='stem_conv')(x)
-      x = nn.relu(batch_norm(train, name='stem_bn')(x))
+    elif self.stem == "cifar":
+      x = nn.Conv(
+        self.width,
+        (3, 3),
+        strides=self.stem_stride,
+        padding=torch_padding(3),
+        use_bias=False,
+        kernel_init=conv_init,
+        name="stem_conv",
+      )(x)
+      x = nn.relu(batch_norm(train, name="stem_bn")(x))
     else:
       raise ValueError(f"stem must be 'imagenet' or 'cifar', got {self.stem!r}")
     for stage, num_blocks in enumerate(self.stage_sizes):
       for i in range(num_blocks):
         strides = 2 if stage > 0 and i == 0 else 1
-        x = self.block(self.width * 2**stage, strides=strides,
-                       name=f'stage{stage + 1}_block{i + 1}')(x, train)
+        x = self.block(
+          self.width * 2**stage, strides=strides, name=f"stage{stage + 1}_block{i + 1}"
+        )(x, train)
     x = jnp.mean(x, axis=(1, 2))  # Global average pooling.
-    return nn.Dense(self.num_classes, name='classifier')(x)
+    return nn.Dense(self.num_classes, name="classifier")(x)
 
 
-def resnet18(num_classes: int = 1000, stem: str = 'imagenet', width: int = 64,
-             stem_stride: int = 1):
+def resnet18(
+  num_classes: int = 1000, stem: str = "imagenet", width: int = 64, stem_stride: int = 1
+):
   return ResNet(ResidualBlock, (2, 2, 2, 2), num_classes, stem, width, stem_stride)
 
 
-def resnet34(num_classes: int = 1000, stem: str = 'imagenet', width: int = 64,
-             stem_stride: int = 1):
+def resnet34(
+  num_classes: int = 1000, stem: str = "imagenet", width: int = 64, stem_stride: int = 1
+):
   return ResNet(ResidualBlock, (3, 4, 6, 3), num_classes, stem, width, stem_stride)
 
 
-def resnet50(num_classes: int = 1000, stem: str = 'imagenet', width: int = 64,
-             stem_stride: int = 1):
+def resnet50(
+  num_classes: int = 1000, stem: str = "imagenet", width: int = 64, stem_stride: int = 1
+):
   return ResNet(BottleneckBlock, (3, 4, 6, 3), num_classes, stem, width, stem_stride)
 
 
@@ -77,10 +96,10 @@ def resnet(depth: int = 18, num_classes: int = 1000, **kwargs):
   """ResNet-`depth` (18, 34 or 50)."""
   depths = {18: resnet18, 34: resnet34, 50: resnet50}
   if depth not in depths:
-    raise ValueError(f'ResNet depth must be one of {sorted(depths)}, got {depth}')
+    raise ValueError(f"ResNet depth must be one of {sorted(depths)}, got {depth}")
   return depths[depth](num_classes, **kwargs)
 
 
 def resnet_tiny(num_classes: int = 10):
   """One basic block per stage, width 4, CIFAR stem: for tests."""
-  return ResNet(ResidualBlock, (1, 1, 1, 1), num_classes, stem='cifar', width=4)
+  return ResNet(ResidualBlock, (1, 1, 1, 1), num_classes, stem="cifar", width=4)

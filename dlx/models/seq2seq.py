@@ -36,11 +36,12 @@ class Seq2Seq(nn.Module):
   is BOS + target[:-1] (teacher forcing). The step itself is `decode_step`,
   which `greedy_decode` runs one token at a time.
   """
+
   source_vocab: int
   target_vocab: int
   features: int
-  cell_type: str = 'gru'
-  attention: str = 'bahdanau'
+  cell_type: str = "gru"
+  attention: str = "bahdanau"
   bidirectional_encoder: bool = True
   num_layers: int = 1
   pad_id: int = 0
@@ -50,14 +51,13 @@ class Seq2Seq(nn.Module):
     self.source_embed = nn.Embed(self.source_vocab, f)
     self.target_embed = nn.Embed(self.target_vocab, f)
     self.encoder = recurrent.Recurrent(
-        f, self.cell_type, num_layers=self.num_layers,
-        bidirectional=self.bidirectional_encoder)
+      f, self.cell_type, num_layers=self.num_layers, bidirectional=self.bidirectional_encoder
+    )
     if self.bidirectional_encoder:
       self.bridge_hidden = [nn.Dense(f) for _ in range(self.num_layers)]
-      if self.cell_type == 'lstm':
+      if self.cell_type == "lstm":
         self.bridge_cell = [nn.Dense(f) for _ in range(self.num_layers)]
-    self.decoder_cells = [recurrent.make_cell(self.cell_type, f)
-                          for _ in range(self.num_layers)]
+    self.decoder_cells = [recurrent.make_cell(self.cell_type, f) for _ in range(self.num_layers)]
     self.attention_layer = recurrent.make_attention(self.attention, f)
     self.combine = nn.Dense(f)  # W_c
     self.output = nn.Dense(self.target_vocab)  # W_s
@@ -67,10 +67,9 @@ class Seq2Seq(nn.Module):
     if not self.bidirectional_encoder:
       return carry
     fwd, bwd = carry
-    if self.cell_type == 'lstm':
+    if self.cell_type == "lstm":
       c = self.bridge_cell[layer](jnp.concatenate([fwd[0], bwd[0]], -1))
-      h = jnp.tanh(self.bridge_hidden[layer](
-          jnp.concatenate([fwd[1], bwd[1]], -1)))
+      h = jnp.tanh(self.bridge_hidden[layer](jnp.concatenate([fwd[1], bwd[1]], -1)))
       return c, h
     return jnp.tanh(self.bridge_hidden[layer](jnp.concatenate([fwd, bwd], -1)))
 
@@ -81,26 +80,24 @@ class Seq2Seq(nn.Module):
     bool}; state = (per-layer carries, s~ (B, F) zeros).
     """
     mask = source != self.pad_id
-    outputs, carries = self.encoder(
-        self.source_embed(source), seq_lengths=mask.sum(-1))
+    outputs, carries = self.encoder(self.source_embed(source), seq_lengths=mask.sum(-1))
     memory = {
-        'values': outputs,
-        'keys': self.attention_layer.project_memory(outputs),
-        'mask': mask,
+      "values": outputs,
+      "keys": self.attention_layer.project_memory(outputs),
+      "mask": mask,
     }
     carries = tuple(self._bridge(layer, c) for layer, c in enumerate(carries))
     feed = jnp.zeros((source.shape[0], self.features), outputs.dtype)
     return memory, (carries, feed)
 
   def _attend(self, query, memory):
-    return self.attention_layer(query, memory['keys'], memory['values'],
-                                memory['mask'])
+    return self.attention_layer(query, memory["keys"], memory["values"], memory["mask"])
 
   def decode_step(self, state, token, memory):
     """One decoder step: (state, token (B,)) -> (state, (logits, weights))."""
     carries, feed = state
     x = self.target_embed(token)
-    if self.attention == 'bahdanau':
+    if self.attention == "bahdanau":
       context, weights = self._attend(recurrent.hidden_of(carries[-1]), memory)
       x = jnp.concatenate([x, context], -1)
     else:
@@ -109,35 +106,39 @@ class Seq2Seq(nn.Module):
     for cell, carry in zip(self.decoder_cells, carries):
       carry, x = cell(carry, x)
       new_carries.append(carry)
-    if self.attention == 'luong':
+    if self.attention == "luong":
       context, weights = self._attend(x, memory)
     attentional = jnp.tanh(self.combine(jnp.concatenate([x, context], -1)))
     logits = self.output(attentional)
     return (tuple(new_carries), attentional), (logits, weights)
 
-  def __call__(self, inputs, train: bool = False,
-               return_attention: bool = False):
+  def __call__(self, inputs, train: bool = False, return_attention: bool = False):
     del train  # No stochastic layers.
-    memory, state = self.encode(inputs['source'])
+    memory, state = self.encode(inputs["source"])
 
     def body(module, state, token, memory):
       return module.decode_step(state, token, memory)
 
-    scan = nn.scan(body, variable_broadcast='params',
-                   split_rngs={'params': False},
-                   in_axes=(1, nn.broadcast), out_axes=1)
-    _, (logits, weights) = scan(self, state, inputs['target_in'], memory)
+    scan = nn.scan(
+      body,
+      variable_broadcast="params",
+      split_rngs={"params": False},
+      in_axes=(1, nn.broadcast),
+      out_axes=1,
+    )
+    _, (logits, weights) = scan(self, state, inputs["target_in"], memory)
     return (logits, weights) if return_attention else logits
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'max_length'))
+@functools.partial(jax.jit, static_argnames=("model", "max_length"))
 def _greedy_decode(model, variables, source, max_length, bos_id):
   memory, state = model.apply(variables, source, method=Seq2Seq.encode)
 
   def step(carry, _):
     state, token = carry
     state, (logits, weights) = model.apply(
-        variables, state, token, memory, method=Seq2Seq.decode_step)
+      variables, state, token, memory, method=Seq2Seq.decode_step
+    )
     token = jnp.argmax(logits, -1).astype(jnp.int32)
     return (state, token), (token, weights, logits)
 
@@ -146,8 +147,7 @@ def _greedy_decode(model, variables, source, max_length, bos_id):
   return tuple(jnp.swapaxes(o, 0, 1) for o in outs)
 
 
-def greedy_decode(model, params, source, max_length, bos_id,
-                  return_logits=False):
+def greedy_decode(model, params, source, max_length, bos_id, return_logits=False):
   """Greedy step-by-step decoding starting from `bos_id`.
 
   Returns (tokens (B, max_length) int32, attention (B, max_length, S)), and
@@ -155,6 +155,6 @@ def greedy_decode(model, params, source, max_length, bos_id,
   EOS are not masked; cut them downstream.
   """
   tokens, weights, logits = _greedy_decode(
-      model, as_variables(params), jnp.asarray(source, jnp.int32),
-      max_length, bos_id)
+    model, as_variables(params), jnp.asarray(source, jnp.int32), max_length, bos_id
+  )
   return (tokens, weights, logits) if return_logits else (tokens, weights)

@@ -11,6 +11,7 @@ from dlx.nn.embeddings import sinusoidal_embedding
 
 class ResBlock(nn.Module):
   """GroupNorm-SiLU-Conv twice, adding the projected time embedding in between."""
+
   features: int
   num_groups: int = 8
   dropout_rate: float = 0.0
@@ -42,6 +43,7 @@ class UNet(nn.Module):
   a train step at batch 128 takes ~0.26-0.31 s on 2 CPU cores with
   (8, 16, 32), ~0.65-0.8 s with (16, 32, 64), ~2.1 s with (32, 64, 128).
   """
+
   channels: Sequence[int] = (8, 16, 32)
   time_dim: int = 128
   num_groups: int = 8
@@ -66,7 +68,7 @@ class UNet(nn.Module):
     for i in reversed(range(len(self.channels) - 1)):
       skip = skips[i]
       # Nearest-neighbour upsampling; the next block's convs mix the pixels.
-      h = jax.image.resize(h, skip.shape[:3] + h.shape[3:], 'nearest')
+      h = jax.image.resize(h, skip.shape[:3] + h.shape[3:], "nearest")
       h = jnp.concatenate([h, skip], axis=-1)
       h = block(self.channels[i])(h, temb, train)
 

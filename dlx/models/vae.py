@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 class VAE(nn.Module):
   """MLP VAE with a diagonal Gaussian posterior and Bernoulli decoder logits."""
+
   latent_dim: int = 20
   hidden: Sequence[int] = (400,)
   output_shape: Sequence[int] = (28, 28, 1)
@@ -44,8 +45,8 @@ class VAE(nn.Module):
     """Returns (logits, mean, log_variance); z uses the 'sample' rng."""
     del train  # Sampling z is part of the objective, so it happens always.
     mean, log_variance = self.encode(x)
-    eps = jax.random.normal(self.make_rng('sample'), mean.shape, mean.dtype)
+    eps = jax.random.normal(self.make_rng("sample"), mean.shape, mean.dtype)
     # Reparameterisation: z is a differentiable function of (mean, logvar).
     z = mean + jnp.exp(0.5 * log_variance) * eps
-    self.sow('intermediates', 'z', z)  # Inspectable with mutable=['intermediates'].
+    self.sow("intermediates", "z", z)  # Inspectable with mutable=['intermediates'].
     return self.decode(z), mean, log_variance

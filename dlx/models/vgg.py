@@ -44,6 +44,7 @@ class VGG(nn.Module):
     pooled_size: side of the adaptive average pool before the classifier.
     small_input: skip the last max pool, for 28x28 / 32x32 inputs.
   """
+
   stage_config: Sequence[Sequence[int]]
   num_classes: int = 1000
   batch_norm: bool = False
@@ -55,29 +56,36 @@ class VGG(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    require_nhwc(x, 'VGG')
+    require_nhwc(x, "VGG")
     num_stages = len(self.stage_config)
     for stage, widths in enumerate(self.stage_config):
       for i, width in enumerate(widths):
         features = max(1, round(width * self.width_multiplier))
-        x = nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), kernel_init=conv_init,
-                    name=f'stage{stage + 1}_conv{i + 1}')(x)
+        x = nn.Conv(
+          features,
+          (3, 3),
+          padding=((1, 1), (1, 1)),
+          kernel_init=conv_init,
+          name=f"stage{stage + 1}_conv{i + 1}",
+        )(x)
         if self.batch_norm:
-          x = batch_norm(train, name=f'stage{stage + 1}_bn{i + 1}')(x)
+          x = batch_norm(train, name=f"stage{stage + 1}_bn{i + 1}")(x)
         x = nn.relu(x)
       if self.small_input and stage == num_stages - 1:
         continue
       if min(x.shape[1:3]) < 2:
-        raise ValueError(f'VGG: feature map {x.shape[1:3]} too small to pool after stage '
-                         f'{stage + 1}; use a larger input or small_input=True')
+        raise ValueError(
+          f"VGG: feature map {x.shape[1:3]} too small to pool after stage "
+          f"{stage + 1}; use a larger input or small_input=True"
+        )
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = adaptive_avg_pool(x, (self.pooled_size, self.pooled_size))
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(self.classifier_width, name='fc1')(x))
+    x = nn.relu(nn.Dense(self.classifier_width, name="fc1")(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.relu(nn.Dense(self.classifier_width, name='fc2')(x))
+    x = nn.relu(nn.Dense(self.classifier_width, name="fc2")(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, name='fc3')(x)
+    return nn.Dense(self.num_classes, name="fc3")(x)
 
 
 def vgg11(num_classes: int = 1000, **kwargs):
@@ -102,13 +110,14 @@ DEPTHS = {11: VGG11, 13: VGG13, 16: VGG16, 19: VGG19}
 def vgg(depth: int = 16, num_classes: int = 1000, **kwargs):
   """VGG-`depth` (11, 13, 16 or 19 weight layers)."""
   if depth not in DEPTHS:
-    raise ValueError(f'VGG depth must be one of {sorted(DEPTHS)}, got {depth}')
+    raise ValueError(f"VGG depth must be one of {sorted(DEPTHS)}, got {depth}")
   return VGG(DEPTHS[depth], num_classes, **kwargs)
 
 
 def vgg_tiny(num_classes: int = 10, **kwargs):
   """VGG-11 at 1/16 width with BN, four pools and a 32-wide classifier: for tests."""
-  config = dict(width_multiplier=1 / 16, batch_norm=True, small_input=True, pooled_size=1,
-                classifier_width=32)
+  config = dict(
+    width_multiplier=1 / 16, batch_norm=True, small_input=True, pooled_size=1, classifier_width=32
+  )
   config.update(kwargs)
   return VGG(VGG11, num_classes, **config)

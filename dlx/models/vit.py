@@ -23,6 +23,7 @@ class ViT(nn.Module):
   encoded tokens (B, N + 1, features) after the final LayerNorm are sown as
   'intermediates'/'tokens'; the classifier uses token 0, the class token.
   """
+
   num_classes: int
   patch_size: int
   num_layers: int
@@ -34,26 +35,32 @@ class ViT(nn.Module):
   @nn.compact
   def __call__(self, images, train: bool = False):
     if images.ndim != 4:
-      raise ValueError(f'ViT expects NHWC images, got shape {images.shape}')
+      raise ValueError(f"ViT expects NHWC images, got shape {images.shape}")
     height, width = images.shape[1:3]
     p = self.patch_size
     if height % p or width % p:
-      raise ValueError(f'image size {height}x{width} is not divisible by '
-                       f'patch_size {p}')
-    x = nn.Conv(self.features, (p, p), strides=(p, p), padding='VALID',
-                name='patch_embedding')(images)  # (B, H/P, W/P, features)
+      raise ValueError(f"image size {height}x{width} is not divisible by patch_size {p}")
+    x = nn.Conv(self.features, (p, p), strides=(p, p), padding="VALID", name="patch_embedding")(
+      images
+    )  # (B, H/P, W/P, features)
     batch = x.shape[0]
     x = x.reshape((batch, -1, self.features))  # (B, N, features), row-major.
-    class_token = self.param('class_token', nn.initializers.zeros,
-                             (1, 1, self.features))
-    x = jnp.concatenate([jnp.broadcast_to(class_token, (batch, 1, self.features)),
-                         x], axis=1)
+    class_token = self.param("class_token", nn.initializers.zeros, (1, 1, self.features))
+    x = jnp.concatenate([jnp.broadcast_to(class_token, (batch, 1, self.features)), x], axis=1)
     length = x.shape[1]
-    x = x + LearnedPositionalEmbedding(length, self.features,
-                                       name='position_embedding')(jnp.arange(length))
+    x = x + LearnedPositionalEmbedding(length, self.features, name="position_embedding")(
+      jnp.arange(length)
+    )
     x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-    x = Encoder(self.num_layers, self.num_heads, self.features, self.hidden,
-                self.dropout_rate, norm='pre', activation='gelu',
-                name='encoder')(x, train=train)
-    self.sow('intermediates', 'tokens', x)
-    return nn.Dense(self.num_classes, name='head')(x[:, 0])
+    x = Encoder(
+      self.num_layers,
+      self.num_heads,
+      self.features,
+      self.hidden,
+      self.dropout_rate,
+      norm="pre",
+      activation="gelu",
+      name="encoder",
+    )(x, train=train)
+    self.sow("intermediates", "tokens", x)
+    return nn.Dense(self.num_classes, name="head")(x[:, 0])

@@ -29,12 +29,12 @@ tanh = jnp.tanh
 softmax = jax.nn.softmax  # softmax(x, axis=-1)
 
 _BY_NAME = {
-    'relu': relu,
-    'leaky_relu': leaky_relu,
-    'sigmoid': sigmoid,
-    'hard_sigmoid': hard_sigmoid,
-    'tanh': tanh,
-    'softmax': softmax,
+  "relu": relu,
+  "leaky_relu": leaky_relu,
+  "sigmoid": sigmoid,
+  "hard_sigmoid": hard_sigmoid,
+  "tanh": tanh,
+  "softmax": softmax,
 }
 
 
@@ -43,5 +43,6 @@ def get(name):
   try:
     return _BY_NAME[name]
   except (KeyError, TypeError):
-    raise ValueError(f'unknown activation {name!r}; valid names: '
-                     f'{", ".join(sorted(_BY_NAME))}') from None
+    raise ValueError(
+      f"unknown activation {name!r}; valid names: {', '.join(sorted(_BY_NAME))}"
+    ) from None

@@ -44,10 +44,10 @@ def padding_mask(tokens_or_lengths, pad_id: int = 0, length: Optional[int] = Non
     keep = x != pad_id
   elif x.ndim == 1:
     if length is None:
-      raise ValueError('padding_mask with (B,) lengths needs `length`.')
+      raise ValueError("padding_mask with (B,) lengths needs `length`.")
     keep = jnp.arange(length)[None, :] < x[:, None]
   else:
-    raise ValueError(f'expected (B, T) tokens or (B,) lengths, got {x.shape}')
+    raise ValueError(f"expected (B, T) tokens or (B,) lengths, got {x.shape}")
   return keep[:, None, None, :]
 
 
@@ -57,7 +57,7 @@ def local_window_mask(length: int, window: int, causal: bool = False):
   Symmetric: |i - j| <= window. Causal: 0 <= i - j <= window.
   """
   if window < 0:
-    raise ValueError(f'window must be >= 0, got {window}')
+    raise ValueError(f"window must be >= 0, got {window}")
   offset = jnp.arange(length)[:, None] - jnp.arange(length)[None, :]  # i - j
   if causal:
     return (offset >= 0) & (offset <= window)
@@ -75,9 +75,16 @@ def combine_masks(*masks):
   return out
 
 
-def scaled_dot_product_attention(query, key, value, mask=None, *,
-                                 return_weights: bool = False,
-                                 dropout_rng=None, dropout_rate: float = 0.0):
+def scaled_dot_product_attention(
+  query,
+  key,
+  value,
+  mask=None,
+  *,
+  return_weights: bool = False,
+  dropout_rng=None,
+  dropout_rate: float = 0.0,
+):
   """softmax(Q K^T / sqrt(d_k)) V over (..., T, heads, head_dim) inputs.
 
   Masked scores are set to the lowest float before the softmax and their
@@ -98,8 +105,9 @@ def scaled_dot_product_attention(query, key, value, mask=None, *,
     `return_weights`.
   """
   depth = query.shape[-1]
-  scores = jnp.einsum('...qhd,...khd->...hqk', query, key) / jnp.sqrt(
-      jnp.asarray(depth, query.dtype))
+  scores = jnp.einsum("...qhd,...khd->...hqk", query, key) / jnp.sqrt(
+    jnp.asarray(depth, query.dtype)
+  )
   if mask is not None:
     scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
   weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(scores.dtype)
@@ -109,7 +117,7 @@ def scaled_dot_product_attention(query, key, value, mask=None, *,
   if dropout_rng is not None and dropout_rate > 0.0:
     keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
     used = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
-  out = jnp.einsum('...hqk,...khd->...qhd', used, value)
+  out = jnp.einsum("...hqk,...khd->...qhd", used, value)
   return (out, weights) if return_weights else out
 
 
@@ -133,6 +141,7 @@ class MultiHeadAttention(nn.Module):
   position <= their own; `mask`, if given, must broadcast to
   (B, heads, T, max_length) and is combined with that.
   """
+
   num_heads: int
   qkv_features: int
   out_features: Optional[int] = None
@@ -142,46 +151,54 @@ class MultiHeadAttention(nn.Module):
   kernel_init: nn.initializers.Initializer = nn.initializers.xavier_uniform()
 
   @nn.compact
-  def __call__(self, inputs_q, inputs_kv=None, mask=None, *, train: bool = False,
-               return_weights: bool = False):
+  def __call__(
+    self, inputs_q, inputs_kv=None, mask=None, *, train: bool = False, return_weights: bool = False
+  ):
     if self.qkv_features % self.num_heads:
-      raise ValueError(f'qkv_features={self.qkv_features} is not divisible by '
-                       f'num_heads={self.num_heads}')
+      raise ValueError(
+        f"qkv_features={self.qkv_features} is not divisible by num_heads={self.num_heads}"
+      )
     self_attention = inputs_kv is None
     if self_attention:
       inputs_kv = inputs_q
     elif self.decode:
-      raise ValueError('decode=True caches self-attention only; use a '
-                       'decode=False module for cross-attention.')
+      raise ValueError(
+        "decode=True caches self-attention only; use a decode=False module for cross-attention."
+      )
     head_dim = self.qkv_features // self.num_heads
-    dense = lambda n, name: nn.Dense(n, use_bias=self.use_bias,
-                                     kernel_init=self.kernel_init, name=name)
+    dense = lambda n, name: nn.Dense(
+      n, use_bias=self.use_bias, kernel_init=self.kernel_init, name=name
+    )
     split = lambda x: x.reshape(x.shape[:-1] + (self.num_heads, head_dim))
-    query = split(dense(self.qkv_features, 'query')(inputs_q))
-    key = split(dense(self.qkv_features, 'key')(inputs_kv))
-    value = split(dense(self.qkv_features, 'value')(inputs_kv))
+    query = split(dense(self.qkv_features, "query")(inputs_q))
+    key = split(dense(self.qkv_features, "key")(inputs_kv))
+    value = split(dense(self.qkv_features, "value")(inputs_kv))
 
     if self.decode:
       key, value, mask = self._use_cache(key, value, mask)
 
     dropout_rng = None
     if train and self.dropout_rate > 0.0:
-      dropout_rng = self.make_rng('dropout')
+      dropout_rng = self.make_rng("dropout")
     out, weights = scaled_dot_product_attention(
-        query, key, value, mask, return_weights=True, dropout_rng=dropout_rng,
-        dropout_rate=self.dropout_rate)
+      query,
+      key,
+      value,
+      mask,
+      return_weights=True,
+      dropout_rng=dropout_rng,
+      dropout_rate=self.dropout_rate,
+    )
     out = out.reshape(out.shape[:-2] + (self.qkv_features,))
-    out = dense(self.out_features or inputs_q.shape[-1], 'out')(out)
+    out = dense(self.out_features or inputs_q.shape[-1], "out")(out)
     return (out, weights) if return_weights else out
 
   def _use_cache(self, key, value, mask):
     """Writes the new keys/values into the cache; returns the cached ones."""
-    initialized = self.has_variable('cache', 'cached_key')
-    cached_key = self.variable('cache', 'cached_key', jnp.zeros, key.shape, key.dtype)
-    cached_value = self.variable('cache', 'cached_value', jnp.zeros, value.shape,
-                                 value.dtype)
-    cache_index = self.variable('cache', 'cache_index',
-                                lambda: jnp.array(0, dtype=jnp.int32))
+    initialized = self.has_variable("cache", "cached_key")
+    cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
+    cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
+    cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, dtype=jnp.int32))
     if not initialized:  # Sizing call: attend over the input as given.
       return key, value, mask
     batch, length = key.shape[0], key.shape[1]
@@ -194,6 +211,5 @@ class MultiHeadAttention(nn.Module):
     # Query t (at absolute position index + t) sees cached keys j <= index + t.
     query_pos = index + jnp.arange(length)
     visible = jnp.arange(max_length)[None, :] <= query_pos[:, None]  # (T, max_len)
-    mask = combine_masks(jnp.broadcast_to(visible, (batch, 1, length, max_length)),
-                         mask)
+    mask = combine_masks(jnp.broadcast_to(visible, (batch, 1, length, max_length)), mask)
     return cached_key.value, cached_value.value, mask

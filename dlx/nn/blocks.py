@@ -30,8 +30,7 @@ conv_init = nn.initializers.he_normal()
 
 def batch_norm(train: bool, epsilon: float = 1e-5, name=None):
   """BatchNorm with PyTorch's defaults (momentum 0.1 there is 0.9 here)."""
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=epsilon,
-                      name=name)
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=epsilon, name=name)
 
 
 def torch_padding(kernel_size: int, dilation: int = 1):
@@ -43,7 +42,7 @@ def torch_padding(kernel_size: int, dilation: int = 1):
 def require_nhwc(x, model_name: str):
   """Raises a ValueError unless `x` is a batch of images (N, H, W, C)."""
   if x.ndim != 4:
-    raise ValueError(f'{model_name} expects NHWC inputs (N, H, W, C), got shape {x.shape}')
+    raise ValueError(f"{model_name} expects NHWC inputs (N, H, W, C), got shape {x.shape}")
 
 
 def adaptive_avg_pool(x, output_size: Sequence[int]):
@@ -67,8 +66,9 @@ def adaptive_avg_pool(x, output_size: Sequence[int]):
     cells = []
     for i in range(out_len):
       start, stop = (i * n) // out_len, math.ceil((i + 1) * n / out_len)
-      cells.append(jnp.mean(jnp.take(x, jnp.arange(start, stop), axis=axis), axis=axis,
-                            keepdims=True))
+      cells.append(
+        jnp.mean(jnp.take(x, jnp.arange(start, stop), axis=axis), axis=axis, keepdims=True)
+      )
     return jnp.concatenate(cells, axis=axis)
 
   # Each output cell is a rectangle, so averaging rows then columns is exact.
@@ -80,6 +80,7 @@ class ConvBNReLU(nn.Module):
 
   With PyTorch-style symmetric padding of kernel_size // 2 (times dilation).
   """
+
   features: int
   kernel_size: int = 3
   strides: int = 1
@@ -91,10 +92,16 @@ class ConvBNReLU(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     k = self.kernel_size
-    x = nn.Conv(self.features, (k, k), strides=self.strides,
-                padding=torch_padding(k, self.dilation), kernel_dilation=self.dilation,
-                feature_group_count=self.groups, use_bias=not self.use_batch_norm,
-                kernel_init=conv_init)(x)
+    x = nn.Conv(
+      self.features,
+      (k, k),
+      strides=self.strides,
+      padding=torch_padding(k, self.dilation),
+      kernel_dilation=self.dilation,
+      feature_group_count=self.groups,
+      use_bias=not self.use_batch_norm,
+      kernel_init=conv_init,
+    )(x)
     if self.use_batch_norm:
       x = batch_norm(train, self.bn_epsilon)(x)
     return nn.relu(x)
@@ -106,22 +113,36 @@ class ResidualBlock(nn.Module):
   The shortcut is the identity, or a 1x1 conv (stride `strides`) + BN
   projection ("option B") when the stride or the channel count changes.
   """
+
   features: int
   strides: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     shortcut = x
-    y = nn.Conv(self.features, (3, 3), strides=self.strides, padding=torch_padding(3),
-                use_bias=False, kernel_init=conv_init)(x)
+    y = nn.Conv(
+      self.features,
+      (3, 3),
+      strides=self.strides,
+      padding=torch_padding(3),
+      use_bias=False,
+      kernel_init=conv_init,
+    )(x)
     y = nn.relu(batch_norm(train)(y))
-    y = nn.Conv(self.features, (3, 3), padding=torch_padding(3), use_bias=False,
-                kernel_init=conv_init)(y)
+    y = nn.Conv(
+      self.features, (3, 3), padding=torch_padding(3), use_bias=False, kernel_init=conv_init
+    )(y)
     y = batch_norm(train)(y)
     if self.strides != 1 or x.shape[-1] != self.features:
-      shortcut = nn.Conv(self.features, (1, 1), strides=self.strides, use_bias=False,
-                         kernel_init=conv_init, name='projection')(x)
-      shortcut = batch_norm(train, name='projection_bn')(shortcut)
+      shortcut = nn.Conv(
+        self.features,
+        (1, 1),
+        strides=self.strides,
+        use_bias=False,
+        kernel_init=conv_init,
+        name="projection",
+      )(x)
+      shortcut = batch_norm(train, name="projection_bn")(shortcut)
     return nn.relu(y + shortcut)
 
 
@@ -133,6 +154,7 @@ class BottleneckBlock(nn.Module):
   ("ResNet v1.5"); the paper puts it on the first 1x1. Projection shortcut
   (1x1 conv + BN) when the stride or the channel count changes.
   """
+
   features: int
   strides: int = 1
   expansion: int = 4
@@ -143,15 +165,27 @@ class BottleneckBlock(nn.Module):
     shortcut = x
     y = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=conv_init)(x)
     y = nn.relu(batch_norm(train)(y))
-    y = nn.Conv(self.features, (3, 3), strides=self.strides, padding=torch_padding(3),
-                use_bias=False, kernel_init=conv_init)(y)
+    y = nn.Conv(
+      self.features,
+      (3, 3),
+      strides=self.strides,
+      padding=torch_padding(3),
+      use_bias=False,
+      kernel_init=conv_init,
+    )(y)
     y = nn.relu(batch_norm(train)(y))
     y = nn.Conv(out_features, (1, 1), use_bias=False, kernel_init=conv_init)(y)
     y = batch_norm(train)(y)
     if self.strides != 1 or x.shape[-1] != out_features:
-      shortcut = nn.Conv(out_features, (1, 1), strides=self.strides, use_bias=False,
-                         kernel_init=conv_init, name='projection')(x)
-      shortcut = batch_norm(train, name='projection_bn')(shortcut)
+      shortcut = nn.Conv(
+        out_features,
+        (1, 1),
+        strides=self.strides,
+        use_bias=False,
+        kernel_init=conv_init,
+        name="projection",
+      )(x)
+      shortcut = batch_norm(train, name="projection_bn")(shortcut)
     return nn.relu(y + shortcut)
 
 
@@ -167,6 +201,7 @@ class InceptionBlock(nn.Module):
   GoogLeNet uses 3 in this branch (a known bug kept for its weights), and
   `use_batch_norm=True` with `bn_epsilon=1e-3` is torchvision's BasicConv2d.
   """
+
   ch1x1: int
   ch3x3_reduce: int
   ch3x3: int
@@ -180,16 +215,21 @@ class InceptionBlock(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     def conv(features, kernel_size, name):
-      return ConvBNReLU(features, kernel_size, use_batch_norm=self.use_batch_norm,
-                        bn_epsilon=self.bn_epsilon, name=name)
+      return ConvBNReLU(
+        features,
+        kernel_size,
+        use_batch_norm=self.use_batch_norm,
+        bn_epsilon=self.bn_epsilon,
+        name=name,
+      )
 
-    branch1 = conv(self.ch1x1, 1, 'branch1x1')(x, train)
-    branch2 = conv(self.ch3x3_reduce, 1, 'branch3x3_reduce')(x, train)
-    branch2 = conv(self.ch3x3, 3, 'branch3x3')(branch2, train)
-    branch3 = conv(self.ch5x5_reduce, 1, 'branch5x5_reduce')(x, train)
-    branch3 = conv(self.ch5x5, self.large_kernel, 'branch5x5')(branch3, train)
+    branch1 = conv(self.ch1x1, 1, "branch1x1")(x, train)
+    branch2 = conv(self.ch3x3_reduce, 1, "branch3x3_reduce")(x, train)
+    branch2 = conv(self.ch3x3, 3, "branch3x3")(branch2, train)
+    branch3 = conv(self.ch5x5_reduce, 1, "branch5x5_reduce")(x, train)
+    branch3 = conv(self.ch5x5, self.large_kernel, "branch5x5")(branch3, train)
     branch4 = nn.max_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)))
-    branch4 = conv(self.pool_proj, 1, 'pool_proj')(branch4, train)
+    branch4 = conv(self.pool_proj, 1, "pool_proj")(branch4, train)
     return jnp.concatenate([branch1, branch2, branch3, branch4], axis=-1)
 
 
@@ -199,17 +239,18 @@ class DenseLayer(nn.Module):
   Returns only the k = growth_rate new feature maps; DenseBlock concatenates
   them to its running input.
   """
+
   growth_rate: int
   bn_size: int = 4
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     y = nn.relu(batch_norm(train)(x))
-    y = nn.Conv(self.bn_size * self.growth_rate, (1, 1), use_bias=False,
-                kernel_init=conv_init)(y)
+    y = nn.Conv(self.bn_size * self.growth_rate, (1, 1), use_bias=False, kernel_init=conv_init)(y)
     y = nn.relu(batch_norm(train)(y))
-    return nn.Conv(self.growth_rate, (3, 3), padding=torch_padding(3), use_bias=False,
-                   kernel_init=conv_init)(y)
+    return nn.Conv(
+      self.growth_rate, (3, 3), padding=torch_padding(3), use_bias=False, kernel_init=conv_init
+    )(y)
 
 
 class DenseBlock(nn.Module):
@@ -217,6 +258,7 @@ class DenseBlock(nn.Module):
 
   Output channels: input channels + num_layers * growth_rate.
   """
+
   num_layers: int
   growth_rate: int
   bn_size: int = 4
@@ -224,7 +266,7 @@ class DenseBlock(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     for i in range(self.num_layers):
-      new = DenseLayer(self.growth_rate, self.bn_size, name=f'layer{i + 1}')(x, train)
+      new = DenseLayer(self.growth_rate, self.bn_size, name=f"layer{i + 1}")(x, train)
       x = jnp.concatenate([x, new], axis=-1)
     return x
 
@@ -234,6 +276,7 @@ class TransitionBlock(nn.Module):
 
   DenseNet-C sets features = floor(compression * input channels).
   """
+
   features: int
 
   @nn.compact

@@ -42,13 +42,13 @@ def _per_dim(value, ndim, name):
     return (value,) * ndim
   value = tuple(value)
   if len(value) != ndim or not all(_is_int(v) for v in value):
-    raise ValueError(f'{name} must be an int or {ndim} ints, got {value!r}')
+    raise ValueError(f"{name} must be an int or {ndim} ints, got {value!r}")
   return value
 
 
 def _positive(values, name):
   if any(v < 1 for v in values):
-    raise ValueError(f'{name} must be >= 1, got {values!r}')
+    raise ValueError(f"{name} must be >= 1, got {values!r}")
   return values
 
 
@@ -61,9 +61,8 @@ def normalize_padding(padding: Padding, ndim: int):
   """
   if isinstance(padding, str):
     upper = padding.upper()
-    if upper not in ('SAME', 'VALID'):
-      raise ValueError(f"padding must be 'same', 'valid', an int or pairs, "
-                       f'got {padding!r}')
+    if upper not in ("SAME", "VALID"):
+      raise ValueError(f"padding must be 'same', 'valid', an int or pairs, got {padding!r}")
     return upper
   if _is_int(padding):
     return ((padding, padding),) * ndim
@@ -71,18 +70,15 @@ def normalize_padding(padding: Padding, ndim: int):
   if ndim == 1 and len(padding) == 2 and all(_is_int(p) for p in padding):
     return (padding,)
   if len(padding) != ndim:
-    raise ValueError(f'padding needs one entry per spatial dimension ({ndim}), '
-                     f'got {padding!r}')
+    raise ValueError(f"padding needs one entry per spatial dimension ({ndim}), got {padding!r}")
   pairs = []
   for p in padding:
     if _is_int(p):
       pairs.append((p, p))
-    elif (isinstance(p, Sequence) and len(p) == 2
-          and all(_is_int(q) for q in p)):
+    elif isinstance(p, Sequence) and len(p) == 2 and all(_is_int(q) for q in p):
       pairs.append(tuple(p))
     else:
-      raise ValueError(f'each padding entry must be an int or a (low, high) '
-                       f'pair, got {p!r}')
+      raise ValueError(f"each padding entry must be an int or a (low, high) pair, got {p!r}")
   return tuple(pairs)
 
 
@@ -94,9 +90,13 @@ def _broadcast(input_size, kernel_size, stride, dilation):
   return None
 
 
-def conv_output_size(input_size: IntOrSeq, kernel_size: IntOrSeq,
-                     stride: IntOrSeq = 1, padding: Padding = 0,
-                     dilation: IntOrSeq = 1):
+def conv_output_size(
+  input_size: IntOrSeq,
+  kernel_size: IntOrSeq,
+  stride: IntOrSeq = 1,
+  padding: Padding = 0,
+  dilation: IntOrSeq = 1,
+):
   """Spatial output size of a convolution (or pooling) layer.
 
   out = floor((in + lo + hi - dilation * (kernel - 1) - 1) / stride) + 1, with
@@ -109,32 +109,37 @@ def conv_output_size(input_size: IntOrSeq, kernel_size: IntOrSeq,
   ndim = _broadcast(input_size, kernel_size, stride, dilation)
   scalar = ndim is None
   ndim = ndim or 1
-  sizes = _per_dim(input_size, ndim, 'input_size')
-  kernels = _positive(_per_dim(kernel_size, ndim, 'kernel_size'), 'kernel_size')
-  strides = _positive(_per_dim(stride, ndim, 'stride'), 'stride')
-  dilations = _positive(_per_dim(dilation, ndim, 'dilation'), 'dilation')
+  sizes = _per_dim(input_size, ndim, "input_size")
+  kernels = _positive(_per_dim(kernel_size, ndim, "kernel_size"), "kernel_size")
+  strides = _positive(_per_dim(stride, ndim, "stride"), "stride")
+  dilations = _positive(_per_dim(dilation, ndim, "dilation"), "dilation")
   pads = normalize_padding(padding, ndim)
   out = []
   for i in range(ndim):
     n, k, s, d = sizes[i], kernels[i], strides[i], dilations[i]
-    if pads == 'SAME':
+    if pads == "SAME":
       size = -(-n // s)
     else:
-      lo, hi = (0, 0) if pads == 'VALID' else pads[i]
+      lo, hi = (0, 0) if pads == "VALID" else pads[i]
       size = (n + lo + hi - d * (k - 1) - 1) // s + 1
     if size < 1:
       raise ValueError(
-          f'convolution output size {size} < 1 in dim {i}: input {n}, kernel '
-          f'{k}, stride {s}, padding {padding!r}, dilation {d} (dilated kernel '
-          f'{d * (k - 1) + 1} is larger than the padded input)')
+        f"convolution output size {size} < 1 in dim {i}: input {n}, kernel "
+        f"{k}, stride {s}, padding {padding!r}, dilation {d} (dilated kernel "
+        f"{d * (k - 1) + 1} is larger than the padded input)"
+      )
     out.append(size)
   return out[0] if scalar else tuple(out)
 
 
-def conv_transpose_output_size(input_size: IntOrSeq, kernel_size: IntOrSeq,
-                               stride: IntOrSeq = 1, padding: Padding = 0,
-                               output_padding: IntOrSeq = 0,
-                               dilation: IntOrSeq = 1):
+def conv_transpose_output_size(
+  input_size: IntOrSeq,
+  kernel_size: IntOrSeq,
+  stride: IntOrSeq = 1,
+  padding: Padding = 0,
+  output_padding: IntOrSeq = 0,
+  dilation: IntOrSeq = 1,
+):
   """Spatial output size of a transposed convolution (`ConvTranspose`).
 
   Explicit padding follows PyTorch:
@@ -147,39 +152,40 @@ def conv_transpose_output_size(input_size: IntOrSeq, kernel_size: IntOrSeq,
   ndim = _broadcast(input_size, kernel_size, stride, dilation)
   scalar = ndim is None and _is_int(output_padding)
   ndim = ndim or (1 if _is_int(output_padding) else len(output_padding))
-  sizes = _per_dim(input_size, ndim, 'input_size')
-  kernels = _positive(_per_dim(kernel_size, ndim, 'kernel_size'), 'kernel_size')
-  strides = _positive(_per_dim(stride, ndim, 'stride'), 'stride')
-  dilations = _positive(_per_dim(dilation, ndim, 'dilation'), 'dilation')
+  sizes = _per_dim(input_size, ndim, "input_size")
+  kernels = _positive(_per_dim(kernel_size, ndim, "kernel_size"), "kernel_size")
+  strides = _positive(_per_dim(stride, ndim, "stride"), "stride")
+  dilations = _positive(_per_dim(dilation, ndim, "dilation"), "dilation")
   extras = _check_output_padding(output_padding, padding, strides, dilations)
   pads = normalize_padding(padding, ndim)
   out = []
   for i in range(ndim):
     n, k, s, d = sizes[i], kernels[i], strides[i], dilations[i]
-    if pads == 'SAME':
+    if pads == "SAME":
       size = n * s
-    elif pads == 'VALID':
+    elif pads == "VALID":
       size = n * s + max(d * (k - 1) + 1 - s, 0)
     else:
       lo, hi = pads[i]
       size = (n - 1) * s - lo - hi + d * (k - 1) + extras[i] + 1
     if size < 1:
       raise ValueError(
-          f'transposed convolution output size {size} < 1 in dim {i}: input '
-          f'{n}, kernel {k}, stride {s}, padding {padding!r}, dilation {d}')
+        f"transposed convolution output size {size} < 1 in dim {i}: input "
+        f"{n}, kernel {k}, stride {s}, padding {padding!r}, dilation {d}"
+      )
     out.append(size)
   return out[0] if scalar else tuple(out)
 
 
 def _check_output_padding(output_padding, padding, strides, dilations):
-  extras = _per_dim(output_padding, len(strides), 'output_padding')
+  extras = _per_dim(output_padding, len(strides), "output_padding")
   if any(extras) and isinstance(padding, str):
-    raise ValueError('output_padding needs explicit (int) padding, got '
-                     f'padding={padding!r}')
+    raise ValueError(f"output_padding needs explicit (int) padding, got padding={padding!r}")
   for e, s, d in zip(extras, strides, dilations):
     if not 0 <= e < max(s, d):
-      raise ValueError(f'output_padding {e} must be in [0, max(stride {s}, '
-                       f'dilation {d})) as in PyTorch')
+      raise ValueError(
+        f"output_padding {e} must be in [0, max(stride {s}, dilation {d})) as in PyTorch"
+      )
   return extras
 
 
@@ -187,13 +193,12 @@ def _spatial_ndim(kernel_size, ndim, x, name):
   """Spatial dims: len(kernel_size), else `ndim`, else x.ndim - 2."""
   if not _is_int(kernel_size):
     if ndim is not None and ndim != len(kernel_size):
-      raise ValueError(f'{name}: ndim={ndim} but kernel_size={kernel_size!r}')
+      raise ValueError(f"{name}: ndim={ndim} but kernel_size={kernel_size!r}")
     return len(kernel_size)
   if ndim is not None:
     return ndim
   if x.ndim < 3:
-    raise ValueError(f'{name} expects (N, spatial..., C) inputs, got shape '
-                     f'{x.shape}')
+    raise ValueError(f"{name} expects (N, spatial..., C) inputs, got shape {x.shape}")
   return x.ndim - 2
 
 
@@ -208,10 +213,11 @@ class Conv(nn.Module):
   channels and `features` must be divisible by it. Kernel layout is Flax's
   (k..., C_in / groups, features), e.g. HWIO; PyTorch's is OIHW.
   """
+
   features: int
   kernel_size: IntOrSeq
   strides: IntOrSeq = 1
-  padding: Padding = 'SAME'
+  padding: Padding = "SAME"
   dilation: IntOrSeq = 1
   groups: int = 1
   use_bias: bool = True
@@ -221,25 +227,26 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    ndim = _spatial_ndim(self.kernel_size, self.ndim, x, 'Conv')
+    ndim = _spatial_ndim(self.kernel_size, self.ndim, x, "Conv")
     in_channels = x.shape[-1]
     groups = self.groups
     if groups < 1 or in_channels % groups or self.features % groups:
       raise ValueError(
-          f'Conv groups={groups} must divide both the input channels '
-          f'({in_channels}) and features ({self.features})')
-    kernels = _per_dim(self.kernel_size, ndim, 'kernel_size')
+        f"Conv groups={groups} must divide both the input channels "
+        f"({in_channels}) and features ({self.features})"
+      )
+    kernels = _per_dim(self.kernel_size, ndim, "kernel_size")
     conv = nn.Conv(
-        self.features,
-        _positive(kernels, 'kernel_size'),
-        strides=_positive(_per_dim(self.strides, ndim, 'strides'), 'strides'),
-        padding=normalize_padding(self.padding, ndim),
-        kernel_dilation=_positive(_per_dim(self.dilation, ndim, 'dilation'),
-                                  'dilation'),
-        feature_group_count=groups,
-        use_bias=self.use_bias,
-        kernel_init=self.kernel_init,
-        bias_init=self.bias_init)
+      self.features,
+      _positive(kernels, "kernel_size"),
+      strides=_positive(_per_dim(self.strides, ndim, "strides"), "strides"),
+      padding=normalize_padding(self.padding, ndim),
+      kernel_dilation=_positive(_per_dim(self.dilation, ndim, "dilation"), "dilation"),
+      feature_group_count=groups,
+      use_bias=self.use_bias,
+      kernel_init=self.kernel_init,
+      bias_init=self.bias_init,
+    )
     nn.share_scope(self, conv)  # Keep nn.Conv's {'kernel', 'bias'} layout.
     return conv(x)
 
@@ -250,15 +257,21 @@ class PointwiseConv(nn.Module):
   Mixes channels without looking at neighbours; used to change the number of
   channels cheaply (C_in * features weights), e.g. in Inception and MobileNet.
   """
+
   features: int
   use_bias: bool = True
   kernel_init: Callable = nn.initializers.lecun_normal()
 
   @nn.compact
   def __call__(self, x):
-    ndim = _spatial_ndim(1, None, x, 'PointwiseConv')
-    conv = nn.Conv(self.features, (1,) * ndim, padding='VALID',
-                   use_bias=self.use_bias, kernel_init=self.kernel_init)
+    ndim = _spatial_ndim(1, None, x, "PointwiseConv")
+    conv = nn.Conv(
+      self.features,
+      (1,) * ndim,
+      padding="VALID",
+      use_bias=self.use_bias,
+      kernel_init=self.kernel_init,
+    )
     nn.share_scope(self, conv)  # Keep nn.Conv's {'kernel', 'bias'} layout.
     return conv(x)
 
@@ -273,8 +286,10 @@ def depthwise_conv2d(x, kernel, strides: int = 1, dilation: int = 1):
   (kh, kw, 1, C), the layout nn.Conv uses for a depthwise kernel."""
   kh, kw, one, channels = kernel.shape
   if one != 1 or channels != x.shape[-1]:
-    raise ValueError(f"depthwise kernel {kernel.shape} does not fit {x.shape[-1]} channels; "
-                     "expected (kh, kw, 1, C)")
+    raise ValueError(
+      f"depthwise kernel {kernel.shape} does not fit {x.shape[-1]} channels; "
+      "expected (kh, kw, 1, C)"
+    )
   pad_h, pad_w = dilation * (kh - 1) // 2, dilation * (kw - 1) // 2
   padded = jnp.pad(x, ((0, 0), (pad_h, pad_h), (pad_w, pad_w), (0, 0)))
   out_h = conv_output_size(x.shape[1], kh, strides, pad_h, dilation)
@@ -283,8 +298,12 @@ def depthwise_conv2d(x, kernel, strides: int = 1, dilation: int = 1):
   for i in range(kh):
     for j in range(kw):
       start = (0, i * dilation, j * dilation, 0)
-      limit = (x.shape[0], start[1] + (out_h - 1) * strides + 1,
-               start[2] + (out_w - 1) * strides + 1, channels)
+      limit = (
+        x.shape[0],
+        start[1] + (out_h - 1) * strides + 1,
+        start[2] + (out_w - 1) * strides + 1,
+        channels,
+      )
       term = lax.slice(padded, start, limit, (1, strides, strides, 1)) * kernel[i, j, 0]
       out = term if out is None else out + term
   return out
@@ -292,6 +311,7 @@ def depthwise_conv2d(x, kernel, strides: int = 1, dilation: int = 1):
 
 class DepthwiseConv2D(nn.Module):
   """Depthwise kxk convolution without bias (`depthwise_conv2d`); kernel (k, k, 1, C)."""
+
   kernel_size: int = 3
   strides: int = 1
   dilation: int = 1
@@ -299,8 +319,9 @@ class DepthwiseConv2D(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    kernel = self.param("kernel", self.kernel_init,
-                        (self.kernel_size, self.kernel_size, 1, x.shape[-1]))
+    kernel = self.param(
+      "kernel", self.kernel_init, (self.kernel_size, self.kernel_size, 1, x.shape[-1])
+    )
     return depthwise_conv2d(x, kernel.astype(x.dtype), self.strides, self.dilation)
 
 
@@ -317,6 +338,7 @@ class DepthwiseSeparableConv(nn.Module):
   BatchNorm uses PyTorch's defaults (momentum 0.1, i.e. Flax 0.9; eps 1e-5).
   `activation` is a callable or a name for activations.get.
   """
+
   features: int
   kernel_size: IntOrSeq = 3
   strides: IntOrSeq = 1
@@ -326,28 +348,33 @@ class DepthwiseSeparableConv(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    act = (activations.get(self.activation)
-           if isinstance(self.activation, str) else self.activation)
-    ndim = _spatial_ndim(self.kernel_size, None, x, 'DepthwiseSeparableConv')
-    kernels = _per_dim(self.kernel_size, ndim, 'kernel_size')
-    dilations = _per_dim(self.dilation, ndim, 'dilation')
+    act = activations.get(self.activation) if isinstance(self.activation, str) else self.activation
+    ndim = _spatial_ndim(self.kernel_size, None, x, "DepthwiseSeparableConv")
+    kernels = _per_dim(self.kernel_size, ndim, "kernel_size")
+    dilations = _per_dim(self.dilation, ndim, "dilation")
     padding = [d * (k - 1) // 2 for k, d in zip(kernels, dilations)]
     in_channels = x.shape[-1]
-    x = Conv(in_channels, kernels, self.strides, padding, dilations,
-             groups=in_channels, use_bias=not self.use_bn, name='depthwise')(x)
+    x = Conv(
+      in_channels,
+      kernels,
+      self.strides,
+      padding,
+      dilations,
+      groups=in_channels,
+      use_bias=not self.use_bn,
+      name="depthwise",
+    )(x)
     if self.use_bn:
-      x = self._batch_norm(train, 'depthwise_bn')(x)
+      x = self._batch_norm(train, "depthwise_bn")(x)
     x = act(x)
-    x = PointwiseConv(self.features, use_bias=not self.use_bn,
-                      name='pointwise')(x)
+    x = PointwiseConv(self.features, use_bias=not self.use_bn, name="pointwise")(x)
     if self.use_bn:
-      x = self._batch_norm(train, 'pointwise_bn')(x)
+      x = self._batch_norm(train, "pointwise_bn")(x)
     return act(x)
 
   @staticmethod
   def _batch_norm(train, name):
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                        epsilon=1e-5, name=name)
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
 
 
 class ConvTranspose(nn.Module):
@@ -369,10 +396,11 @@ class ConvTranspose(nn.Module):
   spatial flip.
   No groups: nn.ConvTranspose has no feature_group_count.
   """
+
   features: int
   kernel_size: IntOrSeq
   strides: IntOrSeq = 1
-  padding: Padding = 'SAME'
+  padding: Padding = "SAME"
   output_padding: IntOrSeq = 0
   dilation: IntOrSeq = 1
   use_bias: bool = True
@@ -382,25 +410,29 @@ class ConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    ndim = _spatial_ndim(self.kernel_size, self.ndim, x, 'ConvTranspose')
-    kernels = _positive(_per_dim(self.kernel_size, ndim, 'kernel_size'),
-                        'kernel_size')
-    strides = _positive(_per_dim(self.strides, ndim, 'strides'), 'strides')
-    dilations = _positive(_per_dim(self.dilation, ndim, 'dilation'), 'dilation')
-    extras = _check_output_padding(self.output_padding, self.padding, strides,
-                                   dilations)
+    ndim = _spatial_ndim(self.kernel_size, self.ndim, x, "ConvTranspose")
+    kernels = _positive(_per_dim(self.kernel_size, ndim, "kernel_size"), "kernel_size")
+    strides = _positive(_per_dim(self.strides, ndim, "strides"), "strides")
+    dilations = _positive(_per_dim(self.dilation, ndim, "dilation"), "dilation")
+    extras = _check_output_padding(self.output_padding, self.padding, strides, dilations)
     # Validates the sizes and gives a readable error before XLA would.
-    conv_transpose_output_size(x.shape[1:-1], kernels, strides, self.padding,
-                               extras, dilations)
+    conv_transpose_output_size(x.shape[1:-1], kernels, strides, self.padding, extras, dilations)
     padding = normalize_padding(self.padding, ndim)
     if not isinstance(padding, str):
       padding = tuple(
-          (d * (k - 1) - lo, d * (k - 1) - hi + e)
-          for (lo, hi), k, d, e in zip(padding, kernels, dilations, extras))
+        (d * (k - 1) - lo, d * (k - 1) - hi + e)
+        for (lo, hi), k, d, e in zip(padding, kernels, dilations, extras)
+      )
     conv = nn.ConvTranspose(
-        self.features, kernels, strides=strides, padding=padding,
-        kernel_dilation=dilations, use_bias=self.use_bias,
-        kernel_init=self.kernel_init, bias_init=self.bias_init,
-        transpose_kernel=True)
+      self.features,
+      kernels,
+      strides=strides,
+      padding=padding,
+      kernel_dilation=dilations,
+      use_bias=self.use_bias,
+      kernel_init=self.kernel_init,
+      bias_init=self.bias_init,
+      transpose_kernel=True,
+    )
     nn.share_scope(self, conv)  # Keep nn.ConvTranspose's parameter layout.
     return conv(x)

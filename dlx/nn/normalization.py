@@ -29,7 +29,7 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     Array with the shape and dtype of `x`.
   """
   if size < 1:
-    raise ValueError(f'size must be >= 1, got {size}')
+    raise ValueError(f"size must be >= 1, got {size}")
   squares = jnp.square(x)
   # Sliding sum over channels as a matmul with a 0/1 band matrix: band[j, i] = 1 when
   # channel j is in channel i's window (channels outside [0, C) simply do not exist).
@@ -44,6 +44,7 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
 
 class LocalResponseNorm(nn.Module):
   """Parameter-free module form of `local_response_norm` (channels-last)."""
+
   size: int = 5
   alpha: float = 1e-4
   beta: float = 0.75

@@ -23,14 +23,14 @@ def _window_args(x, window, stride, padding):
   """(window, strides, padding) tuples for flax's pools."""
   if isinstance(window, numbers.Integral):
     if x.ndim < 3:
-      raise ValueError(f'pooling expects (N, spatial..., C) inputs, got shape '
-                       f'{x.shape}')
+      raise ValueError(f"pooling expects (N, spatial..., C) inputs, got shape {x.shape}")
     window = (window,) * (x.ndim - 2)
   window = tuple(window)
   ndim = len(window)
   if x.ndim != ndim + 2:
-    raise ValueError(f'a {ndim}D window needs (N, {ndim} spatial dims, C) '
-                     f'inputs, got shape {x.shape}')
+    raise ValueError(
+      f"a {ndim}D window needs (N, {ndim} spatial dims, C) inputs, got shape {x.shape}"
+    )
   if stride is None:
     stride = window
   elif isinstance(stride, numbers.Integral):
@@ -38,15 +38,15 @@ def _window_args(x, window, stride, padding):
   return window, tuple(stride), normalize_padding(padding, ndim)
 
 
-def max_pool(x, window: IntOrSeq, stride: Optional[IntOrSeq] = None,
-             padding=0):
+def max_pool(x, window: IntOrSeq, stride: Optional[IntOrSeq] = None, padding=0):
   """Maximum over each window. Padded positions are -inf, so never chosen."""
   window, stride, padding = _window_args(x, window, stride, padding)
   return nn.max_pool(x, window, strides=stride, padding=padding)
 
 
-def avg_pool(x, window: IntOrSeq, stride: Optional[IntOrSeq] = None,
-             padding=0, count_include_pad: bool = True):
+def avg_pool(
+  x, window: IntOrSeq, stride: Optional[IntOrSeq] = None, padding=0, count_include_pad: bool = True
+):
   """Mean over each window.
 
   count_include_pad=True divides every window by its full size, so padded
@@ -55,12 +55,12 @@ def avg_pool(x, window: IntOrSeq, stride: Optional[IntOrSeq] = None,
   The two agree without padding.
   """
   window, stride, padding = _window_args(x, window, stride, padding)
-  return nn.avg_pool(x, window, strides=stride, padding=padding,
-                     count_include_pad=count_include_pad)
+  return nn.avg_pool(
+    x, window, strides=stride, padding=padding, count_include_pad=count_include_pad
+  )
 
 
-def overlapping_max_pool(x, window: IntOrSeq = 3, stride: IntOrSeq = 2,
-                         padding=0):
+def overlapping_max_pool(x, window: IntOrSeq = 3, stride: IntOrSeq = 2, padding=0):
   """AlexNet's overlapping max pooling (Krizhevsky et al. 2012, section 3.4).
 
   With stride s smaller than the window z (s=2, z=3) neighbouring windows
@@ -72,8 +72,7 @@ def overlapping_max_pool(x, window: IntOrSeq = 3, stride: IntOrSeq = 2,
 
 def _spatial_axes(x):
   if x.ndim < 3:
-    raise ValueError(f'global pooling expects (N, spatial..., C) inputs, got '
-                     f'shape {x.shape}')
+    raise ValueError(f"global pooling expects (N, spatial..., C) inputs, got shape {x.shape}")
   return tuple(range(1, x.ndim - 1))
 
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
-CELL_TYPES = ('rnn', 'lstm', 'gru')
+CELL_TYPES = ("rnn", "lstm", "gru")
 
 
 def _zeros_carry(input_shape, features, dtype=jnp.float32):
@@ -34,14 +34,14 @@ class SimpleRNNCell(nn.RNNCellBase):
   one (PyTorch's nn.RNNCell has b_ih + b_hh, which sum to our b). Carry and
   output are both h_t.
   """
+
   features: int
   activation: Callable[[Array], Array] = jnp.tanh
 
   @nn.compact
   def __call__(self, carry, x):
     h = carry
-    h = self.activation(
-        nn.Dense(self.features, name='hidden')(jnp.concatenate([h, x], -1)))
+    h = self.activation(nn.Dense(self.features, name="hidden")(jnp.concatenate([h, x], -1)))
     return h, h
 
   @nn.nowrap
@@ -70,6 +70,7 @@ class LSTMCell(nn.RNNCellBase):
   et al., 2015); it is an initialiser only, so the equations hold exactly for
   any trained params. This matches torch.nn.LSTMCell with b_f = b_if + b_hf.
   """
+
   features: int
   forget_bias: float = 1.0
 
@@ -78,11 +79,10 @@ class LSTMCell(nn.RNNCellBase):
     c, h = carry
     hx = jnp.concatenate([h, x], -1)
     forget_bias_init = nn.initializers.constant(self.forget_bias)
-    f = nn.sigmoid(nn.Dense(self.features, bias_init=forget_bias_init,
-                            name='forget')(hx))
-    i = nn.sigmoid(nn.Dense(self.features, name='input')(hx))
-    c_tilde = jnp.tanh(nn.Dense(self.features, name='candidate')(hx))
-    o = nn.sigmoid(nn.Dense(self.features, name='output')(hx))
+    f = nn.sigmoid(nn.Dense(self.features, bias_init=forget_bias_init, name="forget")(hx))
+    i = nn.sigmoid(nn.Dense(self.features, name="input")(hx))
+    c_tilde = jnp.tanh(nn.Dense(self.features, name="candidate")(hx))
+    o = nn.sigmoid(nn.Dense(self.features, name="output")(hx))
     c = f * c + i * c_tilde
     h = o * jnp.tanh(c)
     return (c, h), h
@@ -113,6 +113,7 @@ class GRUCell(nn.RNNCellBase):
   h_t = (1 - z') * n + z' * h_{t-1}, i.e. z' = 1 - z_t; so PyTorch's update
   weights and biases are the negatives of ours (1 - sigmoid(a) = sigmoid(-a)).
   """
+
   features: int
   reset_after: bool = False
 
@@ -120,15 +121,15 @@ class GRUCell(nn.RNNCellBase):
   def __call__(self, carry, x):
     h = carry
     hx = jnp.concatenate([h, x], -1)
-    z = nn.sigmoid(nn.Dense(self.features, name='update')(hx))
-    r = nn.sigmoid(nn.Dense(self.features, name='reset')(hx))
+    z = nn.sigmoid(nn.Dense(self.features, name="update")(hx))
+    r = nn.sigmoid(nn.Dense(self.features, name="reset")(hx))
     if self.reset_after:
       h_tilde = jnp.tanh(
-          nn.Dense(self.features, name='candidate_input')(x) +
-          r * nn.Dense(self.features, name='candidate_hidden')(h))
+        nn.Dense(self.features, name="candidate_input")(x)
+        + r * nn.Dense(self.features, name="candidate_hidden")(h)
+      )
     else:
-      h_tilde = jnp.tanh(nn.Dense(self.features, name='candidate')(
-          jnp.concatenate([r * h, x], -1)))
+      h_tilde = jnp.tanh(nn.Dense(self.features, name="candidate")(jnp.concatenate([r * h, x], -1)))
     h = (1.0 - z) * h + z * h_tilde
     return h, h
 
@@ -144,10 +145,9 @@ class GRUCell(nn.RNNCellBase):
 
 def make_cell(cell_type: str, features: int, **kwargs):
   """Returns the cell for 'rnn', 'lstm' or 'gru' (kwargs go to the cell)."""
-  cells = {'rnn': SimpleRNNCell, 'lstm': LSTMCell, 'gru': GRUCell}
+  cells = {"rnn": SimpleRNNCell, "lstm": LSTMCell, "gru": GRUCell}
   if cell_type not in cells:
-    raise ValueError(f'cell_type must be one of {CELL_TYPES}, got '
-                     f'{cell_type!r}')
+    raise ValueError(f"cell_type must be one of {CELL_TYPES}, got {cell_type!r}")
   return cells[cell_type](features, **kwargs)
 
 
@@ -175,8 +175,9 @@ class Recurrent(nn.Module):
   Params: layer_{l}/cell/<gate> (unidirectional) or
   layer_{l}/{forward_rnn,backward_rnn}/cell/<gate> (bidirectional).
   """
+
   features: int
-  cell_type: str = 'lstm'
+  cell_type: str = "lstm"
   num_layers: int = 1
   bidirectional: bool = False
   dropout_rate: float = 0.0
@@ -184,27 +185,25 @@ class Recurrent(nn.Module):
 
   def _cell(self):
     # parent=None leaves the cell unbound so that nn.RNN adopts it as 'cell'.
-    kwargs = {'reset_after': True} if (
-        self.cell_type == 'gru' and self.reset_after) else {}
+    kwargs = {"reset_after": True} if (self.cell_type == "gru" and self.reset_after) else {}
     return make_cell(self.cell_type, self.features, parent=None, **kwargs)
 
   @nn.compact
-  def __call__(self, x, seq_lengths=None, initial_carry=None,
-               train: bool = False):
+  def __call__(self, x, seq_lengths=None, initial_carry=None, train: bool = False):
     carries = []
     for layer in range(self.num_layers):
       if layer > 0:
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
       if self.bidirectional:
         rnn = nn.Bidirectional(
-            nn.RNN(self._cell(), parent=None),
-            nn.RNN(self._cell(), parent=None),
-            name=f'layer_{layer}')
+          nn.RNN(self._cell(), parent=None),
+          nn.RNN(self._cell(), parent=None),
+          name=f"layer_{layer}",
+        )
       else:
-        rnn = nn.RNN(self._cell(), name=f'layer_{layer}')
+        rnn = nn.RNN(self._cell(), name=f"layer_{layer}")
       carry = None if initial_carry is None else initial_carry[layer]
-      carry, x = rnn(x, initial_carry=carry, seq_lengths=seq_lengths,
-                     return_carry=True)
+      carry, x = rnn(x, initial_carry=carry, seq_lengths=seq_lengths, return_carry=True)
       carries.append(carry)
     return x, tuple(carries)
 
@@ -226,6 +225,7 @@ class BahdanauAttention(nn.Module):
   weights = softmax_j(score) over the unmasked positions and context =
   sum_j weights_j h_j.
   """
+
   features: int
 
   def setup(self):
@@ -237,10 +237,9 @@ class BahdanauAttention(nn.Module):
     return self.memory_dense(memory)
 
   def __call__(self, query, keys, memory, mask=None):
-    scores = self.score_dense(
-        jnp.tanh(self.query_dense(query)[:, None, :] + keys))[..., 0]
+    scores = self.score_dense(jnp.tanh(self.query_dense(query)[:, None, :] + keys))[..., 0]
     weights = _masked_softmax(scores, mask)
-    return jnp.einsum('bs,bse->be', weights, memory), weights
+    return jnp.einsum("bs,bse->be", weights, memory), weights
 
 
 class LuongAttention(nn.Module):
@@ -249,6 +248,7 @@ class LuongAttention(nn.Module):
   `features` is the query (decoder state) width. Same interface as
   `BahdanauAttention`: `project_memory` computes W h_j once per source.
   """
+
   features: int
 
   def setup(self):
@@ -258,15 +258,15 @@ class LuongAttention(nn.Module):
     return self.memory_dense(memory)
 
   def __call__(self, query, keys, memory, mask=None):
-    scores = jnp.einsum('bf,bsf->bs', query, keys)
+    scores = jnp.einsum("bf,bsf->bs", query, keys)
     weights = _masked_softmax(scores, mask)
-    return jnp.einsum('bs,bse->be', weights, memory), weights
+    return jnp.einsum("bs,bse->be", weights, memory), weights
 
 
 def make_attention(kind: str, features: int, name=None) -> Any:
   """'bahdanau' -> BahdanauAttention, 'luong' -> LuongAttention."""
-  if kind == 'bahdanau':
+  if kind == "bahdanau":
     return BahdanauAttention(features, name=name)
-  if kind == 'luong':
+  if kind == "luong":
     return LuongAttention(features, name=name)
   raise ValueError(f"attention must be 'bahdanau' or 'luong', got {kind!r}")

@@ -26,7 +26,7 @@ from dlx.nn.attention import MultiHeadAttention
 from dlx.nn.embeddings import sinusoidal_embedding
 
 LAYER_NORM_EPSILON = 1e-5
-ACTIVATIONS = {'relu': nn.relu, 'gelu': nn.gelu}
+ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu}
 
 
 def _layer_norm(name):
@@ -34,7 +34,7 @@ def _layer_norm(name):
 
 
 def _check_norm(norm):
-  if norm not in ('pre', 'post'):
+  if norm not in ("pre", "post"):
     raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}")
 
 
@@ -55,13 +55,14 @@ class TokenEmbedding(nn.Module):
   `scale=True` multiplies the vectors by sqrt(features), as in Vaswani et al.
   The default init is N(0, 1 / features).
   """
+
   vocab_size: int
   features: int
   scale: bool = False
   embedding_init: Optional[nn.initializers.Initializer] = None
 
   def setup(self):
-    init = self.embedding_init or nn.initializers.normal(self.features ** -0.5)
+    init = self.embedding_init or nn.initializers.normal(self.features**-0.5)
     self.embed = nn.Embed(self.vocab_size, self.features, embedding_init=init)
 
   def __call__(self, tokens):
@@ -75,14 +76,14 @@ class TokenEmbedding(nn.Module):
 
 class LearnedPositionalEmbedding(nn.Module):
   """Learned table of `max_length` position vectors; call with int positions."""
+
   max_length: int
   features: int
   embedding_init: nn.initializers.Initializer = nn.initializers.normal(0.02)
 
   @nn.compact
   def __call__(self, positions):
-    table = self.param('embedding', self.embedding_init,
-                       (self.max_length, self.features))
+    table = self.param("embedding", self.embedding_init, (self.max_length, self.features))
     return jnp.take(table, positions, axis=0)
 
 
@@ -92,34 +93,33 @@ class FeedForward(nn.Module):
   FFN(x) = max(0, x W1 + b1) W2 + b2 (Vaswani et al., ReLU) or with GELU
   (GPT, ViT). The same weights apply to every position independently.
   """
+
   hidden: int
   dropout_rate: float = 0.0
-  activation: str = 'relu'
+  activation: str = "relu"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.activation not in ACTIVATIONS:
-      raise ValueError(f'activation must be one of {sorted(ACTIVATIONS)}, '
-                       f'got {self.activation!r}')
+      raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
     features = x.shape[-1]
-    x = nn.Dense(self.hidden, name='hidden')(x)
+    x = nn.Dense(self.hidden, name="hidden")(x)
     x = ACTIVATIONS[self.activation](x)
     x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-    return nn.Dense(features, name='output')(x)
+    return nn.Dense(features, name="output")(x)
 
 
-def _sublayer(x, sublayer, norm: str, norm_name: str, dropout_rate: float,
-              train: bool):
+def _sublayer(x, sublayer, norm: str, norm_name: str, dropout_rate: float, train: bool):
   """Residual sub-layer with add & norm; call inside a compact method.
 
   `sublayer(h)` returns (features, attention weights or None).
   pre:  x + Dropout(sublayer(LayerNorm(x))).
   post: LayerNorm(x + Dropout(sublayer(x))).
   """
-  h = _layer_norm(norm_name)(x) if norm == 'pre' else x
+  h = _layer_norm(norm_name)(x) if norm == "pre" else x
   out, weights = sublayer(h)
   x = x + nn.Dropout(dropout_rate)(out, deterministic=not train)
-  if norm == 'post':
+  if norm == "post":
     x = _layer_norm(norm_name)(x)
   return x, weights
 
@@ -130,27 +130,37 @@ class EncoderLayer(nn.Module):
   Call: layer(x, mask=None, train=False, return_attention=False); with
   return_attention it returns (x, weights (B, heads, T, T)).
   """
+
   num_heads: int
   features: int
   hidden: int
   dropout_rate: float = 0.0
-  norm: str = 'post'
-  activation: str = 'relu'
+  norm: str = "post"
+  activation: str = "relu"
 
   @nn.compact
-  def __call__(self, x, mask=None, train: bool = False,
-               return_attention: bool = False):
+  def __call__(self, x, mask=None, train: bool = False, return_attention: bool = False):
     _check_norm(self.norm)
-    attention = MultiHeadAttention(self.num_heads, self.features,
-                                   dropout_rate=self.dropout_rate,
-                                   name='self_attention')
-    ffn = FeedForward(self.hidden, self.dropout_rate, self.activation,
-                      name='feed_forward')
+    attention = MultiHeadAttention(
+      self.num_heads, self.features, dropout_rate=self.dropout_rate, name="self_attention"
+    )
+    ffn = FeedForward(self.hidden, self.dropout_rate, self.activation, name="feed_forward")
     x, weights = _sublayer(
-        x, lambda h: attention(h, mask=mask, train=train, return_weights=True),
-        self.norm, 'attention_norm', self.dropout_rate, train)
-    x, _ = _sublayer(x, lambda h: (ffn(h, train=train), None), self.norm,
-                     'feed_forward_norm', self.dropout_rate, train)
+      x,
+      lambda h: attention(h, mask=mask, train=train, return_weights=True),
+      self.norm,
+      "attention_norm",
+      self.dropout_rate,
+      train,
+    )
+    x, _ = _sublayer(
+      x,
+      lambda h: (ffn(h, train=train), None),
+      self.norm,
+      "feed_forward_norm",
+      self.dropout_rate,
+      train,
+    )
     return (x, weights) if return_attention else x
 
 
@@ -167,40 +177,65 @@ class DecoderLayer(nn.Module):
   MultiHeadAttention); then self_mask must broadcast to (B, heads, T,
   max_length) or be None.
   """
+
   num_heads: int
   features: int
   hidden: int
   dropout_rate: float = 0.0
-  norm: str = 'post'
-  activation: str = 'relu'
+  norm: str = "post"
+  activation: str = "relu"
   decode: bool = False
 
   @nn.compact
-  def __call__(self, x, memory=None, self_mask=None, cross_mask=None,
-               train: bool = False, return_attention: bool = False):
+  def __call__(
+    self,
+    x,
+    memory=None,
+    self_mask=None,
+    cross_mask=None,
+    train: bool = False,
+    return_attention: bool = False,
+  ):
     _check_norm(self.norm)
     self_attention = MultiHeadAttention(
-        self.num_heads, self.features, dropout_rate=self.dropout_rate,
-        decode=self.decode, name='self_attention')
-    ffn = FeedForward(self.hidden, self.dropout_rate, self.activation,
-                      name='feed_forward')
+      self.num_heads,
+      self.features,
+      dropout_rate=self.dropout_rate,
+      decode=self.decode,
+      name="self_attention",
+    )
+    ffn = FeedForward(self.hidden, self.dropout_rate, self.activation, name="feed_forward")
     x, self_weights = _sublayer(
-        x, lambda h: self_attention(h, mask=self_mask, train=train,
-                                    return_weights=True),
-        self.norm, 'self_attention_norm', self.dropout_rate, train)
+      x,
+      lambda h: self_attention(h, mask=self_mask, train=train, return_weights=True),
+      self.norm,
+      "self_attention_norm",
+      self.dropout_rate,
+      train,
+    )
     cross_weights = None
     if memory is not None:
       cross_attention = MultiHeadAttention(
-          self.num_heads, self.features, dropout_rate=self.dropout_rate,
-          name='cross_attention')
+        self.num_heads, self.features, dropout_rate=self.dropout_rate, name="cross_attention"
+      )
       x, cross_weights = _sublayer(
-          x, lambda h: cross_attention(h, memory, mask=cross_mask, train=train,
-                                       return_weights=True),
-          self.norm, 'cross_attention_norm', self.dropout_rate, train)
-    x, _ = _sublayer(x, lambda h: (ffn(h, train=train), None), self.norm,
-                     'feed_forward_norm', self.dropout_rate, train)
+        x,
+        lambda h: cross_attention(h, memory, mask=cross_mask, train=train, return_weights=True),
+        self.norm,
+        "cross_attention_norm",
+        self.dropout_rate,
+        train,
+      )
+    x, _ = _sublayer(
+      x,
+      lambda h: (ffn(h, train=train), None),
+      self.norm,
+      "feed_forward_norm",
+      self.dropout_rate,
+      train,
+    )
     if return_attention:
-      return x, {'self': self_weights, 'cross': cross_weights}
+      return x, {"self": self_weights, "cross": cross_weights}
     return x
 
 
@@ -210,25 +245,31 @@ class Encoder(nn.Module):
   Pre-norm stacks end with a LayerNorm ('final_norm'). With return_attention
   returns (x, tuple of per-layer self-attention weights (B, heads, T, T)).
   """
+
   num_layers: int
   num_heads: int
   features: int
   hidden: int
   dropout_rate: float = 0.0
-  norm: str = 'post'
-  activation: str = 'relu'
+  norm: str = "post"
+  activation: str = "relu"
 
   @nn.compact
-  def __call__(self, x, mask=None, train: bool = False,
-               return_attention: bool = False):
+  def __call__(self, x, mask=None, train: bool = False, return_attention: bool = False):
     weights = []
     for i in range(self.num_layers):
-      x, w = EncoderLayer(self.num_heads, self.features, self.hidden,
-                          self.dropout_rate, self.norm, self.activation,
-                          name=f'layer_{i}')(x, mask, train, return_attention=True)
+      x, w = EncoderLayer(
+        self.num_heads,
+        self.features,
+        self.hidden,
+        self.dropout_rate,
+        self.norm,
+        self.activation,
+        name=f"layer_{i}",
+      )(x, mask, train, return_attention=True)
       weights.append(w)
-    if self.norm == 'pre':
-      x = _layer_norm('final_norm')(x)
+    if self.norm == "pre":
+      x = _layer_norm("final_norm")(x)
     return (x, tuple(weights)) if return_attention else x
 
 
@@ -238,25 +279,39 @@ class Decoder(nn.Module):
   Pre-norm stacks end with a LayerNorm ('final_norm'). With return_attention
   returns (x, tuple of per-layer {'self': ..., 'cross': ...} weight dicts).
   """
+
   num_layers: int
   num_heads: int
   features: int
   hidden: int
   dropout_rate: float = 0.0
-  norm: str = 'post'
-  activation: str = 'relu'
+  norm: str = "post"
+  activation: str = "relu"
   decode: bool = False
 
   @nn.compact
-  def __call__(self, x, memory=None, self_mask=None, cross_mask=None,
-               train: bool = False, return_attention: bool = False):
+  def __call__(
+    self,
+    x,
+    memory=None,
+    self_mask=None,
+    cross_mask=None,
+    train: bool = False,
+    return_attention: bool = False,
+  ):
     weights = []
     for i in range(self.num_layers):
-      x, w = DecoderLayer(self.num_heads, self.features, self.hidden,
-                          self.dropout_rate, self.norm, self.activation,
-                          self.decode, name=f'layer_{i}')(
-          x, memory, self_mask, cross_mask, train, return_attention=True)
+      x, w = DecoderLayer(
+        self.num_heads,
+        self.features,
+        self.hidden,
+        self.dropout_rate,
+        self.norm,
+        self.activation,
+        self.decode,
+        name=f"layer_{i}",
+      )(x, memory, self_mask, cross_mask, train, return_attention=True)
       weights.append(w)
-    if self.norm == 'pre':
-      x = _layer_norm('final_norm')(x)
+    if self.norm == "pre":
+      x = _layer_norm("final_norm")(x)
     return (x, tuple(weights)) if return_attention else x

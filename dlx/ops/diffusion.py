@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 class Schedule(NamedTuple):
   """Per-timestep constants, each a (T,) float32 array indexed by t = 0..T-1."""
+
   betas: jax.Array
   alphas: jax.Array  # 1 - beta_t
   alpha_bars: jax.Array  # prod_{s <= t} alpha_s
@@ -27,20 +28,20 @@ def schedule_from_betas(betas) -> Schedule:
   one_minus = -jnp.expm1(log_alpha_bars)
   one_minus_prev = jnp.concatenate([jnp.zeros((1,), jnp.float32), one_minus[:-1]])
   return Schedule(
-      betas=betas,
-      alphas=alphas,
-      alpha_bars=alpha_bars,
-      sqrt_alpha_bars=jnp.sqrt(alpha_bars),
-      sqrt_one_minus_alpha_bars=jnp.sqrt(one_minus),
-      posterior_variance=betas * one_minus_prev / one_minus,
+    betas=betas,
+    alphas=alphas,
+    alpha_bars=alpha_bars,
+    sqrt_alpha_bars=jnp.sqrt(alpha_bars),
+    sqrt_one_minus_alpha_bars=jnp.sqrt(one_minus),
+    posterior_variance=betas * one_minus_prev / one_minus,
   )
 
 
-def linear_beta_schedule(num_steps: int = 1000, beta_start: float = 1e-4,
-                         beta_end: float = 0.02) -> Schedule:
+def linear_beta_schedule(
+  num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> Schedule:
   """The DDPM linear schedule: beta_t evenly spaced from beta_start to beta_end."""
-  return schedule_from_betas(
-      jnp.linspace(beta_start, beta_end, num_steps, dtype=jnp.float32))
+  return schedule_from_betas(jnp.linspace(beta_start, beta_end, num_steps, dtype=jnp.float32))
 
 
 def _per_example(values, t, ndim):
@@ -62,9 +63,13 @@ def q_sample(schedule: Schedule, x0, t, noise):
   return a * x0 + s * noise
 
 
-def ancestral_sample(denoise_fn: Callable[[jax.Array, jax.Array], jax.Array],
-                     schedule: Schedule, shape: Sequence[int], rng: jax.Array,
-                     clip: Optional[float] = None):
+def ancestral_sample(
+  denoise_fn: Callable[[jax.Array, jax.Array], jax.Array],
+  schedule: Schedule,
+  shape: Sequence[int],
+  rng: jax.Array,
+  clip: Optional[float] = None,
+):
   """DDPM ancestral sampling (Algorithm 2 of Ho et al., 2020).
 
   Starts from x_T ~ N(0, I) and for t = T-1, ..., 0 sets

@@ -38,20 +38,19 @@ GAUSSIAN_BLUR = _constant([[1, 2, 1], [2, 4, 2], [1, 2, 1]], 1.0 / 16.0)
 EMBOSS = _constant([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
 
 KERNELS = {
-    "sobel_x": SOBEL_X,
-    "sobel_y": SOBEL_Y,
-    "laplacian": LAPLACIAN,
-    "edge": EDGE,
-    "sharpen": SHARPEN,
-    "box_blur": BOX_BLUR,
-    "gaussian_blur": GAUSSIAN_BLUR,
-    "emboss": EMBOSS,
+  "sobel_x": SOBEL_X,
+  "sobel_y": SOBEL_Y,
+  "laplacian": LAPLACIAN,
+  "edge": EDGE,
+  "sharpen": SHARPEN,
+  "box_blur": BOX_BLUR,
+  "gaussian_blur": GAUSSIAN_BLUR,
+  "emboss": EMBOSS,
 }
 
 # boundary name -> jnp.pad mode. 'edge' repeats the border pixels (for a 3x3
 # kernel it equals scipy.signal's boundary='symm'); 'zero' pads with zeros.
-_PAD_MODES = {"edge": "edge", "zero": "constant", "reflect": "reflect",
-              "wrap": "wrap"}
+_PAD_MODES = {"edge": "edge", "zero": "constant", "reflect": "reflect", "wrap": "wrap"}
 
 
 def apply_kernel(image, kernel, boundary: str = "edge") -> jnp.ndarray:
@@ -77,7 +76,7 @@ def apply_kernel(image, kernel, boundary: str = "edge") -> jnp.ndarray:
   out = jnp.zeros_like(image)
   for p in range(kh):
     for q in range(kw):
-      out = out + kernel[p, q] * padded[p:p + height, q:q + width]
+      out = out + kernel[p, q] * padded[p : p + height, q : q + width]
   return out
 
 

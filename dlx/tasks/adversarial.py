@@ -20,8 +20,10 @@ from dlx import steps
 
 def make_optimizers(config, total_steps):
   """The same optimizer config for both players, kept as separate optimizer states."""
-  return {"generator": optim.create_optimizer(config.optimizer, total_steps),
-          "critic": optim.create_optimizer(config.optimizer, total_steps)}
+  return {
+    "generator": optim.create_optimizer(config.optimizer, total_steps),
+    "critic": optim.create_optimizer(config.optimizer, total_steps),
+  }
 
 
 def wgan_loss(outputs, batch):
@@ -55,9 +57,11 @@ def make_wgan_gp_step(model, optimizer, config, axis_name=None, teacher=None):
     critic_params, opt_state, generator_params = carry
     real, rng = inputs
     z_rng, penalty_rng = jax.random.split(rng)
-    fake = jax.lax.stop_gradient(generate({"generator": generator_params,
-                                           "critic": critic_params},
-                                          latent(z_rng, real.shape[0])))
+    fake = jax.lax.stop_gradient(
+      generate(
+        {"generator": generator_params, "critic": critic_params}, latent(z_rng, real.shape[0])
+      )
+    )
 
     def objective(critic_params):
       params = {"generator": generator_params, "critic": critic_params}
@@ -79,32 +83,37 @@ def make_wgan_gp_step(model, optimizer, config, axis_name=None, teacher=None):
     critic_rng, generator_rng = jax.random.split(rngs["sample"])
     real = batch["inputs"]
     per_step = real.shape[0] // critic_steps
-    reals = real[:per_step * critic_steps].reshape((critic_steps, per_step) + real.shape[1:])
+    reals = real[: per_step * critic_steps].reshape((critic_steps, per_step) + real.shape[1:])
     carry = (state.params["critic"], state.opt_state["critic"], state.params["generator"])
     (critic_params, critic_opt_state, _), (distance, penalty) = jax.lax.scan(
-        critic_update, carry, (reals, jax.random.split(critic_rng, critic_steps)))
+      critic_update, carry, (reals, jax.random.split(critic_rng, critic_steps))
+    )
 
     def generator_objective(generator_params):
       params = {"generator": generator_params, "critic": critic_params}
       fake = generate(params, latent(generator_rng, per_step))
       return jnp.mean(losses.wgan_generator_loss(score(params, fake)))
 
-    generator_loss, grads = jax.value_and_grad(generator_objective)(
-        state.params["generator"])
+    generator_loss, grads = jax.value_and_grad(generator_objective)(state.params["generator"])
     grads = parallel.mean_over_devices(grads, axis_name)
     updates, generator_opt_state = optimizer["generator"].update(
-        grads, state.opt_state["generator"], state.params["generator"])
+      grads, state.opt_state["generator"], state.params["generator"]
+    )
     generator_params = optax.apply_updates(state.params["generator"], updates)
-    metrics = parallel.mean_over_devices({
+    metrics = parallel.mean_over_devices(
+      {
         "loss": distance[-1] + penalty_weight * penalty[-1],
         "wasserstein": -distance[-1],
         "gradient_penalty": penalty[-1],
         "generator_loss": generator_loss,
-    }, axis_name)
+      },
+      axis_name,
+    )
     new_state = state.replace(
-        step=state.step + 1,
-        params={"generator": generator_params, "critic": critic_params},
-        opt_state={"generator": generator_opt_state, "critic": critic_opt_state})
+      step=state.step + 1,
+      params={"generator": generator_params, "critic": critic_params},
+      opt_state={"generator": generator_opt_state, "critic": critic_opt_state},
+    )
     return new_state, metrics
 
   return train_step

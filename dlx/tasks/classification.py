@@ -18,8 +18,10 @@ def accuracy(logits, labels):
 def classification(logits, batch, label_smoothing: float = 0.0):
   """Softmax cross-entropy on integer `targets`, with accuracy."""
   labels = batch["targets"]
-  return {"loss": losses.softmax_cross_entropy(logits, labels, label_smoothing=label_smoothing),
-          "accuracy": accuracy(logits, labels)}
+  return {
+    "loss": losses.softmax_cross_entropy(logits, labels, label_smoothing=label_smoothing),
+    "accuracy": accuracy(logits, labels),
+  }
 
 
 def soft_classification(logits, batch, label_smoothing: float = 0.0):
@@ -28,9 +30,12 @@ def soft_classification(logits, batch, label_smoothing: float = 0.0):
   the integer batch['targets']; otherwise `classification`."""
   if "soft_targets" not in batch:
     return classification(logits, batch, label_smoothing=label_smoothing)
-  return {"loss": losses.softmax_cross_entropy(logits, batch["soft_targets"],
-                                               label_smoothing=label_smoothing),
-          "accuracy": accuracy(logits, batch["targets"])}
+  return {
+    "loss": losses.softmax_cross_entropy(
+      logits, batch["soft_targets"], label_smoothing=label_smoothing
+    ),
+    "accuracy": accuracy(logits, batch["targets"]),
+  }
 
 
 def auxiliary_heads_loss(outputs, batch, aux_weight: float = 0.3, base_loss=classification):

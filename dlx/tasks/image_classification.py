@@ -35,14 +35,21 @@ def base_config(image_size: int = 28, dataset: str = "fashion_mnist"):
   config = config_lib.base_config()
   config.dataset = dataset
   config.image_size = image_size  # 28 = as stored; 32 = zero-padded by 2 pixels per side
-  config.resize_to = 0            # > 0: resize inside the model (e.g. 224 for `:full`)
+  config.resize_to = 0  # > 0: resize inside the model (e.g. 224 for `:full`)
   config.num_classes = 10
   set_model(config)
   config.batch_size = 128
   config.label_smoothing = 0.0
-  config.augment = ml_collections.ConfigDict(dict(
-      flip=False, crop_padding=0, input_noise=0.0, mixup_alpha=0.0, cutmix_alpha=0.0,
-      num_classes=config.get_ref("num_classes")))
+  config.augment = ml_collections.ConfigDict(
+    dict(
+      flip=False,
+      crop_padding=0,
+      input_noise=0.0,
+      mixup_alpha=0.0,
+      cutmix_alpha=0.0,
+      num_classes=config.get_ref("num_classes"),
+    )
+  )
   config.optimizer.name = "adamw"
   config.optimizer.learning_rate = 2e-3
   config.optimizer.weight_decay = 0.05
@@ -56,8 +63,7 @@ def base_config(image_size: int = 28, dataset: str = "fashion_mnist"):
 def set_model(config, **kwargs):
   """config.model = the model's keyword arguments, with num_classes following
   config.num_classes (one field to override)."""
-  config.model = ml_collections.ConfigDict(
-      {"num_classes": config.get_ref("num_classes"), **kwargs})
+  config.model = ml_collections.ConfigDict({"num_classes": config.get_ref("num_classes"), **kwargs})
   return config
 
 
@@ -94,11 +100,17 @@ def get_loss(config):
 def first_conv(model, variables, image):
   """(kernel, feature maps) of the first convolution the model runs on `image` (H, W, C),
   found by execution order, so it works on restored (key-sorted) parameter trees too."""
+
   def is_conv(module, method):
     return method == "__call__" and isinstance(module, nn.Conv)
 
-  _, state = model.apply(variables, np.asarray(image)[None], train=False,
-                         capture_intermediates=is_conv, mutable=["intermediates"])
+  _, state = model.apply(
+    variables,
+    np.asarray(image)[None],
+    train=False,
+    capture_intermediates=is_conv,
+    mutable=["intermediates"],
+  )
   path, node = [], state["intermediates"]
   while "__call__" not in node:
     name = next(iter(node))  # insertion order = the order modules ran

@@ -15,8 +15,11 @@ from dlx.data import tokenizers
 
 NANOGPT = "nanogpt"  # the `:nanogpt` argument: nanoGPT's CPU example (also the default)
 SHAKESPEARE_CHARS = 83  # distinct characters in the training plays (all the corpus has)
-SAMPLE_PROMPTS = ("ROMEO.\n", "First Citizen.\nBefore we proceed any further, hear me speak.\n",
-                  "KING.\nWhat news, my lord?\n")
+SAMPLE_PROMPTS = (
+  "ROMEO.\n",
+  "First Citizen.\nBefore we proceed any further, hear me speak.\n",
+  "KING.\nWhat news, my lord?\n",
+)
 OUTPUTS = ("samples.txt",)
 
 
@@ -24,8 +27,10 @@ def language_model_loss(logits, batch):
   """Next-token cross-entropy (nats per token) for every position: (B, T), which the
   trainer averages over T. Also token accuracy."""
   targets = batch["targets"]
-  return {"loss": losses.softmax_cross_entropy(logits, targets),
-          "accuracy": (jnp.argmax(logits, -1) == targets).astype(jnp.float32)}
+  return {
+    "loss": losses.softmax_cross_entropy(logits, targets),
+    "accuracy": (jnp.argmax(logits, -1) == targets).astype(jnp.float32),
+  }
 
 
 def language_model_config(**model):
@@ -40,8 +45,7 @@ def language_model_config(**model):
   # what a 2-core CPU trains in minutes; `:nanogpt` names it explicitly.
   config.context_length = 64
   config.train_stride = 64
-  config.model = ml_collections.ConfigDict(
-      {"vocab_size": config.get_ref("vocab_size"), **model})
+  config.model = ml_collections.ConfigDict({"vocab_size": config.get_ref("vocab_size"), **model})
   config.batch_size = 12
   config.num_train_steps = 2000
   config.eval_every_steps = 500
@@ -62,8 +66,13 @@ def language_model_config(**model):
 def smoke(config):
   """`:smoke`: few windows (one every 2048 characters) of 32 characters, a one-layer
   model 32 wide, 20-character samples."""
-  return config_lib.smoke(config, context_length=32, train_stride=2048, sample_length=20,
-                          **{"model.num_layers": 1, "model.features": 32})
+  return config_lib.smoke(
+    config,
+    context_length=32,
+    train_stride=2048,
+    sample_length=20,
+    **{"model.num_layers": 1, "model.features": 32},
+  )
 
 
 def shakespeare_char(config) -> core.Dataset:
@@ -71,8 +80,10 @@ def shakespeare_char(config) -> core.Dataset:
   (dlx/data/text.py); training windows start every `config.train_stride` characters."""
   dataset, _ = text.shakespeare_char(config.context_length, train_stride=config.train_stride)
   if dataset.info["vocab_size"] != config.vocab_size:
-    raise ValueError(f"the corpus has {dataset.info['vocab_size']} characters but "
-                     f"--config.vocab_size={config.vocab_size}")
+    raise ValueError(
+      f"the corpus has {dataset.info['vocab_size']} characters but "
+      f"--config.vocab_size={config.vocab_size}"
+    )
   return dataset
 
 

@@ -16,5 +16,8 @@ def regression(predictions, batch, loss: str = "mse", delta: float = 1.0):
     value = losses.huber(predictions, targets, delta=delta)
   else:
     raise errors.ConfigError(f"unknown regression loss {loss!r}; choose one of {', '.join(LOSSES)}")
-  return {"loss": value, "mse": losses.mse(predictions, targets),
-          "mae": losses.mae(predictions, targets)}
+  return {
+    "loss": value,
+    "mse": losses.mse(predictions, targets),
+    "mae": losses.mae(predictions, targets),
+  }

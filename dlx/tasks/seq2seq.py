@@ -33,16 +33,21 @@ def sequence_loss(logits, batch):
   targets, mask = batch["targets"], batch["target_mask"]
   correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
   tokens = jnp.maximum(jnp.sum(mask, -1), 1.0)
-  return {"loss": losses.sequence_cross_entropy(logits, targets, mask),
-          "token_accuracy": jnp.sum(correct * mask, -1) / tokens,
-          "sequence_accuracy": jnp.all((correct == 1) | (mask == 0), -1).astype(jnp.float32)}
+  return {
+    "loss": losses.sequence_cross_entropy(logits, targets, mask),
+    "token_accuracy": jnp.sum(correct * mask, -1) / tokens,
+    "sequence_accuracy": jnp.all((correct == 1) | (mask == 0), -1).astype(jnp.float32),
+  }
 
 
 def to_model_inputs(split: core.Split) -> core.Split:
   """dlx.data.sequences' flat arrays -> {'inputs': {'source', 'target_in'}, 'targets',
   'target_mask'}: the model reads the inputs dict, the loss the targets and mask."""
-  return {"inputs": {"source": split["source"], "target_in": split["target_in"]},
-          "targets": split["targets"], "target_mask": split["target_mask"]}
+  return {
+    "inputs": {"source": split["source"], "target_in": split["target_in"]},
+    "targets": split["targets"],
+    "target_mask": split["target_mask"],
+  }
 
 
 def as_model_dataset(dataset: core.Dataset) -> core.Dataset:
@@ -68,8 +73,9 @@ def accuracy_by_length(model, variables, split: core.Split, batch_size: int = 50
   result = {}
   for length in np.unique(lengths):
     rows = np.flatnonzero(lengths == length)
-    result[int(length)] = exact_match(model, variables, core.take(split, rows),
-                                      batch_size)["sequence_accuracy"]
+    result[int(length)] = exact_match(model, variables, core.take(split, rows), batch_size)[
+      "sequence_accuracy"
+    ]
   return result
 
 
@@ -79,12 +85,12 @@ def seq2seq_config(task: str):
   config = config_lib.base_config()
   config.task = task
   config.num_train = 20_000
-  config.num_symbols = 10        # synthetic tasks: symbols per position
+  config.num_symbols = 10  # synthetic tasks: symbols per position
   config.min_length = 1
-  config.max_length = 10         # the training lengths; test sequences have these too
+  config.max_length = 10  # the training lengths; test sequences have these too
   config.longer_lengths = (11, 20)  # reported (no bar): accuracy on longer sequences
-  config.max_vocab = 0           # reorder: word vocabulary cap (0 = every training word)
-  config.max_words = 8           # reorder: longest sentence, in words
+  config.max_vocab = 0  # reorder: word vocabulary cap (0 = every training word)
+  config.max_words = 8  # reorder: longest sentence, in words
   config.batch_size = 64
   config.eval_batch_size = 500
   config.best_metric = "sequence_accuracy"
@@ -99,21 +105,32 @@ def seq2seq_config(task: str):
 
 def _task_dataset(config, test_lengths=None):
   if config.task == "reorder":
-    return sequences.reorder_task(max_words=config.max_words,
-                                  max_vocab=config.max_vocab or None, seed=config.seed)
-  make = {"copy": sequences.copy_task, "reverse": sequences.reverse_task,
-          "sort": sequences.sort_task}[config.task]
-  return make(num_train=config.num_train, min_length=config.min_length,
-              max_length=config.max_length, num_symbols=config.num_symbols,
-              seed=config.seed, test_lengths=test_lengths)
+    return sequences.reorder_task(
+      max_words=config.max_words, max_vocab=config.max_vocab or None, seed=config.seed
+    )
+  make = {
+    "copy": sequences.copy_task,
+    "reverse": sequences.reverse_task,
+    "sort": sequences.sort_task,
+  }[config.task]
+  return make(
+    num_train=config.num_train,
+    min_length=config.min_length,
+    max_length=config.max_length,
+    num_symbols=config.num_symbols,
+    seed=config.seed,
+    test_lengths=test_lengths,
+  )
 
 
 def seq2seq_dataset(config, data_dir=None):
   del data_dir  # synthetic, or built from the packaged plays
   dataset = _task_dataset(config)
   if dataset.info["vocab_size"] != config.vocab_size:
-    raise ValueError(f"the {config.task} task has {dataset.info['vocab_size']} tokens but "
-                     f"--config.vocab_size={config.vocab_size}")
+    raise ValueError(
+      f"the {config.task} task has {dataset.info['vocab_size']} tokens but "
+      f"--config.vocab_size={config.vocab_size}"
+    )
   return as_model_dataset(dataset)
 
 
@@ -139,8 +156,10 @@ def seq2seq_report(ctx, attention_fn) -> dict:
 
   attention_fn(model, variables, inputs) -> (B, T, S) weights to plot."""
   model, variables, dataset, config = ctx.model, ctx.variables, ctx.dataset, ctx.config
-  report = {"test": exact_match(model, variables, dataset.test),
-            "test_by_length": accuracy_by_length(model, variables, dataset.test)}
+  report = {
+    "test": exact_match(model, variables, dataset.test),
+    "test_by_length": accuracy_by_length(model, variables, dataset.test),
+  }
   if config.task != "reorder" and config.longer_lengths:
     longer = as_model_dataset(_task_dataset(config, tuple(config.longer_lengths)))
     report["longer_by_length"] = accuracy_by_length(model, variables, longer.test)
@@ -150,11 +169,13 @@ def seq2seq_report(ctx, attention_fn) -> dict:
   target_length = int(example["target_mask"][0].sum())
   source_length = int((source != 0).sum())
   info = dataset.info
-  plots.plot_attention(weights[:target_length, :source_length],
-                       token_labels(source[:source_length], info),
-                       token_labels(example["targets"][0][:target_length], info),
-                       os.path.join(ctx.workdir, OUTPUTS[0]),
-                       title=f"{config.experiment}: first test example")
+  plots.plot_attention(
+    weights[:target_length, :source_length],
+    token_labels(source[:source_length], info),
+    token_labels(example["targets"][0][:target_length], info),
+    os.path.join(ctx.workdir, OUTPUTS[0]),
+    title=f"{config.experiment}: first test example",
+  )
   report["attention_plot"] = OUTPUTS[0]
   return report
 
@@ -169,8 +190,7 @@ def transformer_cross_attention(model, variables, inputs):
 def transformer_model_config(config, **kwargs):
   """config.model for a dlx.models.transformer.Transformer: its keyword arguments, with
   vocab_size following config.vocab_size."""
-  config.model = ml_collections.ConfigDict(
-      {"vocab_size": config.get_ref("vocab_size"), **kwargs})
+  config.model = ml_collections.ConfigDict({"vocab_size": config.get_ref("vocab_size"), **kwargs})
   return config
 
 
@@ -186,5 +206,6 @@ def transformer_report(ctx):
 def smoke(config):
   """`:smoke`: 500 training strings and a one-layer model 16 wide."""
   small = {"num_layers": 1, "features": 16, "hidden": 16}
-  return config_lib.smoke(config, num_train=500, **{
-      f"model.{k}": v for k, v in small.items() if k in config.model})
+  return config_lib.smoke(
+    config, num_train=500, **{f"model.{k}": v for k, v in small.items() if k in config.model}
+  )

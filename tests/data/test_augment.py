@@ -25,14 +25,17 @@ KEY = jax.random.key(42)
 OTHER = jax.random.key(7)
 
 
-@pytest.mark.parametrize("fn", [
+@pytest.mark.parametrize(
+  "fn",
+  [
     lambda k, x: augment.random_flip(k, x),
     lambda k, x: augment.random_crop(k, x, 2),
     lambda k, x: augment.random_crop(k, x, 2, mode="reflect"),
     lambda k, x: augment.gaussian_noise(k, x, 0.1),
     lambda k, x: augment.mixup(k, x, _distinct_labels(), 0.4)[0],
     lambda k, x: augment.cutmix(k, x, _distinct_labels(), 1.0)[0],
-])
+  ],
+)
 def test_deterministic_per_key_and_shape_preserving(fn):
   x = _images()
   a, b, c = fn(KEY, x), fn(KEY, x), fn(OTHER, x)
@@ -60,8 +63,12 @@ def test_crop_is_a_slice_of_the_padded_image(mode):
   padded = np.pad(np.asarray(x), ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=mode)
   offsets = set()
   for i in range(N):
-    matches = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
-               if np.array_equal(out[i], padded[i, dy:dy + H, dx:dx + W])]
+    matches = [
+      (dy, dx)
+      for dy in range(2 * pad + 1)
+      for dx in range(2 * pad + 1)
+      if np.array_equal(out[i], padded[i, dy : dy + H, dx : dx + W])
+    ]
     assert matches, f"example {i} is not a crop of its padded image"
     offsets.add(matches[0])
   assert len(offsets) > 1  # Offsets differ between examples.
@@ -117,14 +124,13 @@ def test_cutmix_label_weight_is_the_pasted_area():
       assert weight[i] == pytest.approx(pasted.mean(), abs=1e-6)
       assert own[i] == pytest.approx(1 - pasted.mean(), abs=1e-6)
       rows, cols = np.nonzero(pasted)  # The pasted region is one rectangle.
-      assert pasted[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()
+      assert pasted[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
       checked += 1
   assert checked >= 10
 
 
 def test_make_augment_flip_crop_noise():
-  config = ml_collections.ConfigDict(
-      {"flip": True, "crop_padding": 2, "input_noise": 0.0})
+  config = ml_collections.ConfigDict({"flip": True, "crop_padding": 2, "input_noise": 0.0})
   fn = augment.make_augment(config)
   batch = {"inputs": _images(), "targets": jnp.arange(N)}
   out = fn(KEY, batch)
@@ -137,10 +143,13 @@ def test_make_augment_flip_crop_noise():
   np.testing.assert_array_equal(identity(KEY, batch)["inputs"], batch["inputs"])
 
 
-@pytest.mark.parametrize("config", [
+@pytest.mark.parametrize(
+  "config",
+  [
     {"mixup_alpha": 0.2, "num_classes": 10},
     {"cutmix_alpha": 1.0, "num_classes": 10},
-])
+  ],
+)
 def test_make_augment_adds_soft_targets(config):
   fn = augment.make_augment(config)
   batch = {"inputs": _images(), "targets": jnp.arange(N) % 10}
@@ -152,8 +161,15 @@ def test_make_augment_adds_soft_targets(config):
 
 def test_make_augment_everything_on_under_jit():
   # One compilation covers every augmentation (Beta sampling compiles slowly).
-  config = {"flip": True, "crop_padding": 2, "crop_mode": "reflect", "input_noise": 0.05,
-            "mixup_alpha": 0.2, "cutmix_alpha": 1.0, "num_classes": 10}
+  config = {
+    "flip": True,
+    "crop_padding": 2,
+    "crop_mode": "reflect",
+    "input_noise": 0.05,
+    "mixup_alpha": 0.2,
+    "cutmix_alpha": 1.0,
+    "num_classes": 10,
+  }
   fn = augment.make_augment(config)
   jitted = jax.jit(fn)
   batch = {"inputs": _images(), "targets": jnp.arange(N) % 10}

@@ -20,13 +20,13 @@ SEEDED = ("digits", "iris", "xor", "two_moons", "spirals", "regression")
 CONTINUOUS = ("xor", "two_moons", "spirals", "regression", "mnist1d")
 # (train, validation, test) sizes, input shape (per example), target dtype.
 EXPECTED = {
-    "digits": ((1258, 180, 359), (8, 8, 1), np.int32),
-    "iris": ((90, 30, 30), (4,), np.int32),
-    "mnist1d": ((3600, 400, 1000), (40,), np.int32),
-    "xor": ((200, 100, 100), (2,), np.int32),
-    "two_moons": ((600, 200, 200), (2,), np.int32),
-    "spirals": ((600, 200, 200), (2,), np.int32),
-    "regression": ((600, 200, 200), (1,), np.float32),
+  "digits": ((1258, 180, 359), (8, 8, 1), np.int32),
+  "iris": ((90, 30, 30), (4,), np.int32),
+  "mnist1d": ((3600, 400, 1000), (40,), np.int32),
+  "xor": ((200, 100, 100), (2,), np.int32),
+  "two_moons": ((600, 200, 200), (2,), np.int32),
+  "spirals": ((600, 200, 200), (2,), np.int32),
+  "regression": ((600, 200, 200), (1,), np.float32),
 }
 
 
@@ -100,11 +100,14 @@ def test_embedded_splits_partition_the_source(name, loaded):
   """digits and iris hold duplicate rows, so check the multiset instead: the three splits
   together are exactly the source data, each example used once."""
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
+
   ds = loaded(name)
   if name == "digits":
     raw = datasets.load_digits()
-    source = {"inputs": (raw.images / 16.0).astype(np.float32)[..., None],
-              "targets": raw.target.astype(np.int32)}
+    source = {
+      "inputs": (raw.images / 16.0).astype(np.float32)[..., None],
+      "targets": raw.target.astype(np.int32),
+    }
   else:
     raw = datasets.load_iris()
     source = {"inputs": raw.data.astype(np.float32), "targets": raw.target.astype(np.int32)}
@@ -184,7 +187,9 @@ def test_train_batches_cover_each_example_once_per_epoch():
   batches = _take(pipeline.train_batches(_index_split(n), bs, seed=7), 3 * per_epoch)
   orders = []
   for epoch in range(3):
-    seen = np.concatenate([b["inputs"] for b in batches[epoch * per_epoch:(epoch + 1) * per_epoch]])
+    seen = np.concatenate(
+      [b["inputs"] for b in batches[epoch * per_epoch : (epoch + 1) * per_epoch]]
+    )
     assert len(seen) == per_epoch * bs
     assert len(np.unique(seen)) == len(seen)  # no repeats inside an epoch
     assert seen.min() >= 0 and seen.max() < n
@@ -196,8 +201,7 @@ def test_train_batches_cover_each_example_once_per_epoch():
 def test_train_batches_resume_from_start_step(start_step):
   split = _index_split(103)
   full = _take(pipeline.train_batches(split, 10, seed=3), 30)
-  resumed = _take(pipeline.train_batches(split, 10, seed=3, start_step=start_step),
-                  30 - start_step)
+  resumed = _take(pipeline.train_batches(split, 10, seed=3, start_step=start_step), 30 - start_step)
   for x, y in zip(full[start_step:], resumed):
     np.testing.assert_array_equal(x["inputs"], y["inputs"])
     np.testing.assert_array_equal(x["targets"], y["targets"])
@@ -207,9 +211,15 @@ def test_train_batches_resume_from_start_step(start_step):
 def test_train_batches_split_per_process(process_count):
   split = _index_split(96)
   whole = _take(pipeline.train_batches(split, 16, seed=5, start_step=4), 10)
-  parts = [_take(pipeline.train_batches(split, 16, seed=5, start_step=4,
-                                        process_index=p, process_count=process_count), 10)
-           for p in range(process_count)]
+  parts = [
+    _take(
+      pipeline.train_batches(
+        split, 16, seed=5, start_step=4, process_index=p, process_count=process_count
+      ),
+      10,
+    )
+    for p in range(process_count)
+  ]
   for i, batch in enumerate(whole):
     local = [parts[p][i]["inputs"] for p in range(process_count)]
     assert all(len(x) == 16 // process_count for x in local)
@@ -219,8 +229,10 @@ def test_train_batches_split_per_process(process_count):
 # ------------------------------------------------------------------ pipeline: eval
 
 
-@pytest.mark.parametrize("n,batch_size,num_examples", [
-    (10, 4, None), (12, 4, None), (3, 8, None), (10, 4, 7), (10, 4, 100)])
+@pytest.mark.parametrize(
+  "n,batch_size,num_examples",
+  [(10, 4, None), (12, 4, None), (3, 8, None), (10, 4, 7), (10, 4, 100)],
+)
 def test_eval_batches_pad_mask_and_cover_once(n, batch_size, num_examples):
   split = _index_split(n)
   batches = list(pipeline.eval_batches(split, batch_size, num_examples=num_examples))
@@ -243,8 +255,10 @@ def test_eval_batches_pad_mask_and_cover_once(n, batch_size, num_examples):
 def test_eval_batches_split_per_process(process_count):
   split = _index_split(21)
   whole = list(pipeline.eval_batches(split, 8))
-  parts = [list(pipeline.eval_batches(split, 8, process_index=p, process_count=process_count))
-           for p in range(process_count)]
+  parts = [
+    list(pipeline.eval_batches(split, 8, process_index=p, process_count=process_count))
+    for p in range(process_count)
+  ]
   assert all(len(p) == len(whole) for p in parts)
   real = []
   for i, batch in enumerate(whole):
@@ -267,8 +281,9 @@ def test_prefetch_preserves_order_and_applies_put():
 
 def test_prefetch_runs_put_on_a_background_thread():
   threads = []
-  items = list(pipeline.prefetch(iter(range(3)),
-                                 lambda x: threads.append(threading.get_ident()) or x))
+  items = list(
+    pipeline.prefetch(iter(range(3)), lambda x: threads.append(threading.get_ident()) or x)
+  )
   assert items == [0, 1, 2]
   assert set(threads) and threading.get_ident() not in threads
 
@@ -337,6 +352,7 @@ def tfds():
   # Import TensorFlow up front so the timed calls below measure loading, not the import.
   import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   import tensorflow_datasets  # pylint: disable=g-import-not-at-top
+
   return tensorflow_datasets
 
 

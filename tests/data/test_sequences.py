@@ -8,8 +8,9 @@ from dlx.data import text
 from dlx.data import tokenizers
 
 SPLITS = ("train", "validation", "test")
-SMALL = dict(num_train=500, num_validation=100, num_test=100, min_length=2, max_length=8,
-             num_symbols=6, seed=3)
+SMALL = dict(
+  num_train=500, num_validation=100, num_test=100, min_length=2, max_length=8, num_symbols=6, seed=3
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +41,17 @@ def check_layout(split):
   assert (targets[~padding] != 0).all() and (mask[padding] == 0).all()
   assert ((source != 0).sum(1) > 0).all()
   # Padding only at the end of the source.
-  assert all((s[s != 0] == s[:(s != 0).sum()]).all() for s in source)
+  assert all((s[s != 0] == s[: (s != 0).sum()]).all() for s in source)
 
 
-@pytest.mark.parametrize("task,expected", [
+@pytest.mark.parametrize(
+  "task,expected",
+  [
     (sequences.copy_task, lambda s: s),
     (sequences.reverse_task, lambda s: s[::-1]),
     (sequences.sort_task, sorted),
-])
+  ],
+)
 def test_symbol_tasks(task, expected):
   ds = task(**SMALL)
   assert ds.info["vocab_size"] == 9 and ds.info["first_symbol_id"] == 3
@@ -91,8 +95,10 @@ def test_too_few_distinct_strings_is_an_error():
 def test_reorder_targets_are_shuffled_corpus_sentences(reorder):
   tok = tokenizers.WordTokenizer(reorder.info["vocab"])
   assert reorder.info["vocab_size"] == tok.vocab_size and tok.eos_id == sequences.EOS_ID
-  flat = {name: tokenizers.join_words(tokenizers.split_words(
-      " ".join(text.split_texts()[name]))) for name in ("test",)}
+  flat = {
+    name: tokenizers.join_words(tokenizers.split_words(" ".join(text.split_texts()[name])))
+    for name in ("test",)
+  }
   for name in SPLITS:
     split = reorder.split(name)
     check_layout(split)
@@ -131,6 +137,7 @@ def test_reorder_example_from_the_course():
 
 def test_loaders_are_reachable_by_name():
   from dlx import data  # pylint: disable=g-import-not-at-top
+
   ds = data.load("reverse", num_train=30, num_validation=5, num_test=5, max_length=4)
   assert ds.info["name"] == "reverse" and ds.size("train") == 30
   lm = data.load("shakespeare_char", context_length=16, max_train_windows=10)

@@ -43,8 +43,12 @@ def test_word_tokenizer_round_trip_and_unknown_words(tmp_path):
   assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id) == (0, 1, 2, 3)
   assert tok.decode(tok.encode(SENTENCE)) == SENTENCE
   assert tok.decode(tok.encode("To-night, o'er the sea!")) == "To-night, o'er the sea!"
-  assert tok.encode("The dog sat.") == [tok.encode("The")[0], 3, tok.encode("sat")[0],
-                                         tok.encode(".")[0]]
+  assert tok.encode("The dog sat.") == [
+    tok.encode("The")[0],
+    3,
+    tok.encode("sat")[0],
+    tok.encode(".")[0],
+  ]
   tok.save(tmp_path / "word.json")
   assert tokenizers.load(tmp_path / "word.json").vocab == tok.vocab
 
@@ -68,7 +72,8 @@ def test_word_tokenizer_max_vocab_and_lowercase():
 def test_sentencepiece_round_trip(train_text, tmp_path, model_type, size):
   corpus = train_text[:size]
   tok = tokenizers.SentencePieceTokenizer.train(
-      corpus, 300, model_type=model_type, model_prefix=str(tmp_path / "sp"))
+    corpus, 300, model_type=model_type, model_prefix=str(tmp_path / "sp")
+  )
   assert tok.vocab_size == 300
   assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id) == (0, 1, 2, 3)
   held_out = text.shakespeare_plays()["macbeth"][:3000]
@@ -87,8 +92,10 @@ def test_plays_are_37_without_boilerplate():
   assert len(plays) == 37 and "hamlet" in plays and "sonnets" not in plays
   assert list(plays) == sorted(plays)
   assert not any("Project Gutenberg" in t or "GUTENBERG" in t for t in plays.values())
-  wrapped = ("Header\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\nplay\n"
-             "*** END OF THIS PROJECT GUTENBERG EBOOK X ***\nlicence")
+  wrapped = (
+    "Header\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\nplay\n"
+    "*** END OF THIS PROJECT GUTENBERG EBOOK X ***\nlicence"
+  )
   assert text.strip_gutenberg_boilerplate(wrapped).strip() == "play"
 
 
@@ -131,8 +138,7 @@ def test_train_stride_and_max_train_windows():
   assert ds.size("train") == 1000
   np.testing.assert_array_equal(ds.train["inputs"][:, 1:], ds.train["targets"][:, :-1])
   dense, _ = text.shakespeare_char(32, train_stride=8)
-  assert dense.size("train") == pytest.approx(4 * ds.info["num_chars"]["train"] / 32,
-                                              rel=0.01)
+  assert dense.size("train") == pytest.approx(4 * ds.info["num_chars"]["train"] / 32, rel=0.01)
   assert dense.size("validation") == ds.size("validation")
 
 

@@ -21,10 +21,10 @@ from dlx.nn import recurrent
 B, T, D, H = 2, 5, 3, 4
 TORCH_REASON = "PyTorch is the reference; install torch to compare with it"
 CELLS = {
-    "rnn": lambda: recurrent.SimpleRNNCell(H),
-    "lstm": lambda: recurrent.LSTMCell(H),
-    "gru": lambda: recurrent.GRUCell(H),
-    "gru_reset_after": lambda: recurrent.GRUCell(H, reset_after=True),
+  "rnn": lambda: recurrent.SimpleRNNCell(H),
+  "lstm": lambda: recurrent.LSTMCell(H),
+  "gru": lambda: recurrent.GRUCell(H),
+  "gru_reset_after": lambda: recurrent.GRUCell(H, reset_after=True),
 }
 
 
@@ -38,16 +38,15 @@ def random_variables(module, *args, seed=0, scale=0.5, **kwargs):
   Shapes come from jax.eval_shape, so nothing is compiled (compiling the
   initialisers costs seconds on CPU), and biases are non-zero too.
   """
-  shapes = jax.eval_shape(functools.partial(module.init, **kwargs),
-                          jax.random.key(0), *args)
+  shapes = jax.eval_shape(functools.partial(module.init, **kwargs), jax.random.key(0), *args)
   rng = np.random.default_rng(seed)
   return jax.tree_util.tree_map(
-      lambda s: jnp.asarray(rng.normal(0.0, scale, s.shape), s.dtype), shapes)
+    lambda s: jnp.asarray(rng.normal(0.0, scale, s.shape), s.dtype), shapes
+  )
 
 
 def inputs(shape, seed=0):
-  return jnp.asarray(np.random.default_rng(100 + seed).normal(size=shape),
-                     jnp.float32)
+  return jnp.asarray(np.random.default_rng(100 + seed).normal(size=shape), jnp.float32)
 
 
 # NumPy transcriptions of the course's equations (docs/curriculum.md#e9): W_g . [h, x] + b_g.
@@ -83,8 +82,7 @@ def np_step(name, p, carry, x):
   if name == "gru":
     h_tilde = np.tanh(dense(p["candidate"], np.concatenate([r * h, x], -1)))
   else:
-    h_tilde = np.tanh(dense(p["candidate_input"], x) +
-                      r * dense(p["candidate_hidden"], h))
+    h_tilde = np.tanh(dense(p["candidate_input"], x) + r * dense(p["candidate_hidden"], h))
   h = (1 - z) * h + z * h_tilde
   return h, h
 
@@ -97,8 +95,10 @@ def init_cell(name):
 
 def assert_close(a, b, atol=1e-5):
   jax.tree_util.tree_map(
-      lambda u, v: np.testing.assert_allclose(
-          np.asarray(u), np.asarray(v), atol=atol, rtol=1e-5), a, b)
+    lambda u, v: np.testing.assert_allclose(np.asarray(u), np.asarray(v), atol=atol, rtol=1e-5),
+    a,
+    b,
+  )
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
@@ -106,19 +106,18 @@ def test_cell_matches_the_course_equations(name):
   cell, params = init_cell(name)
   xs = inputs((B, T, D))
   carry = jax.tree_util.tree_map(
-      lambda a: a + inputs(a.shape, seed=2),
-      cell.initialize_carry(jax.random.key(0), (B, D)))
+    lambda a: a + inputs(a.shape, seed=2), cell.initialize_carry(jax.random.key(0), (B, D))
+  )
   # One step.
   new_carry, out = cell.apply({"params": params}, carry, xs[:, 0])
-  np_carry, np_out = np_step(name, params,
-                             jax.tree_util.tree_map(np.asarray, carry),
-                             np.asarray(xs[:, 0], np.float64))
+  np_carry, np_out = np_step(
+    name, params, jax.tree_util.tree_map(np.asarray, carry), np.asarray(xs[:, 0], np.float64)
+  )
   assert_close(out, np_out)
   assert_close(new_carry, np_carry)
   # Five steps scanned by flax.linen.RNN.
   rnn = nn.RNN(CELLS[name]())
-  final, outs = rnn.apply({"params": {"cell": params}}, xs,
-                          initial_carry=carry, return_carry=True)
+  final, outs = rnn.apply({"params": {"cell": params}}, xs, initial_carry=carry, return_carry=True)
   np_carry = jax.tree_util.tree_map(np.asarray, carry)
   np_outs = []
   for t in range(T):
@@ -131,8 +130,9 @@ def test_cell_matches_the_course_equations(name):
 
 def test_lstm_forget_bias_initialisation():
   cell = recurrent.LSTMCell(H, forget_bias=2.0)
-  params = cell.init(jax.random.key(0), cell.initialize_carry(None, (B, D)),
-                     jnp.zeros((B, D)))["params"]
+  params = cell.init(jax.random.key(0), cell.initialize_carry(None, (B, D)), jnp.zeros((B, D)))[
+    "params"
+  ]
   np.testing.assert_array_equal(params["forget"]["bias"], 2.0)
   np.testing.assert_array_equal(params["input"]["bias"], 0.0)
 
@@ -153,8 +153,8 @@ def torch_gate_params(torch_module, suffix, gates, negate=()):
     rows = slice(k * hidden, (k + 1) * hidden)
     sign = -1.0 if name in negate else 1.0
     out[name] = {
-        "kernel": sign * np.concatenate([w_hh[rows].T, w_ih[rows].T], 0),
-        "bias": sign * b[rows],
+      "kernel": sign * np.concatenate([w_hh[rows].T, w_ih[rows].T], 0),
+      "bias": sign * b[rows],
     }
   return out
 
@@ -164,14 +164,11 @@ LSTM_GATES = ("input", "forget", "candidate", "output")  # torch: i, f, g, o.
 
 def torch_gru_params(torch_module, suffix=""):
   """Torch GRU (r, z, n) -> our reset_after GRU; z' = 1 - z flips sign."""
-  params = torch_gate_params(torch_module, suffix, ("reset", "update", None),
-                             negate=("update",))
+  params = torch_gate_params(torch_module, suffix, ("reset", "update", None), negate=("update",))
   get = lambda n: getattr(torch_module, n + suffix).detach().numpy()
   n = slice(2 * H, 3 * H)
-  params["candidate_input"] = {"kernel": get("weight_ih")[n].T,
-                               "bias": get("bias_ih")[n]}
-  params["candidate_hidden"] = {"kernel": get("weight_hh")[n].T,
-                                "bias": get("bias_hh")[n]}
+  params["candidate_input"] = {"kernel": get("weight_ih")[n].T, "bias": get("bias_ih")[n]}
+  params["candidate_hidden"] = {"kernel": get("weight_hh")[n].T, "bias": get("bias_hh")[n]}
   return params
 
 
@@ -209,27 +206,25 @@ def test_stacked_bidirectional_matches_torch(cell_type):
   layers = 2
   x = np.asarray(inputs((B, T, D)))
   if cell_type == "lstm":
-    theirs = torch.nn.LSTM(D, H, num_layers=layers, bidirectional=True,
-                           batch_first=True)
+    theirs = torch.nn.LSTM(D, H, num_layers=layers, bidirectional=True, batch_first=True)
     convert = lambda s: torch_gate_params(theirs, s, LSTM_GATES)
     out, (h_n, c_n) = theirs(torch.tensor(x))
     h_n, c_n = h_n.detach().numpy(), c_n.detach().numpy()
     final = lambda k: (c_n[k], h_n[k])
   else:
-    theirs = torch.nn.GRU(D, H, num_layers=layers, bidirectional=True,
-                          batch_first=True)
+    theirs = torch.nn.GRU(D, H, num_layers=layers, bidirectional=True, batch_first=True)
     convert = lambda s: torch_gru_params(theirs, s)
     out, h_n = theirs(torch.tensor(x))
     h_n = h_n.detach().numpy()
     final = lambda k: h_n[k]
   params = {
-      f"layer_{item}": {
-          "forward_rnn": {"cell": convert(f"_l{item}")},
-          "backward_rnn": {"cell": convert(f"_l{item}_reverse")},
-      } for item in range(layers)
+    f"layer_{item}": {
+      "forward_rnn": {"cell": convert(f"_l{item}")},
+      "backward_rnn": {"cell": convert(f"_l{item}_reverse")},
+    }
+    for item in range(layers)
   }
-  ours = recurrent.Recurrent(H, cell_type, num_layers=layers,
-                             bidirectional=True, reset_after=True)
+  ours = recurrent.Recurrent(H, cell_type, num_layers=layers, bidirectional=True, reset_after=True)
   outputs, carries = ours.apply({"params": params}, x)
   assert_close(outputs, out.detach().numpy())
   for item in range(layers):
@@ -239,15 +234,16 @@ def test_stacked_bidirectional_matches_torch(cell_type):
 # Wrapper shapes, direction and padding.
 
 
-@pytest.mark.parametrize("cell_type,bidirectional",
-                         [("rnn", True), ("lstm", False), ("gru", True)])
+@pytest.mark.parametrize("cell_type,bidirectional", [("rnn", True), ("lstm", False), ("gru", True)])
 def test_recurrent_shapes(cell_type, bidirectional):
-  model = recurrent.Recurrent(H, cell_type, num_layers=2,
-                              bidirectional=bidirectional, dropout_rate=0.5)
+  model = recurrent.Recurrent(
+    H, cell_type, num_layers=2, bidirectional=bidirectional, dropout_rate=0.5
+  )
   x = inputs((B, T, D))
   variables = random_variables(model, x)
   outputs, carries = jax.jit(model.apply, static_argnames="train")(
-      variables, x, train=True, rngs={"dropout": jax.random.key(1)})
+    variables, x, train=True, rngs={"dropout": jax.random.key(1)}
+  )
   assert outputs.shape == (B, T, 2 * H if bidirectional else H)
   assert len(carries) == 2
   carry_shapes = {jnp.shape(a) for a in jax.tree_util.tree_leaves(carries)}
@@ -294,14 +290,15 @@ def test_seq_lengths_ignore_padding():
 
 @pytest.mark.parametrize("cell_type,tie", [("lstm", False), ("gru", True)])
 def test_lm_generate_carries_state(cell_type, tie):
-  model = rnn_lm.RNNLanguageModel(11, 8, num_layers=2, cell_type=cell_type,
-                                  tie_weights=tie, dropout_rate=0.1)
+  model = rnn_lm.RNNLanguageModel(
+    11, 8, num_layers=2, cell_type=cell_type, tie_weights=tie, dropout_rate=0.1
+  )
   apply = jax.jit(model.apply)
   prompt = jnp.array([[1, 2, 3], [4, 5, 6]], jnp.int32)
   params = random_variables(model, prompt)["params"]
-  tokens, logits = rnn_lm.generate(model, params, prompt, 4,
-                                   jax.random.key(1), temperature=0.8,
-                                   top_k=5, return_logits=True)
+  tokens, logits = rnn_lm.generate(
+    model, params, prompt, 4, jax.random.key(1), temperature=0.8, top_k=5, return_logits=True
+  )
   assert tokens.shape == (2, 7) and logits.shape == (2, 4, 11)
   np.testing.assert_array_equal(tokens[:, :3], prompt)
   # Carried-state logits equal a full re-run over the prefix.
@@ -310,12 +307,13 @@ def test_lm_generate_carries_state(cell_type, tie):
   np.testing.assert_allclose(logits, full[:, 2:], atol=1e-5)
   if cell_type == "lstm":  # Greedy picks the argmax (one config is enough).
     greedy, greedy_logits = rnn_lm.generate(
-        model, params, prompt, 4, jax.random.key(2), temperature=0,
-        return_logits=True)
+      model, params, prompt, 4, jax.random.key(2), temperature=0, return_logits=True
+    )
     np.testing.assert_array_equal(greedy[:, 3:], greedy_logits.argmax(-1))
   else:  # Dropout path (train=True) runs and keeps the shape.
-    dropped = model.apply({"params": params}, prompt, train=True,
-                          rngs={"dropout": jax.random.key(4)})
+    dropped = model.apply(
+      {"params": params}, prompt, train=True, rngs={"dropout": jax.random.key(4)}
+    )
     assert dropped.shape == (2, 3, 11)
 
 
@@ -337,19 +335,18 @@ def test_attention_weights_are_masked_softmax(kind):
   np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
   np.testing.assert_array_equal(weights[0, 3:], 0.0)
   assert np.all(weights[mask] > 0)
-  np.testing.assert_allclose(
-      context, np.einsum("bs,bse->be", weights, memory), atol=1e-6)
+  np.testing.assert_allclose(context, np.einsum("bs,bse->be", weights, memory), atol=1e-6)
 
 
 SEQ2SEQ_CONFIGS = [
-    dict(cell_type="gru", attention="bahdanau", bidirectional_encoder=True),
-    dict(cell_type="lstm", attention="luong", bidirectional_encoder=False,
-         num_layers=2),
+  dict(cell_type="gru", attention="bahdanau", bidirectional_encoder=True),
+  dict(cell_type="lstm", attention="luong", bidirectional_encoder=False, num_layers=2),
 ]
 
 
-@pytest.mark.parametrize("config", SEQ2SEQ_CONFIGS,
-                         ids=lambda c: f"{c['cell_type']}-{c['attention']}")
+@pytest.mark.parametrize(
+  "config", SEQ2SEQ_CONFIGS, ids=lambda c: f"{c['cell_type']}-{c['attention']}"
+)
 def test_seq2seq_attention_and_greedy_decode(config):
   src_vocab, tgt_vocab, bos = 10, 9, 1
   model = seq2seq.Seq2Seq(src_vocab, tgt_vocab, 8, **config)
@@ -369,11 +366,13 @@ def test_seq2seq_attention_and_greedy_decode(config):
   np.testing.assert_allclose(padded_logits, logits, atol=1e-5)
   # Step-by-step decoding equals the teacher-forced pass on the same tokens.
   tokens, attn, step_logits = seq2seq.greedy_decode(
-      model, params, source, 4, bos, return_logits=True)
+    model, params, source, 4, bos, return_logits=True
+  )
   assert tokens.shape == (2, 4) and attn.shape == (2, 4, 4)
-  forced = {"source": source,
-            "target_in": jnp.concatenate(
-                [jnp.full((2, 1), bos, jnp.int32), tokens[:, :-1]], 1)}
+  forced = {
+    "source": source,
+    "target_in": jnp.concatenate([jnp.full((2, 1), bos, jnp.int32), tokens[:, :-1]], 1),
+  }
   forced_logits, forced_attn = apply({"params": params}, forced)
   np.testing.assert_allclose(step_logits, forced_logits, atol=1e-5)
   np.testing.assert_allclose(attn, forced_attn, atol=1e-6)

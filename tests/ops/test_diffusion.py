@@ -13,7 +13,7 @@ from dlx.ops import diffusion
 
 def _key(seed):
   # 'rbg' keys: threefry kernels take ~2 s each to compile on this CPU.
-  return jax.random.key(seed, impl='rbg')
+  return jax.random.key(seed, impl="rbg")
 
 
 def _short_schedule(num_steps=50):
@@ -32,8 +32,7 @@ def test_linear_schedule_closed_forms():
   np.testing.assert_allclose(s.alpha_bars, abar, rtol=1e-4)
   np.testing.assert_allclose(s.sqrt_alpha_bars, np.sqrt(abar), rtol=1e-4)
   np.testing.assert_allclose(s.sqrt_one_minus_alpha_bars, np.sqrt(1 - abar), rtol=1e-4)
-  np.testing.assert_allclose(
-      s.posterior_variance, betas * (1 - abar_prev) / (1 - abar), rtol=1e-4)
+  np.testing.assert_allclose(s.posterior_variance, betas * (1 - abar_prev) / (1 - abar), rtol=1e-4)
   assert s.posterior_variance[0] == 0.0
   assert float(s.alpha_bars[-1]) < 1e-4
 
@@ -46,8 +45,7 @@ def test_q_sample_marginals():
   xt = jax.vmap(lambda n: diffusion.q_sample(s, x0, t, n))(noise)
   abar = np.asarray(s.alpha_bars)[np.asarray(t)][:, None]
   np.testing.assert_allclose(xt.mean(0), np.sqrt(abar) * x0, atol=0.03)
-  np.testing.assert_allclose(xt.var(0), np.broadcast_to(1 - abar, x0.shape),
-                             rtol=0.05, atol=1e-5)
+  np.testing.assert_allclose(xt.var(0), np.broadcast_to(1 - abar, x0.shape), rtol=0.05, atol=1e-5)
 
 
 def test_ancestral_sample_constant_data_oracle():
@@ -72,10 +70,9 @@ def test_ancestral_sample_gaussian_data_oracle():
 
   def oracle(x, t):
     ab = s.alpha_bars[t].reshape(-1, 1)
-    return jnp.sqrt(1 - ab) * (x - jnp.sqrt(ab) * mu) / (ab * sd ** 2 + 1 - ab)
+    return jnp.sqrt(1 - ab) * (x - jnp.sqrt(ab) * mu) / (ab * sd**2 + 1 - ab)
 
-  x = jax.jit(lambda k: diffusion.ancestral_sample(oracle, s, (8192, 1), k))(
-      _key(1))
+  x = jax.jit(lambda k: diffusion.ancestral_sample(oracle, s, (8192, 1), k))(_key(1))
   assert abs(float(x.mean()) - mu) < 0.015
   # sigma_t^2 = beta_t slightly over-disperses at T = 50 (about +6% here).
   assert abs(float(x.std()) - sd) < 0.03
@@ -83,8 +80,7 @@ def test_ancestral_sample_gaussian_data_oracle():
 
 def test_ancestral_sample_clip():
   s = _short_schedule()
-  x = diffusion.ancestral_sample(lambda x, t: jnp.zeros_like(x), s, (64, 3),
-                                 _key(0), clip=0.5)
+  x = diffusion.ancestral_sample(lambda x, t: jnp.zeros_like(x), s, (64, 3), _key(0), clip=0.5)
   assert float(jnp.max(jnp.abs(x))) <= 0.5
 
 
@@ -93,18 +89,18 @@ def _small_ddpm():
   return ddpm.DDPM(num_timesteps=10, channels=(8, 8), time_dim=16, num_groups=4)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def ddpm_variables():
-  rngs = {'params': _key(0), 'sample': _key(1)}
+  rngs = {"params": _key(0), "sample": _key(1)}
   return jax.jit(_small_ddpm().init)(rngs, jnp.zeros((1, 28, 28, 1)))
 
 
 def test_ddpm_call_shapes(ddpm_variables):
   model = _small_ddpm()
   x0 = jnp.zeros((3, 28, 28, 1))
-  assert set(ddpm_variables['params']) == {'unet'}
-  out = jax.jit(model.apply)(ddpm_variables, x0, rngs={'sample': _key(2)})
-  assert out['predicted_noise'].shape == out['noise'].shape == x0.shape
+  assert set(ddpm_variables["params"]) == {"unet"}
+  out = jax.jit(model.apply)(ddpm_variables, x0, rngs={"sample": _key(2)})
+  assert out["predicted_noise"].shape == out["noise"].shape == x0.shape
   eps = model.apply(ddpm_variables, x0, jnp.array([0, 5, 9]), method=ddpm.DDPM.denoise)
   assert eps.shape == x0.shape
 

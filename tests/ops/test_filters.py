@@ -23,8 +23,9 @@ def test_hand_computed_cross_correlation():
   assert out[1, 1] != pytest.approx(float(np.sum(image * kernel[::-1, ::-1])))
 
 
-@pytest.mark.parametrize("boundary,scipy_boundary", [
-    ("zero", "fill"), ("edge", "symm"), ("wrap", "wrap")])
+@pytest.mark.parametrize(
+  "boundary,scipy_boundary", [("zero", "fill"), ("edge", "symm"), ("wrap", "wrap")]
+)
 @pytest.mark.parametrize("name", sorted(filters.KERNELS))
 def test_matches_scipy_correlate2d(name, boundary, scipy_boundary):
   signal = pytest.importorskip("scipy.signal")
@@ -36,8 +37,8 @@ def test_matches_scipy_correlate2d(name, boundary, scipy_boundary):
   # Convolution is correlation with the flipped kernel.
   convolved = signal.convolve2d(image, kernel, mode="same", boundary=scipy_boundary)
   np.testing.assert_allclose(
-      filters.apply_kernel(image, kernel[::-1, ::-1], boundary=boundary), convolved,
-      atol=1e-5)
+    filters.apply_kernel(image, kernel[::-1, ::-1], boundary=boundary), convolved, atol=1e-5
+  )
 
 
 def test_channels_are_filtered_independently():
@@ -45,22 +46,21 @@ def test_channels_are_filtered_independently():
   out = filters.apply_kernel(image, filters.EMBOSS)
   assert out.shape == image.shape
   for c in range(3):
-    np.testing.assert_allclose(out[..., c], filters.apply_kernel(image[..., c], filters.EMBOSS),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+      out[..., c], filters.apply_kernel(image[..., c], filters.EMBOSS), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", ["box_blur", "gaussian_blur", "sharpen", "emboss"])
 def test_unit_sum_kernels_preserve_a_constant_image(name):
   image = np.full((8, 8, 2), 0.3, np.float32)
-  np.testing.assert_allclose(filters.apply_kernel(image, filters.KERNELS[name]), image,
-                             atol=1e-6)
+  np.testing.assert_allclose(filters.apply_kernel(image, filters.KERNELS[name]), image, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["sobel_x", "sobel_y", "laplacian", "edge"])
 def test_edges_of_a_constant_image_are_zero(name):
   image = np.full((8, 8), 0.7, np.float32)
-  np.testing.assert_allclose(filters.apply_kernel(image, filters.KERNELS[name]), 0.0,
-                             atol=1e-6)
+  np.testing.assert_allclose(filters.apply_kernel(image, filters.KERNELS[name]), 0.0, atol=1e-6)
   np.testing.assert_allclose(filters.edge_magnitude(image), 0.0, atol=1e-6)
 
 

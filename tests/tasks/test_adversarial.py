@@ -11,9 +11,14 @@ from dlx.tasks import adversarial
 
 
 def _setup(**overrides):
-  config = ml_collections.ConfigDict(dict(
-      critic_steps=2, gradient_penalty_weight=10.0, weight_clip=0.0,
-      optimizer=optim.default_config()))
+  config = ml_collections.ConfigDict(
+    dict(
+      critic_steps=2,
+      gradient_penalty_weight=10.0,
+      weight_clip=0.0,
+      optimizer=optim.default_config(),
+    )
+  )
   config.update(overrides)
   model = gan.WGAN(latent_dim=4, base_features=4)
   optimizer = adversarial.make_optimizers(config, 10)
@@ -37,8 +42,11 @@ def test_weight_clipping_bounds_every_critic_weight():
 def test_each_player_keeps_its_own_optimizer_state():
   state, step, batch = _setup()
   new_state, _ = step(state, batch)
-  count = lambda tree: [int(x) for x in jax.tree.leaves(tree) if np.ndim(x) == 0 and
-                        np.issubdtype(np.asarray(x).dtype, np.integer)]
+  count = lambda tree: [
+    int(x)
+    for x in jax.tree.leaves(tree)
+    if np.ndim(x) == 0 and np.issubdtype(np.asarray(x).dtype, np.integer)
+  ]
   # Adam's step counter: critic_steps critic updates, one generator update.
   assert max(count(new_state.opt_state["critic"])) == 2
   assert max(count(new_state.opt_state["generator"])) == 1

@@ -15,12 +15,12 @@ from tests import conftest
 # At 1000 classes each must have the published parameter count (GoogLeNet: with its two
 # auxiliary heads).
 FULL_SCALE_PARAMS = {
-    "alexnet_fashion_mnist": 62_378_344,
-    "vgg_fashion_mnist": 138_357_544,        # VGG-16
-    "googlenet_fashion_mnist": 13_004_888,   # 6,624,904 without the auxiliary heads
-    "resnet_fashion_mnist": 11_689_512,      # ResNet-18
-    "densenet_fashion_mnist": 7_978_856,     # DenseNet-121
-    "mobilenet_fashion_mnist": 4_231_976,
+  "alexnet_fashion_mnist": 62_378_344,
+  "vgg_fashion_mnist": 138_357_544,  # VGG-16
+  "googlenet_fashion_mnist": 13_004_888,  # 6,624,904 without the auxiliary heads
+  "resnet_fashion_mnist": 11_689_512,  # ResNet-18
+  "densenet_fashion_mnist": 7_978_856,  # DenseNet-121
+  "mobilenet_fashion_mnist": 4_231_976,
 }
 
 
@@ -35,17 +35,26 @@ def test_full_variant_is_the_original_architecture(name):
   assert config.resize_to == 224 and config.model.num_classes == 1000
   model = exp.get_model(config)
   # Grey 28x28 Fashion-MNIST goes in; the wrapper makes it 224x224x3 on the device.
-  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
-                                             jnp.zeros((1, 28, 28, 1)), train=False))
+  shapes = jax.eval_shape(
+    lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
+  )
   assert counting.count_params(shapes) == FULL_SCALE_PARAMS[name]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FULL_SCALE_PARAMS))
 def test_full_variant_trains_one_step_on_cpu(name, tmp_path, data_dir):
-  exp, config = _full_config(name, num_train_steps=1, log_every_steps=1, eval_every_steps=1,
-                             checkpoint_every_steps=1, batch_size=2, eval_batch_size=2,
-                             eval_examples=2, train_eval_examples=2)
+  exp, config = _full_config(
+    name,
+    num_train_steps=1,
+    log_every_steps=1,
+    eval_every_steps=1,
+    checkpoint_every_steps=1,
+    batch_size=2,
+    eval_batch_size=2,
+    eval_examples=2,
+    train_eval_examples=2,
+  )
   config.optimizer.warmup_steps = 0
   results = train.train_and_evaluate(config, str(tmp_path), data_dir=data_dir, experiment=exp)
   for split in ("test", "validation", "train"):

@@ -21,8 +21,12 @@ def test_language_models_default_to_nanogpts_cpu_example(name):
   config, named = exp.config(), exp.config(lm.NANOGPT)
   assert config.to_dict() == named.to_dict()
   # nanoGPT's budget (the LSTM's width differs: 256 units for a similar parameter count).
-  assert (config.context_length, config.batch_size, config.num_train_steps,
-          config.model.dropout_rate) == (64, 12, 2000, 0.0)
+  assert (
+    config.context_length,
+    config.batch_size,
+    config.num_train_steps,
+    config.model.dropout_rate,
+  ) == (64, 12, 2000, 0.0)
   with pytest.raises(ValueError, match="nanogpt"):
     exp.config("bogus")
 

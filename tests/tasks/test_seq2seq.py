@@ -15,13 +15,24 @@ from dlx.tasks import seq2seq as seq2seq_task
 
 def test_sequence_loss_hand_computed():
   # Two examples, T = 3; the second has one padded step.
-  logits = jnp.log(jnp.array([[[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]],
-                              [[0.5, 0.4, 0.1], [0.3, 0.3, 0.4], [0.9, 0.05, 0.05]]]))
-  batch = {"targets": jnp.array([[0, 1, 2], [1, 2, 0]]),
-           "target_mask": jnp.array([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])}
+  logits = jnp.log(
+    jnp.array(
+      [
+        [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]],
+        [[0.5, 0.4, 0.1], [0.3, 0.3, 0.4], [0.9, 0.05, 0.05]],
+      ]
+    )
+  )
+  batch = {
+    "targets": jnp.array([[0, 1, 2], [1, 2, 0]]),
+    "target_mask": jnp.array([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]),
+  }
   out = seq2seq_task.sequence_loss(logits, batch)
-  np.testing.assert_allclose(out["loss"], [-(np.log(0.7) + np.log(0.8) + np.log(0.6)) / 3,
-                                           -(np.log(0.4) + np.log(0.4)) / 2], rtol=1e-5)
+  np.testing.assert_allclose(
+    out["loss"],
+    [-(np.log(0.7) + np.log(0.8) + np.log(0.6)) / 3, -(np.log(0.4) + np.log(0.4)) / 2],
+    rtol=1e-5,
+  )
   np.testing.assert_allclose(out["token_accuracy"], [1.0, 0.5])  # argmax 0 != 1, 2 == 2
   np.testing.assert_allclose(out["sequence_accuracy"], [1.0, 0.0])
 
@@ -55,12 +66,14 @@ def test_teacher_forced_exact_match_equals_greedy_decoding(tiny_seq2seq):
   token of them scores 0 for that example."""
   model, variables, source = tiny_seq2seq
   length = 5
-  greedy, _ = seq2seq.greedy_decode(model, variables["params"], source, length,
-                                    sequences.BOS_ID)
+  greedy, _ = seq2seq.greedy_decode(model, variables["params"], source, length, sequences.BOS_ID)
   greedy = np.asarray(greedy)
   target_in = np.concatenate([np.full((3, 1), sequences.BOS_ID), greedy[:, :-1]], axis=1)
-  split = {"inputs": {"source": source, "target_in": target_in.astype(np.int32)},
-           "targets": greedy, "target_mask": np.ones((3, length), np.float32)}
+  split = {
+    "inputs": {"source": source, "target_in": target_in.astype(np.int32)},
+    "targets": greedy,
+    "target_mask": np.ones((3, length), np.float32),
+  }
   assert seq2seq_task.exact_match(model, variables, split)["sequence_accuracy"] == 1.0
   wrong = greedy.copy()
   wrong[1, 2] = (wrong[1, 2] + 1) % 8
@@ -72,8 +85,7 @@ def test_teacher_forced_exact_match_equals_greedy_decoding(tiny_seq2seq):
 
 
 def test_token_labels():
-  assert seq2seq_task.token_labels([1, 3, 5, 2, 0], {}) == ["<bos>", "0", "2", "<eos>",
-                                                               "<pad>"]
+  assert seq2seq_task.token_labels([1, 3, 5, 2, 0], {}) == ["<bos>", "0", "2", "<eos>", "<pad>"]
   vocab = ["<pad>", "<bos>", "<eos>", "<unk>", "the", "cat"]
   assert seq2seq_task.token_labels([4, 5, 2], {"vocab": vocab}) == ["the", "cat", "<eos>"]
 
