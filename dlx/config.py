@@ -40,6 +40,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.init_from_keys = ""  # comma-separated sub-trees to take (e.g. "backbone"); "" = all
   c.teacher = ""  # a frozen model the loss and step can read
   c.tfds_mock_examples = 0  # > 0: tfds datasets become this many random examples (smoke)
+  # XLA backend optimisation level 0: compiles several times faster, runs slower and
+  # rounds differently (smoke runs, debugging); mesh mode only.
+  c.fast_compile = False
   c.optimizer = optim.default_config()
   return c
 
@@ -69,6 +72,7 @@ def smoke(config, **overrides):
   config.eval_examples = config.train_eval_examples = 32
   config.sample_every_steps = 0
   config.tfds_mock_examples = 64
+  config.fast_compile = True  # compile time is most of a smoke run
   # A warmup longer than the run leaves a decaying schedule nothing to decay over.
   config.optimizer.warmup_steps = min(config.optimizer.warmup_steps, 1)
   return override(config, **overrides)
@@ -122,6 +126,10 @@ def validate(config, num_devices: int):
 
   if config.parallel not in PARALLEL_MODES:
     fail("parallel", f"choose one of {', '.join(PARALLEL_MODES)}")
+  if config.fast_compile and config.parallel == "pmap":
+    fail(
+      "fast_compile", "works with --config.parallel=mesh only (jax.pmap takes no compiler options)"
+    )
   for field in ("batch_size", "eval_batch_size"):
     value = config[field]
     if value <= 0:

@@ -63,7 +63,6 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 import jax
 import ml_collections
-import numpy as np
 
 from dlx import errors
 from dlx import optim
@@ -338,8 +337,3 @@ def missed_targets(experiment: Experiment, results: Mapping) -> list[str]:
     if not TARGET_OPS[op](float(value), bar):
       missed.append(f"{key} = {float(value):.6g}, bar {op} {bar}")
   return missed
-
-
-def as_host(tree):
-  """A pytree of device arrays as NumPy arrays (for hooks that index or plot)."""
-  return jax.tree.map(np.asarray, jax.device_get(tree))

@@ -94,10 +94,20 @@ class _Runner:
       mesh = parallel.create_mesh()
       self.mesh = mesh
       repl, data = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+      options = compiler_options(config)
       self._train = jax.jit(
-        train_step, donate_argnums=0, in_shardings=(repl, data), out_shardings=(repl, repl)
+        train_step,
+        donate_argnums=0,
+        in_shardings=(repl, data),
+        out_shardings=(repl, repl),
+        compiler_options=options,
       )
-      self._eval = jax.jit(eval_step, in_shardings=(repl, data, repl), out_shardings=repl)
+      self._eval = jax.jit(
+        eval_step,
+        in_shardings=(repl, data, repl),
+        out_shardings=repl,
+        compiler_options=options,
+      )
 
   def put_state(self, state):
     if self.pmap:
@@ -141,6 +151,11 @@ def evaluate(runner, state, split, config, *, num_examples=None, seed=0):
   return {k: float(v) / float(count) for k, v in totals.items()}
 
 
+def compiler_options(config) -> dict | None:
+  """XLA options for every function the run compiles (`config.fast_compile`)."""
+  return {"xla_backend_optimization_level": 0} if config.fast_compile else None
+
+
 def _due(step: int, every: int, total: int) -> bool:
   """Whether an every-N-steps action runs after `step`: each N steps, and at the end."""
   return step % every == 0 or step == total
@@ -176,6 +191,12 @@ class BestTracker:
     self.stopped = meta["stopped"]
 
 
+@jax.jit
+def _all_finite(tree):
+  # One compiled reduction: op by op, every parameter shape would compile a kernel.
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 class FiniteGuard:
   """Stops the run at the first non-finite loss, naming the step and the last good
   checkpoint. A step's loss is read one step late, so dispatch stays asynchronous."""
@@ -201,9 +222,7 @@ class FiniteGuard:
       )
 
   def check_params(self, state, step: int):
-    leaves = jax.tree.leaves(state.params)
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-    if not bool(jax.device_get(finite)):
+    if not bool(jax.device_get(_all_finite(state.params))):
       raise errors.NonFiniteLossError(
         f"parameters became non-finite by step {step}; {self._kept()}. Lower the "
         "learning rate or clip gradients"
@@ -228,6 +247,7 @@ class _Run:
   init_fn: Callable
   num_steps: int
   per_epoch: Optional[int]  # None for a stream
+  optimizer: Any  # an optax transformation, or a dict of them (one per player)
   schedule: Optional[Callable]  # the learning rate to log (default optimizer only)
   teacher: Optional[experiment_lib.FrozenModel]
   predict: Callable
@@ -306,7 +326,10 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
   init_fn = create_init_fn(
     model, optimizer, data_core.take(sample, slice(0, 2))["inputs"], config.seed
   )
-  predict = jax.jit(lambda variables, inputs: model.apply(variables, inputs, train=False))
+  predict = jax.jit(
+    lambda variables, inputs: model.apply(variables, inputs, train=False),
+    compiler_options=compiler_options(config),
+  )
   return _Run(
     experiment=experiment,
     config=config,
@@ -317,6 +340,7 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
     init_fn=init_fn,
     num_steps=num_steps,
     per_epoch=per_epoch,
+    optimizer=optimizer,
     schedule=schedule,
     teacher=teacher,
     predict=predict,
@@ -341,14 +365,11 @@ def _init_or_restore(run: _Run):
     run.tracker.restore(meta)
     logging.info("resuming from step %d in %s", int(state.step), run.workdir)
   else:
-    state = jax.jit(run.init_fn)(init_rng)
+    state = jax.jit(run.init_fn, compiler_options=compiler_options(run.config))(init_rng)
     if run.config.init_from:
       state, source_step = runs.init_from(state, run.config)
       # Optimizer state starts fresh, built for the restored parameters.
-      optimizer_state = init_optimizer_state(
-        run.experiment.make_optimizer(run.config, run.num_steps), state.params
-      )
-      state = state.replace(opt_state=optimizer_state)
+      state = state.replace(opt_state=init_optimizer_state(run.optimizer, state.params))
       logging.info(
         "initialised from %s (step %d)%s",
         run.config.init_from,

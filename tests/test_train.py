@@ -682,3 +682,17 @@ def test_best_tracker_min_max_and_patience():
 
 def test_trainer_has_no_hasattr():
   assert "hasattr" not in (REPO / "dlx" / "train.py").read_text()
+
+
+def test_fast_compile_needs_the_mesh_mode():
+  with pytest.raises(errors.ConfigError, match="--config.fast_compile=True: works with"):
+    config_lib.validate(_config(fast_compile=True, parallel="pmap"), 1)
+  config_lib.validate(_config(fast_compile=True), 1)
+
+
+def test_fast_compile_trains_to_nearly_the_same_numbers(baseline, tmp_path):
+  # XLA's optimisation level 0 rounds differently, nothing more.
+  _, results = baseline
+  fast = _train(tmp_path, fast_compile=True)
+  for split in SPLITS:
+    np.testing.assert_allclose(fast[split]["loss"], results[split]["loss"], rtol=1e-3)

@@ -18,6 +18,7 @@ An experiment file (experiments/alexnet_fashion_mnist.py, ...) adds its model:
 import os
 
 import flax.linen as nn
+import jax
 import ml_collections
 import numpy as np
 
@@ -100,20 +101,24 @@ def get_loss(config):
 def first_conv(model, variables, image):
   """(kernel, feature maps) of the first convolution the model runs on `image` (H, W, C),
   found by execution order, so it works on restored (key-sorted) parameter trees too."""
+  captured = []
 
-  def is_conv(module, method):
-    return method == "__call__" and isinstance(module, nn.Conv)
+  def is_first_conv(module, method):
+    # Called in execution order while the forward pass is traced: keep the first conv.
+    if method == "__call__" and isinstance(module, nn.Conv) and not captured:
+      captured.append(module.path)
+      return True
+    return False
 
-  _, state = model.apply(
-    variables,
-    np.asarray(image)[None],
-    train=False,
-    capture_intermediates=is_conv,
-    mutable=["intermediates"],
+  forward = jax.jit(
+    lambda variables, x: model.apply(
+      variables, x, train=False, capture_intermediates=is_first_conv, mutable=["intermediates"]
+    )[1]
   )
+  state = forward(variables, np.asarray(image)[None])
   path, node = [], state["intermediates"]
   while "__call__" not in node:
-    name = next(iter(node))  # insertion order = the order modules ran
+    (name,) = node  # only the first conv was captured
     path.append(name)
     node = node[name]
   kernel = variables["params"]

@@ -54,29 +54,39 @@ def as_model_dataset(dataset: core.Dataset) -> core.Dataset:
   return dataset.map(to_model_inputs)
 
 
+def per_example(model, variables, split: core.Split, batch_size: int = 500) -> dict:
+  """`sequence_loss`'s values for every example of a (model-input) split, as NumPy
+  arrays. One compiled batch shape: the last batch is padded and its padding dropped."""
+  apply = jax.jit(lambda variables, inputs: model.apply(variables, inputs, train=False))
+  n = core.num_examples(split)
+  size = min(batch_size, n)
+  parts = []
+  for start in range(0, n, size):
+    batch = core.take(split, np.minimum(np.arange(start, start + size), n - 1))
+    values = jax.device_get(sequence_loss(apply(variables, batch["inputs"]), batch))
+    parts.append({k: np.asarray(v)[: n - start] for k, v in values.items()})
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def exact_match(model, variables, split: core.Split, batch_size: int = 500) -> dict:
   """Token and sequence accuracy of teacher-forced predictions over a (model-input)
   split: equal to greedy decoding's exact match (see the module docstring)."""
-  apply = jax.jit(lambda inputs: model.apply(variables, inputs, train=False))
-  totals, n = {}, core.num_examples(split)
-  for start in range(0, n, batch_size):
-    batch = core.take(split, slice(start, start + batch_size))
-    values = sequence_loss(apply(batch["inputs"]), batch)
-    for key, value in values.items():
-      totals[key] = totals.get(key, 0.0) + float(jnp.sum(value))
-  return {key: value / n for key, value in totals.items()}
+  return _means(per_example(model, variables, split, batch_size))
 
 
 def accuracy_by_length(model, variables, split: core.Split, batch_size: int = 500) -> dict:
   """{length: sequence accuracy} over the examples of each target length."""
+  return _by_length(split, per_example(model, variables, split, batch_size))
+
+
+def _means(values):
+  return {key: float(np.mean(value)) for key, value in values.items()}
+
+
+def _by_length(split, values):
   lengths = (split["target_mask"].sum(1) - 1).astype(int)
-  result = {}
-  for length in np.unique(lengths):
-    rows = np.flatnonzero(lengths == length)
-    result[int(length)] = exact_match(model, variables, core.take(split, rows), batch_size)[
-      "sequence_accuracy"
-    ]
-  return result
+  correct = values["sequence_accuracy"]
+  return {int(n): float(np.mean(correct[lengths == n])) for n in np.unique(lengths)}
 
 
 def seq2seq_config(task: str):
@@ -156,10 +166,8 @@ def seq2seq_report(ctx, attention_fn) -> dict:
 
   attention_fn(model, variables, inputs) -> (B, T, S) weights to plot."""
   model, variables, dataset, config = ctx.model, ctx.variables, ctx.dataset, ctx.config
-  report = {
-    "test": exact_match(model, variables, dataset.test),
-    "test_by_length": accuracy_by_length(model, variables, dataset.test),
-  }
+  test = per_example(model, variables, dataset.test)
+  report = {"test": _means(test), "test_by_length": _by_length(dataset.test, test)}
   if config.task != "reorder" and config.longer_lengths:
     longer = as_model_dataset(_task_dataset(config, tuple(config.longer_lengths)))
     report["longer_by_length"] = accuracy_by_length(model, variables, longer.test)

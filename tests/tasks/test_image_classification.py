@@ -1,8 +1,10 @@
 """The image-classification experiments' `:full` variants: the original architectures
 at 224x224x3 (dlx/tasks/image_classification.py resizes the 28x28 input on the device)."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from dlx import config as config_lib
@@ -64,3 +66,24 @@ def test_full_variant_trains_one_step_on_cpu(name, tmp_path, data_dir):
 def test_unknown_argument_names_the_valid_ones():
   with pytest.raises(ValueError, match=":full or :smoke"):
     experiment.load("resnet_fashion_mnist").config("fulll")
+
+
+class _TwoConvs(nn.Module):
+  """Execution order (z_first, then a_second) opposite to the parameters' sorted order."""
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    x = nn.Conv(3, (3, 3), padding="SAME", name="z_first")(x)
+    return nn.Conv(2, (3, 3), padding="SAME", name="a_second")(nn.relu(x))
+
+
+def test_first_conv_is_the_first_to_run_and_its_maps_are_its_output():
+  model = _TwoConvs()
+  image = np.random.default_rng(0).normal(size=(8, 8, 1)).astype(np.float32)
+  variables = model.init(jax.random.PRNGKey(0), image[None])
+  kernel, maps = ic.first_conv(model, variables, image)
+  first = variables["params"]["z_first"]
+  np.testing.assert_array_equal(kernel, first["kernel"])
+  expected = nn.Conv(3, (3, 3), padding="SAME").apply({"params": first}, image[None])[0]
+  np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6)
+  assert maps.shape == (8, 8, 3)
