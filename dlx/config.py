@@ -19,7 +19,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0  # fixes parameters, data order, dropout and sampling
   c.batch_size = 128  # global batch, split over all devices
   c.eval_batch_size = 256
-  # Duration: num_train_steps if > 0, else num_epochs passes over the train split.
+  # Duration: num_train_steps if > 0, else num_epochs passes over the train split;
+  # num_train_steps = 0 trains nothing and only evaluates (e.g. a run from `init_from`).
   c.num_train_steps = -1
   c.num_epochs = 10.0
   c.log_every_steps = 100
@@ -39,6 +40,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.init_from = ""  # start from that run's parameters and model state
   c.init_from_keys = ""  # comma-separated sub-trees to take (e.g. "backbone"); "" = all
   c.teacher = ""  # a frozen model the loss and step can read
+  c.smoke = False  # set by `:smoke`; experiments that need another run may do without
   c.tfds_mock_examples = 0  # > 0: tfds datasets become this many random examples (smoke)
   # XLA backend optimisation level 0: compiles several times faster, runs slower and
   # rounds differently (smoke runs, debugging); mesh mode only.
@@ -65,6 +67,7 @@ def smoke(config, **overrides):
   """The `:smoke` variant: 3 steps (logging, validating and checkpointing at step 2
   and at the end) on small batches, tfds data replaced by 64 random examples, then the
   experiment's own `overrides` (dotted keys reach nested fields: model.features=8)."""
+  config.smoke = True
   config.num_train_steps = 3
   config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = 2
   config.batch_size = 8
@@ -136,8 +139,8 @@ def validate(config, num_devices: int):
       fail(field, "must be positive")
     if value % num_devices:
       fail(field, f"must be divisible by the number of devices ({num_devices})")
-  if config.num_train_steps <= 0 and config.num_epochs <= 0:
-    fail("num_epochs", "set num_epochs > 0 or num_train_steps > 0")
+  if config.num_train_steps < 0 and config.num_epochs <= 0:
+    fail("num_epochs", "set num_epochs > 0 or num_train_steps >= 0 (0 = only evaluate)")
   for field in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
     if config[field] <= 0:
       fail(field, "must be positive")

@@ -47,6 +47,9 @@ Declarations (module constants):
   TARGETS = {'test.accuracy': ('>=', 0.99), ...}
       the bars the default configuration must reach (keys are paths into
       results.json); the slow test suite trains to them
+  STARTS_FROM = {'init_from': 'lenet5_mnist'}  (or 'teacher': ...)
+      the experiment whose finished run the config field must name; without it a run
+      stops at once saying which command makes it (`:smoke` runs start from scratch)
 
 Hooks that run on a trained model receive one `RunContext`.
 """
@@ -85,7 +88,8 @@ OPTIONAL = (
   "evaluate",
   "final_report",
 )
-DECLARATIONS = ("OUTPUTS", "TARGETS")
+DECLARATIONS = ("OUTPUTS", "TARGETS", "STARTS_FROM")
+RUN_FIELDS = ("init_from", "teacher")  # config fields that name another run
 PROTOCOL = REQUIRED + LOSS_HOOKS + OPTIONAL + DECLARATIONS
 TARGET_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
@@ -128,16 +132,18 @@ class RunContext:
     """The split's examples as the trainer evaluates them (see `eval_split`)."""
     return eval_split(self.dataset, split, self.config)
 
-  def outputs(self, data, batch_size: int | None = None) -> Iterator[tuple[dict, Any]]:
+  def outputs(
+    self, data, batch_size: int | None = None, variables=None
+  ) -> Iterator[tuple[dict, Any]]:
     """(batch, model outputs in eval mode) over `data` (a split's arrays), in order;
-    the last batch may be smaller."""
+    the last batch may be smaller. `variables` default to the run's."""
     predict = self.predict or jax.jit(
       lambda variables, inputs: self.model.apply(variables, inputs, train=False)
     )
     batch_size = batch_size or self.config.eval_batch_size
     for start in range(0, core.num_examples(data), batch_size):
       batch = core.take(data, slice(start, start + batch_size))
-      yield batch, predict(self.variables, batch["inputs"])
+      yield batch, predict(self.variables if variables is None else variables, batch["inputs"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +164,7 @@ class Experiment:
   final_report: Optional[Callable[[RunContext], dict]] = None
   outputs: tuple[str, ...] = ()
   targets: Mapping[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+  starts_from: Mapping[str, str] = dataclasses.field(default_factory=dict)
   custom_optimizer: bool = False
 
   def config(self, arg: str | None = None) -> Config:
@@ -257,7 +264,24 @@ def _check_declarations(hooks, where):
         f"experiment {where}: TARGETS[{key!r}] must be (op, value) with op one of "
         f"{', '.join(TARGET_OPS)}, got {bar!r}"
       )
-  return tuple(outputs), targets
+  starts_from = dict(hooks.get("STARTS_FROM", {}))
+  for field, name in starts_from.items():
+    if field not in RUN_FIELDS or name not in available():
+      raise errors.UserError(
+        f"experiment {where}: STARTS_FROM maps a config field ({', '.join(RUN_FIELDS)}) "
+        f"to an experiment in experiments/, got {field!r}: {name!r}"
+      )
+  return tuple(outputs), targets, starts_from
+
+
+def check_starts_from(experiment: "Experiment", config):
+  """A run that needs another run's checkpoint says which command makes it."""
+  for field, name in experiment.starts_from.items():
+    if not config[field] and not config.smoke:
+      raise errors.ConfigError(
+        f"{experiment.name} starts from a finished {name} run: pass --config.{field}=WORKDIR "
+        f"(make one with `./launch.sh {name}`, adding --data_dir=DIR for tfds data)"
+      )
 
 
 def _from_namespace(
@@ -279,7 +303,7 @@ def _from_namespace(
       raise errors.UserError(
         f"experiment {where}: {hook} must be a function, got {type(hooks[hook]).__name__}"
       )
-  outputs, targets = _check_declarations(hooks, where)
+  outputs, targets, starts_from = _check_declarations(hooks, where)
   get_loss = hooks.get("get_loss") or functools.partial(_constant, hooks.get("loss"))
   return Experiment(
     name=name,
@@ -296,6 +320,7 @@ def _from_namespace(
     final_report=hooks.get("final_report"),
     outputs=outputs,
     targets=targets,
+    starts_from=starts_from,
     custom_optimizer="make_optimizer" in hooks,
   )
 

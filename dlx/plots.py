@@ -69,6 +69,29 @@ def plot_loss_curves(metrics_jsonl, path, metric="loss"):
   plt.close(fig)
 
 
+def plot_tradeoff(curves, path, *, xlabel, ylabel, title=None):
+  """Lines of (x, y) points, one per label (a single point is drawn as a marker), e.g.
+  error against sparsity for several pruning methods."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for label, points in curves.items():
+    if not points:
+      continue
+    xs, ys = zip(*points)
+    ys = [max(y, 1e-4) for y in ys]  # a log axis has no 0
+    ax.plot(xs, ys, "o" if len(points) == 1 else ".-", label=label)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_yscale("log")
+  if title:
+    ax.set_title(title)
+  ax.legend()
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
 def plot_attention(weights, source_labels, target_labels, path, title=None):
   """An attention map: rows = output (query) positions, columns = input (key) positions,
   shade = weight. `weights` (T, S); labels are the tokens as strings."""

@@ -41,7 +41,7 @@ FINAL_SPLITS = ("test", "validation", "train")
 
 
 def total_steps(config, steps_per_epoch: int | None) -> int:
-  if config.num_train_steps > 0:
+  if config.num_train_steps >= 0:  # 0: evaluate the initial state only
     return int(config.num_train_steps)
   if steps_per_epoch is None:
     raise errors.ConfigError(
@@ -293,9 +293,12 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
       "stream has no epochs; set it to a number of steps"
     )
   num_steps = total_steps(config, per_epoch)
-  optimizer = experiment.make_optimizer(config, num_steps)
+  # An evaluation-only run (0 steps) still builds its optimizer, for the state's layout.
+  optimizer = experiment.make_optimizer(config, max(num_steps, 1))
   schedule = (
-    None if experiment.custom_optimizer else optim.create_schedule(config.optimizer, num_steps)
+    None
+    if experiment.custom_optimizer
+    else optim.create_schedule(config.optimizer, max(num_steps, 1))
   )
   teacher = runs.load_frozen(config.teacher) if config.teacher else None
   if teacher is not None:
@@ -543,6 +546,7 @@ def train_and_evaluate(
   experiment: an `Experiment`, a name or path, or None for `config.experiment`."""
   experiment = _resolve_experiment(experiment, config)
   config_lib.validate(config, jax.device_count())
+  experiment_lib.check_starts_from(experiment, config)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:

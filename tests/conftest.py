@@ -12,6 +12,7 @@ import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import math  # pylint: disable=wrong-import-position
 import pathlib  # pylint: disable=wrong-import-position
 
+import orbax.checkpoint as ocp  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -50,6 +51,16 @@ def read_jsonl(path):
 
 def checkpoint_steps(directory):
   return sorted(int(p.name) for p in pathlib.Path(directory).iterdir() if p.name.isdigit())
+
+
+def restore_checkpoint(directory, step):
+  """(state, meta) of one saved step of a run's checkpoint directory, as plain nested
+  dicts of NumPy arrays."""
+  with ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta")) as m:
+    restored = m.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
+    )
+  return restored.state, dict(restored.meta)
 
 
 def assert_finite(metrics):

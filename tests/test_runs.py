@@ -1,10 +1,7 @@
 """Runs that start from runs (dlx/runs.py): `init_from` and a frozen `teacher`."""
 
-import os
-
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from dlx import config as config_lib
@@ -31,9 +28,7 @@ def _train(workdir, config, experiment="mlp_xor"):
 
 
 def _params(directory, step):
-  with ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta")) as m:
-    restored = m.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return restored.state
+  return conftest.restore_checkpoint(directory, step)[0]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +64,14 @@ def test_fine_tuning_starts_at_the_source_runs_test_accuracy(source_run, tmp_pat
   _assert_trees_equal(
     _params(tmp_path / "checkpoints", 1)["params"], _params(source / "checkpoints", STEPS)["params"]
   )
+
+
+def test_an_evaluation_only_run_scores_the_source_run(source_run, tmp_path):
+  source, results = source_run
+  scored = _train(tmp_path, _config(init_from=f"{source}:latest", num_train_steps=0))
+  assert scored["step"] == 0
+  for split in ("test", "validation", "train"):
+    assert scored[split] == results[split]
 
 
 def test_init_from_defaults_to_the_best_checkpoint(source_run, tmp_path):

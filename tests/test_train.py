@@ -13,7 +13,6 @@ import sys
 import time
 
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from dlx import config as config_lib
@@ -21,6 +20,7 @@ from dlx import errors
 from dlx import experiment as experiment_lib
 from dlx import train
 from dlx.data import core
+from tests import conftest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SPLITS = ("test", "validation", "train")
@@ -57,13 +57,7 @@ def _steps(directory):
   return sorted(int(p.name) for p in pathlib.Path(directory).iterdir() if p.name.isdigit())
 
 
-def _restore(directory, step):
-  """(state, meta) of one saved step, as plain nested dicts of NumPy arrays."""
-  with ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta")) as m:
-    restored = m.restore(
-      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
-    )
-  return restored.state, dict(restored.meta)
+_restore = conftest.restore_checkpoint
 
 
 def _assert_trees_equal(a, b):
@@ -514,6 +508,8 @@ def test_validate_duration():
   with pytest.raises(errors.ConfigError, match="--config.num_epochs="):
     config_lib.validate(cfg, 1)
   config_lib.validate(_config(num_train_steps=5, num_epochs=-1.0), 1)  # epochs unused
+  config_lib.validate(_config(num_train_steps=0, num_epochs=-1.0), 1)  # evaluation only
+  assert train.total_steps(_config(num_train_steps=0), 6) == 0
 
 
 @pytest.mark.parametrize("field", ["batch_size", "eval_batch_size"])
