@@ -100,14 +100,14 @@ def _one_line(e) -> str:
 
 
 def _keep_record(record) -> bool:
-  """Orbax logs every file it writes and clu repeats our metric lines: keep the logs to
-  dlx's own progress, validation and result lines (warnings still pass)."""
+  """Orbax logs every file it writes: keep the logs to dlx's own progress, validation
+  and result lines (warnings still pass)."""
   # Standard library levels: 30 WARNING, 40 ERROR. tfds warns about data it then
   # reports missing; our own one-line error says what to do.
   if "tensorflow_datasets" in record.pathname:
     return record.levelno >= 40
   noisy = any(
-    name in record.pathname for name in ("orbax", "clu/metric_writers", "jax/_src/xla_bridge")
+    name in record.pathname for name in ("orbax", "jax/_src/xla_bridge")
   )  # jax: "no TPU backend"
   return record.levelno >= 30 or not noisy
 

@@ -2,12 +2,42 @@
 
 import json
 import os
+import socket
 import time
 
 from absl import logging
-from clu import metric_writers
 import jax
 import numpy as np
+from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.summary.writer import record_writer
+
+
+class EventWriter:
+  """Scalars as a TensorBoard event file (`events.out.tfevents.*`), written with
+  TensorBoard's own protos and record writer: no TensorFlow import, which would cost
+  seconds and hundreds of MB at every start (clu's writer imports it)."""
+
+  def __init__(self, workdir):
+    name = f"events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}"
+    self._file = open(os.path.join(workdir, name), "ab")
+    self._records = record_writer.RecordWriter(self._file)
+    self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+  def _write(self, event):
+    self._records.write(event.SerializeToString())
+
+  def write_scalars(self, step: int, scalars: dict):
+    values = [summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
+    self._write(
+      event_pb2.Event(
+        wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=values)
+      )
+    )
+    self._file.flush()
+
+  def close(self):
+    self._file.close()
 
 
 class MetricWriter:
@@ -16,21 +46,20 @@ class MetricWriter:
 
   def __init__(self, workdir):
     self.enabled = jax.process_index() == 0
-    self._tb = metric_writers.create_default_writer(
-      workdir, just_logging=not self.enabled, asynchronous=False
-    )
+    self._tb = EventWriter(workdir) if self.enabled else None
     self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a") if self.enabled else None
 
   def write(self, step: int, split: str, metrics: dict):
     scalars = {k: float(v) for k, v in metrics.items()}
-    self._tb.write_scalars(step, {f"{split}/{k}": v for k, v in scalars.items()})
+    if self._tb:
+      self._tb.write_scalars(step, {f"{split}/{k}": v for k, v in scalars.items()})
     if self._jsonl:
       self._jsonl.write(json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
       self._jsonl.flush()
 
   def close(self):
-    self._tb.flush()
-    self._tb.close()
+    if self._tb:
+      self._tb.close()
     if self._jsonl:
       self._jsonl.close()
 

@@ -692,3 +692,18 @@ def test_fast_compile_trains_to_nearly_the_same_numbers(baseline, tmp_path):
   fast = _train(tmp_path, fast_compile=True)
   for split in SPLITS:
     np.testing.assert_allclose(fast[split]["loss"], results[split]["loss"], rtol=1e-3)
+
+
+def test_the_trainer_and_every_experiment_load_without_tensorflow():
+  """TensorFlow (seconds and hundreds of MB to import) loads only when a tfds dataset is
+  read; TensorBoard files are written without it (dlx.metrics.EventWriter)."""
+  code = (
+    "import sys; from dlx import experiment, main, train; "
+    "[experiment.load(n) for n in experiment.available()]; "
+    "print(sorted(m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules))"
+  )
+  done = subprocess.run(
+    [sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120
+  )
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.strip() == "[]"
