@@ -97,11 +97,31 @@ def test_mlp_solves_xor_in_the_same_budget(tmp_path):
 TARGETED = [name for name in experiment.available() if experiment.load(name).targets]
 
 
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+  """finished_run(name, data_dir) -> the workdir of a default run of `name`, trained once
+  per session (the runs that STARTS_FROM experiments start from)."""
+  done = {}
+
+  def get(name, data_dir):
+    if name not in done:
+      exp = experiment.load(name)
+      workdir = tmp_path_factory.mktemp(name)
+      _run(exp, exp.config(), workdir, data_dir)
+      done[name] = str(workdir)
+    return done[name]
+
+  return get
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TARGETED)
-def test_experiment_reaches_its_targets(name, tmp_path, data_dir):
+def test_experiment_reaches_its_targets(name, tmp_path, data_dir, finished_run):
   exp = experiment.load(name)
-  results = _run(exp, exp.config(), tmp_path, data_dir)
+  config = exp.config()
+  for field, source in exp.starts_from.items():
+    config[field] = finished_run(source, data_dir)
+  results = _run(exp, config, tmp_path, data_dir)
   missed = experiment.missed_targets(exp, results)
   assert not missed, missed
   _assert_outputs(exp, tmp_path, results["step"])
