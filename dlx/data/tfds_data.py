@@ -65,6 +65,11 @@ def mocked(num_examples: int):
     _mock_examples = previous
 
 
+def mock_examples() -> int:
+  """The example count of the enclosing `mocked` block (0 outside one)."""
+  return _mock_examples
+
+
 def _mock_split(name, split, image_key, label_key):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
