@@ -30,6 +30,17 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 flags.DEFINE_string("data_dir", None, "Prepared tensorflow-datasets dir (default: $TFDS_DATA_DIR).")
+# Multi-host (with --config.distributed=True): where process 0 listens, how many processes
+# there are and which one this is. Left unset, the DLX_* environment variables are read,
+# and then JAX's own detection (SLURM, Open MPI, Cloud TPU).
+flags.DEFINE_string(
+  "coordinator_address", None, "HOST:PORT of process 0 (env DLX_COORDINATOR_ADDRESS)."
+)
+flags.DEFINE_integer("num_processes", None, "Processes in the job (env DLX_NUM_PROCESSES).")
+flags.DEFINE_integer("process_id", None, "This process's index, 0-based (env DLX_PROCESS_ID).")
+flags.DEFINE_integer(
+  "distributed_timeout", 300, "Seconds to wait for every process to join before failing."
+)
 
 
 def _fail(message: str):
@@ -158,7 +169,13 @@ def main(argv):
     experiment = experiment_lib.load(config_path)
     with config.unlocked():
       config.experiment = config.experiment or experiment.name
-    parallel.initialize_distributed(config.distributed)
+    parallel.initialize_distributed(
+      config.distributed,
+      coordinator_address=FLAGS.coordinator_address,
+      num_processes=FLAGS.num_processes,
+      process_id=FLAGS.process_id,
+      timeout_s=FLAGS.distributed_timeout,
+    )
     import jax  # pylint: disable=g-import-not-at-top
 
     _log_to_file(FLAGS.workdir, jax.process_index())

@@ -4,20 +4,98 @@ In both modes parameters are replicated and every device sees a slice of the glo
 batch; gradients are averaged over all of it, so both modes compute the same update.
 """
 
+import os
+import socket
+import time
+
 import jax
 from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
 
+from dlx import errors
+
 DATA_AXIS = "data"
 
 
-def initialize_distributed(enabled: bool):
-  """Multi-host: connect the processes (coordinator from the environment, as on TPU
-  pods or SLURM). Each host then feeds its own slice of every global batch."""
-  if enabled:
-    jax.distributed.initialize()
+ENV = {
+  "coordinator_address": "DLX_COORDINATOR_ADDRESS",
+  "num_processes": "DLX_NUM_PROCESSES",
+  "process_id": "DLX_PROCESS_ID",
+}
+
+
+def distributed_settings(coordinator_address=None, num_processes=None, process_id=None) -> dict:
+  """The multi-host settings from the arguments, else the DLX_* environment variables;
+  what neither gives is left to JAX's cluster detection (SLURM, Open MPI, Cloud TPU)."""
+  given = dict(
+    coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+  )
+  settings = {}
+  for name, value in given.items():
+    if value is None and os.environ.get(ENV[name]):
+      value = os.environ[ENV[name]]
+    if value is not None and name != "coordinator_address":
+      try:
+        value = int(value)
+      except ValueError:
+        raise errors.ConfigError(f"{ENV[name]}={value!r}: must be an integer") from None
+    if value is not None:
+      settings[name] = value
+  if "num_processes" in settings and "process_id" in settings:
+    if not 0 <= settings["process_id"] < settings["num_processes"]:
+      raise errors.ConfigError(
+        f"--process_id={settings['process_id']} must be in [0, {settings['num_processes']})"
+      )
+  return settings
+
+
+def initialize_distributed(enabled: bool, *, timeout_s: int = 300, **settings):
+  """Multi-host: connect the processes (docs/curriculum.md#a8). Each process then feeds
+  its own slice of every global batch; process 0 writes the run's files. On CPU the
+  collectives between processes go through Gloo. A coordinator that does not answer
+  within `timeout_s` is one clear error, not a hang."""
+  if not enabled:
+    return
+  settings = distributed_settings(**settings)
+  # Only the CPU backend reads this; set before any backend starts.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # JAX aborts the whole process when it cannot reach the coordinator, so a worker
+  # first checks that something listens there (process 0 is the one that listens).
+  if settings.get("process_id", 0) != 0 and "coordinator_address" in settings:
+    _wait_for_coordinator(settings, timeout_s)
+  try:
+    jax.distributed.initialize(**settings, initialization_timeout=int(timeout_s))
+  except Exception as e:  # pylint: disable=broad-except
+    raise _join_error(settings, timeout_s, " ".join(str(e).split())[:300]) from None
+
+
+def _join_error(settings, timeout_s, reason):
+  return errors.ConfigError(
+    f"could not join the distributed job at "
+    f"{settings.get('coordinator_address', 'the detected coordinator')} within {timeout_s} s "
+    f"(process {settings.get('process_id', '?')} of {settings.get('num_processes', '?')}): "
+    f"{reason}; check --coordinator_address, --num_processes and --process_id "
+    "(or DLX_COORDINATOR_ADDRESS, DLX_NUM_PROCESSES, DLX_PROCESS_ID) and that process 0 runs"
+  )
+
+
+def _wait_for_coordinator(settings, timeout_s):
+  host, _, port = settings["coordinator_address"].rpartition(":")
+  if not host or not port.isdigit():
+    raise errors.ConfigError(
+      f"--coordinator_address={settings['coordinator_address']!r}: expected HOST:PORT"
+    )
+  deadline = time.monotonic() + timeout_s
+  while True:
+    try:
+      with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+        return
+    except OSError as e:
+      if time.monotonic() >= deadline:
+        raise _join_error(settings, timeout_s, f"nothing answers there ({e})") from None
+      time.sleep(0.5)
 
 
 def create_mesh():
