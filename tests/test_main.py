@@ -229,6 +229,59 @@ def test_sweep(tmp_path):
   assert len({r["test/loss"] for r in summary}) == 4
 
 
+def _sweep_with_a_failing_value(workdir, *extra):
+  return _run(
+    "mlp_xor",
+    "--grid",
+    "config.optimizer.name=adam,nosuch",
+    "--grid",
+    "config.seed=0,1",
+    f"--workdir={workdir}",
+    "--config.num_train_steps=20",
+    *extra,
+    module="dlx.sweep",
+    timeout=600,
+  )[0]
+
+
+def _status_by_run(workdir):
+  with open(workdir / "results.json") as f:
+    return {
+      (r["config.optimizer.name"], r["config.seed"]): r.get("status", "ok") for r in json.load(f)
+    }
+
+
+def test_a_failed_run_is_a_row_and_a_relaunch_skips_finished_runs(tmp_path):
+  workdir = tmp_path / "sweep"
+  done = _sweep_with_a_failing_value(workdir)
+  assert done.returncode == 1, done.stderr[-3000:]  # some run failed; the sweep finished
+  status = _status_by_run(workdir)
+  assert status[("adam", "0")] == status[("adam", "1")] == "ok"
+  for seed in ("0", "1"):
+    assert status[("nosuch", seed)].startswith("failed: unknown optimizer 'nosuch'")
+  rows = (workdir / "results.md").read_text().splitlines()[2:]
+  assert len(rows) == 4 and sum("| failed: unknown optimizer" in r for r in rows) == 2
+  finished = (workdir / "optimizer.name=adam,seed=0" / "results.json").stat().st_mtime
+  again = _sweep_with_a_failing_value(workdir)
+  assert "optimizer.name=adam,seed=0: finished, skipped" in again.stdout
+  assert (workdir / "optimizer.name=adam,seed=0" / "results.json").stat().st_mtime == finished
+  assert _status_by_run(workdir) == status
+
+
+def test_sweep_on_a_local_ray_instance(tmp_path):
+  pytest.importorskip("ray", reason="Ray is the [ray] extra (installed with [test])")
+  workdir = tmp_path / "ray"
+  done = _sweep_with_a_failing_value(workdir, "--backend=ray", "--cpus_per_run=1")
+  assert done.returncode == 1, done.stderr[-3000:]
+  status = _status_by_run(workdir)
+  assert status[("adam", "0")] == status[("adam", "1")] == "ok"
+  assert status[("nosuch", "0")].startswith("failed: unknown optimizer 'nosuch'")
+  assert status[("nosuch", "1")].startswith("failed: unknown optimizer 'nosuch'")
+  for seed in ("0", "1"):
+    with open(workdir / f"optimizer.name=adam,seed={seed}" / "results.json") as f:
+      assert json.load(f)["step"] == 20
+
+
 def test_split_values():
   assert sweep.split_values("(8,8),(16,16)") == ["(8,8)", "(16,16)"]
   assert sweep.split_values("0.01, 0.1") == ["0.01", "0.1"]
