@@ -5,7 +5,7 @@
 #   ./launch.sh test-slow            run the slow tests: experiments trained to their targets
 #   ./launch.sh NAME[:ARG] [flags]   run experiments/NAME.py (--config.FIELD=V, --workdir, --data_dir);
 #                                    every experiment takes :smoke (3 steps on tiny data)
-#   ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' [--grid ...] [flags]
+#   ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' [--grid ...] [--backend=ray] [flags]
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT="$(pwd)"
@@ -67,7 +67,8 @@ case "$cmd" in
     shift; bootstrap "[test]"
     exec "$PY" -m pytest -q -m slow -p no:xdist "$@" ;;
   sweep)
-    shift; bootstrap ""
+    shift
+    case " $* " in *" --backend=ray "*) bootstrap "[ray]";; *) bootstrap "";; esac
     [ $# -ge 1 ] || { echo "usage: ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' ..." >&2; exit 2; }
     exec "$PY" -m dlx.sweep "$@" ;;
   -h|--help|help)
