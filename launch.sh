@@ -6,6 +6,7 @@
 #   ./launch.sh NAME[:ARG] [flags]   run experiments/NAME.py (--config.FIELD=V, --workdir, --data_dir);
 #                                    every experiment takes :smoke (3 steps on tiny data)
 #   ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' [--grid ...] [--backend=ray] [flags]
+#   ./launch.sh crossval NAME[:ARG] --folds K [--stratified] [flags]   k-fold cross-validation
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT="$(pwd)"
@@ -71,8 +72,12 @@ case "$cmd" in
     case " $* " in *" --backend=ray "*) bootstrap "[ray]";; *) bootstrap "";; esac
     [ $# -ge 1 ] || { echo "usage: ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' ..." >&2; exit 2; }
     exec "$PY" -m dlx.sweep "$@" ;;
+  crossval)
+    shift; bootstrap ""
+    [ $# -ge 1 ] || { echo "usage: ./launch.sh crossval NAME[:ARG] --folds K [flags]" >&2; exit 2; }
+    exec "$PY" -m dlx.crossval "$@" ;;
   -h|--help|help)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     shift; bootstrap ""
     run_experiment "$cmd" "$@" ;;

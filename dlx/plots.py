@@ -117,6 +117,50 @@ def plot_attention(weights, source_labels, target_labels, path, title=None):
   plt.close(fig)
 
 
+def plot_segmentation(images, true_masks, predicted_masks, path, class_names, titles=None):
+  """Rows of image | true mask | predicted mask (docs/curriculum.md#f9). Masks hold
+  class ids; class 0 (background) is black, the others tab10 / tab20 colours, with a
+  legend. images (N, H, W) or (N, H, W, 1) in [0, 1]; masks (N, H, W); titles: one
+  string per row for the predicted mask (e.g. its pixel accuracy)."""
+  plt = _pyplot()
+  from matplotlib import colors  # pylint: disable=g-import-not-at-top
+  from matplotlib import patches  # pylint: disable=g-import-not-at-top
+
+  images = np.asarray(images, np.float32)
+  n, num_classes = len(images), len(class_names)
+  palette = plt.get_cmap("tab10" if num_classes <= 11 else "tab20").colors
+  cmap = colors.ListedColormap([(0.0, 0.0, 0.0)] + list(palette[: num_classes - 1]))
+  fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n + 0.6), squeeze=False)
+  for i in range(n):
+    panels = (images[i].reshape(images.shape[1:3]), true_masks[i], predicted_masks[i])
+    for j, panel in enumerate(panels):
+      ax = axes[i, j]
+      if j == 0:
+        ax.imshow(panel, cmap="gray", vmin=0.0, vmax=1.0)
+      else:
+        ax.imshow(
+          np.asarray(panel), cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, interpolation="nearest"
+        )
+      ax.set_xticks([])
+      ax.set_yticks([])
+    if titles is not None:
+      axes[i, 2].set_title(titles[i], fontsize=8)
+  for j, name in enumerate(("image", "true mask", "predicted mask")):
+    axes[0, j].set_title(name if titles is None or j != 2 else f"{name}\n{titles[0]}", fontsize=9)
+  handles = [patches.Patch(color=cmap(c), label=str(name)) for c, name in enumerate(class_names)]
+  fig.legend(
+    handles=handles,
+    loc="lower center",
+    ncol=min(num_classes, 11),
+    fontsize=7,
+    handlelength=1.0,
+    columnspacing=0.8,
+  )
+  fig.tight_layout(rect=(0, 0.5 / (2.2 * n + 0.6), 1, 1))
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
 # Panels of `plot_filtered_images`: (title, function of the image, display).
 # 'clip' shows values in the image's [0, 1] range; 'stretch' maps each
 # panel's min..max to black..white (for signed responses such as edges).
@@ -275,3 +319,60 @@ def _paths(tree, prefix=()):
         yield "/".join(prefix)
     elif isinstance(value, Mapping):
       yield from _paths(value, prefix + (name,))
+
+
+# ------------------------------------------------------------------ analysis figures
+
+
+def plot_curve_panels(panels, path, *, ylabel, title=None, yscale="linear"):
+  """Side-by-side panels of labelled lines sharing one y axis, e.g. a loss against epochs
+  and against seconds (docs/curriculum.md#c4) or two spectral densities (#c6).
+
+  panels: a list of dicts with 'curves' ({label: (xs, ys)}), 'xlabel', and optionally
+  'title' and 'xscale' ('linear' or 'log'); a curve of one point is drawn as a marker."""
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+  for ax, panel in zip(axes[0], panels):
+    for label, (xs, ys) in panel["curves"].items():
+      ax.plot(xs, ys, "o" if len(xs) == 1 else "-", label=label)
+    ax.set_xlabel(panel["xlabel"])
+    ax.set_ylabel(ylabel)
+    ax.set_xscale(panel.get("xscale", "linear"))
+    ax.set_yscale(yscale)
+    if panel.get("title"):
+      ax.set_title(panel["title"], fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_pca_clusters(points, colourings, variance_ratio, path):
+  """2-D PCA scatter panels, one per colouring ({title: (N,) integer labels}, e.g. the
+  true class and the k-means cluster), then the cumulative explained-variance curve
+  (docs/curriculum.md#h1). points (N, 2): the first two principal coordinates."""
+  plt = _pyplot()
+  points = np.asarray(points)
+  fig, axes = plt.subplots(1, len(colourings) + 1, figsize=(4.6 * (len(colourings) + 1), 4.2))
+  for ax, (name, labels) in zip(axes, colourings.items()):
+    labels = np.asarray(labels)
+    scatter = ax.scatter(
+      points[:, 0], points[:, 1], c=labels, cmap="tab10", s=6, vmin=-0.5, vmax=9.5
+    )
+    ax.set_title(name, fontsize=10)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    fig.colorbar(scatter, ax=ax, ticks=range(10), fraction=0.046)
+  ratio = np.asarray(variance_ratio)
+  ax = axes[-1]
+  ax.plot(np.arange(1, len(ratio) + 1), np.cumsum(ratio), ".-")
+  ax.set_xlabel("principal components")
+  ax.set_ylabel("cumulative explained variance")
+  ax.set_ylim(0, 1.02)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

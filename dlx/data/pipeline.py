@@ -2,7 +2,8 @@
 
 The train stream is a pure function of the step: epoch = step // steps_per_epoch picks a
 permutation seeded by (seed, epoch), and the position inside the epoch picks the slice.
-Restoring the step from a checkpoint therefore restores the data position too.
+Restoring the step from a checkpoint therefore restores the data position too. The grain
+pipeline (`dlx.data.grain_pipeline`) reads the same batches through `batch_rows`.
 """
 
 import queue
@@ -11,21 +12,33 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from dlx import errors
 from dlx.data import core
 
 
 def steps_per_epoch(split: core.Split, batch_size: int) -> int:
   n = core.num_examples(split)
   if n < batch_size:
-    raise ValueError(
-      f"the train split has {n} examples, fewer than one batch of "
-      f"{batch_size}; lower --config.batch_size"
+    raise errors.ConfigError(
+      f"--config.batch_size={batch_size}: the train split has only {n} examples, fewer "
+      "than one batch; lower --config.batch_size"
     )
   return n // batch_size  # the last partial batch is dropped, as is usual
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batch_rows(
+  order: np.ndarray, step: int, batch_size: int, process_index: int = 0, process_count: int = 1
+) -> np.ndarray:
+  """This process's rows of the global batch of `step`, given its epoch's permutation
+  `order`: a contiguous slice of the batch per process."""
+  per_epoch = len(order) // batch_size
+  local = batch_size // process_count
+  start = (step % per_epoch) * batch_size + process_index * local
+  return order[start : start + local]
 
 
 def train_batches(
@@ -42,14 +55,12 @@ def train_batches(
   With several hosts each one yields its own contiguous slice of the global batch."""
   n = core.num_examples(split)
   per_epoch = steps_per_epoch(split, batch_size)
-  local = batch_size // process_count
   step, epoch, order = start_step, None, None
   while True:
     if step // per_epoch != epoch:
       epoch = step // per_epoch
       order = epoch_permutation(n, seed, epoch)
-    start = (step % per_epoch) * batch_size + process_index * local
-    yield core.take(split, order[start : start + local])
+    yield core.take(split, batch_rows(order, step, batch_size, process_index, process_count))
     step += 1
 
 
@@ -117,7 +128,15 @@ def prefetch(iterator: Iterator, put: Callable = lambda x: x, size: int = 2) -> 
     except BaseException as e:  # pylint: disable=broad-except
       q.put(e)
 
-  thread = threading.Thread(target=worker, daemon=True)
+  def run():
+    try:
+      worker()
+    finally:  # a generator source (grain's loader) releases its workers now, not at exit
+      close = getattr(iterator, "close", None)
+      if close is not None:
+        close()
+
+  thread = threading.Thread(target=run, daemon=True)
   thread.start()
   try:
     while True:

@@ -159,11 +159,19 @@ def _smoothed_density(values, weights, grid, sigma):
   return gauss @ weights / (sigma * math.sqrt(2 * math.pi))
 
 
-def _jitted_lanczos(f, params, num_iters):
+@functools.partial(jax.jit, static_argnums=0)
+def _cached_flat_hvp(f, params, v, args):
+  """H v over the flattened parameters of f(params, *args). Compiled once per f (by
+  identity) and shapes: the point and `args` are arguments, never baked-in constants."""
+  flat, unravel = flatten_util.ravel_pytree(params)
+  flat_f = lambda x: f(unravel(x), *args)
+  return jax.jvp(jax.grad(flat_f), (flat,), (v,))[1]
+
+
+def _jitted_lanczos(f, params, num_iters, args=()):
   """(flat params, unravel, NumPy generator -> (alphas, betas, basis)) for f at params."""
-  flat, unravel, flat_f = _flat_problem(f, params)
-  flat_hvp = jax.jit(_flat_hvp(flat_f))
-  matvec = lambda v: flat_hvp(flat, v)
+  flat, unravel = flatten_util.ravel_pytree(params)
+  matvec = lambda v: _cached_flat_hvp(f, params, v, tuple(args))
   n = flat.shape[0]
   return flat, unravel, lambda generator: _lanczos(matvec, n, num_iters, generator, flat.dtype)
 
@@ -200,6 +208,7 @@ def extreme_eigenvalues(
   rng: jax.Array,
   *,
   num_iters: Optional[int] = None,
+  args: tuple = (),
 ) -> ExtremeEigen:
   """The k largest and k smallest Hessian eigenvalues (and vectors), by Lanczos.
 
@@ -216,11 +225,13 @@ def extreme_eigenvalues(
     k: how many eigenpairs at each end; 1 <= k <= num_iters.
     rng: PRNG key; it seeds the NumPy generator that draws the start vector (and restarts).
     num_iters: Lanczos steps, at most the parameter count n.
+    args: more arguments of f, called as f(params, *args) (a batch, model state): passed
+      to the compiled product as arguments, so calls with the same f and shapes reuse it.
   """
   num_iters = _check_iters(_size(params), num_iters)
   if not 1 <= k <= num_iters:
     raise errors.ConfigError(f"k must be in [1, num_iters={num_iters}], got {k}")
-  flat, unravel, lanczos = _jitted_lanczos(f, params, num_iters)
+  flat, unravel, lanczos = _jitted_lanczos(f, params, num_iters, args)
   alphas, betas, basis = lanczos(_numpy_generator(rng))
   return ExtremeEigen(*_ritz_extremes(alphas, betas, basis, k), unravel=unravel)
 
@@ -311,6 +322,7 @@ def spectral_density(
   num_iters: Optional[int] = None,
   num_probes: int = 4,
   sigma: Optional[float] = None,
+  args: tuple = (),
 ) -> jax.Array:
   """Gaussian-smoothed Hessian eigenvalue density on `grid`, by stochastic Lanczos quadrature.
 
@@ -319,11 +331,12 @@ def spectral_density(
   v^T g(H) v, whose average over random v is (1/n) sum_j g(lambda_j). With g a Gaussian
   of width sigma (default: 1% of the grid's span) this estimates
   (1/n) sum_j N(x; lambda_j, sigma^2), which integrates to 1 (Ghorbani et al., 2019).
+  `args`: more arguments of f, as in `extreme_eigenvalues`.
   """
   num_iters = _check_iters(_size(params), num_iters)
   if num_probes < 1:
     raise errors.ConfigError(f"num_probes must be >= 1, got {num_probes}")
-  flat, _, lanczos = _jitted_lanczos(f, params, num_iters)
+  flat, _, lanczos = _jitted_lanczos(f, params, num_iters, args)
   grid = jnp.asarray(grid, flat.dtype)
   if sigma is None:
     sigma = 0.01 * float(grid.max() - grid.min()) if grid.size else 0.0
