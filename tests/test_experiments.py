@@ -147,3 +147,19 @@ def test_wgan_gp_mnist_trains(tmp_path, data_dir):
   first = next(r["wasserstein"] for r in rows if r["split"] == "validation")
   assert final < 0.5 * first, (first, final)
   _assert_outputs(exp, tmp_path, results["step"])
+
+
+@pytest.mark.slow
+def test_distillation_beats_the_student_alone(tmp_path, data_dir, finished_run):
+  """Hinton et al.'s claim on MNIST: the same student makes fewer test errors when it
+  learns from the teacher's soft targets (measured: 145 alone, see README)."""
+  alone = json.loads(
+    (
+      conftest.pathlib.Path(finished_run("mlp_student_mnist", data_dir)) / "results.json"
+    ).read_text()
+  )
+  exp = experiment.load("distill_mnist")
+  config = exp.config()
+  config.teacher = finished_run("mlp_teacher_mnist", data_dir)
+  distilled = _run(exp, config, tmp_path, data_dir)
+  assert distilled["test"]["accuracy"] > alone["test"]["accuracy"], (distilled, alone)
