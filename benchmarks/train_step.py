@@ -27,31 +27,22 @@ torch is optional: without it the script says so and times dlx only.
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
-import time
 
+import _common
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dlx import optim
-from dlx import steps
-from dlx import train
 from dlx.models import lenet
 from dlx.models import mlp
 from dlx.tasks import classification
 
-try:
-  import torch  # pylint: disable=g-import-not-at-top
+torch = _common.torch
+if torch is not None:
   from torch import nn as torch_nn  # pylint: disable=g-import-not-at-top
   from torch.nn import functional as torch_f  # pylint: disable=g-import-not-at-top
-
-  _TORCH_ERROR = None
-except ImportError as e:  # torch is an optional (test) extra.
-  torch = None
-  _TORCH_ERROR = e
 
 NUM_CLASSES = 10
 LENET_PARAMS = 61_706  # The count in dlx/models/lenet.py's docstring.
@@ -60,14 +51,7 @@ SEED = 0
 LEARNING_RATE = 1e-3
 
 
-def _available_cores():
-  """Cores this process may run on (the affinity mask where there is one)."""
-  if hasattr(os, "sched_getaffinity"):
-    return len(os.sched_getaffinity(0))
-  return os.cpu_count() or 1
-
-
-def _synthetic_batch(name, batch_size):
+def synthetic_batch(name, batch_size):
   """Numpy inputs in dlx's layout (NHWC for images) and integer labels."""
   rng = np.random.default_rng(SEED)
   shape = (batch_size, 32, 32, 1) if name == "lenet" else (batch_size, 784)
@@ -76,85 +60,39 @@ def _synthetic_batch(name, batch_size):
   return inputs, labels
 
 
-def _time_steps(run_step, sync, warmup, repeats, group):
-  """Per-step wall times in ms, after `warmup` untimed steps.
-
-  Args:
-    run_step: runs one step and returns its outputs.
-    sync: blocks until the given outputs are computed.
-    warmup: untimed steps run first.
-    repeats: number of steps timed (rounded up to whole groups).
-    group: steps per clock reading.
-
-  Returns:
-    A list of per-step times in milliseconds, one per group.
-  """
-  for _ in range(warmup):
-    sync(run_step())
-  times = []
-  for _ in range(-(-repeats // group)):
-    start = time.perf_counter()
-    for _ in range(group):
-      outputs = run_step()
-    sync(outputs)
-    times.append((time.perf_counter() - start) * 1e3 / group)
-  return times
-
-
 # --------------------------------------------------------------------------- #
 # dlx
 # --------------------------------------------------------------------------- #
 
 
-def _dlx_model(name):
+def dlx_model(name):
   if name == "lenet":
     return lenet.LeNet5(num_classes=NUM_CLASSES)
   return mlp.MLP(hidden=(256, 256), num_outputs=NUM_CLASSES)
 
 
-def _count(params):
-  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
-
-
-def bench_dlx(name, inputs, labels, args):
-  """Times dlx's generic jitted train step; returns a result dict."""
-  model = _dlx_model(name)
+def adam(total_steps):
+  """dlx's Adam (lr 1e-3) from its optimizer config."""
   config = optim.default_config()
   config.name = "adam"
   config.learning_rate = LEARNING_RATE
-  total = args.warmup + args.repeats + args.group
-  optimizer = optim.create_optimizer(config, total_steps=total)
+  return optim.create_optimizer(config, total_steps=total_steps)
+
+
+def bench_dlx(name, inputs, labels, args, max_seconds=None):
+  """Times dlx's generic jitted train step; returns a result dict."""
   batch = {"inputs": jnp.asarray(inputs), "targets": jnp.asarray(labels)}
-  init_fn = train.create_init_fn(model, optimizer, batch["inputs"][:1], SEED)
-  state = jax.jit(init_fn)(jax.random.PRNGKey(SEED))
-  num_params = _count(state.params)
-
-  train_step = jax.jit(
-    steps.make_train_step(model, optimizer, classification.classification), donate_argnums=0
+  return _common.time_dlx_step(
+    dlx_model(name),
+    adam(args.warmup + args.repeats + args.group),
+    classification.classification,
+    batch,
+    warmup=args.warmup,
+    repeats=args.repeats,
+    group=args.group,
+    max_seconds=max_seconds,
+    seed=SEED,
   )
-
-  start = time.perf_counter()
-  state, _ = jax.block_until_ready(train_step(state, batch))
-  first_ms = (time.perf_counter() - start) * 1e3
-
-  # The state is donated, so each step must feed the next one its output.
-  holder = {"state": state}
-
-  def run_step():
-    holder["state"], step_metrics = train_step(holder["state"], batch)
-    return holder["state"], step_metrics
-
-  times = _time_steps(run_step, jax.block_until_ready, args.warmup, args.repeats, args.group)
-  _, metrics = jax.block_until_ready(train_step(holder["state"], batch))
-  loss = float(metrics["loss"])
-  if not np.isfinite(loss):
-    raise RuntimeError(f"dlx {name}: non-finite loss {loss}")
-  return {
-    "num_params": num_params,
-    "times_ms": times,
-    "first_call_ms": first_ms,
-    "final_loss": loss,
-  }
 
 
 # --------------------------------------------------------------------------- #
@@ -162,7 +100,7 @@ def bench_dlx(name, inputs, labels, args):
 # --------------------------------------------------------------------------- #
 
 
-def _torch_model(name):
+def torch_model(name):
   """The dlx architectures in PyTorch (NCHW images, default torch init)."""
   if name == "lenet":
     # As dlx LeNet5: VALID 5x5 convs, tanh, 2x2/2 average pooling.
@@ -190,58 +128,32 @@ def _torch_model(name):
   )
 
 
-def bench_torch(name, inputs, labels, args):
+def bench_torch(name, inputs, labels, args, device=None, max_seconds=None):
   """Times an eager PyTorch step (zero_grad, forward, CE, backward, Adam)."""
+  device = device or torch.device("cpu")
   torch.manual_seed(SEED)
-  model = _torch_model(name)
+  model = torch_model(name).to(device)
   model.train()
   optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-  num_params = sum(p.numel() for p in model.parameters())
   if name == "lenet":
     inputs = np.ascontiguousarray(inputs.transpose(0, 3, 1, 2))  # NHWC->NCHW
-  x = torch.from_numpy(inputs)
-  y = torch.from_numpy(labels.astype(np.int64))
-
-  def run_step():
-    optimizer.zero_grad(set_to_none=True)
-    loss = torch_f.cross_entropy(model(x), y)
-    loss.backward()
-    optimizer.step()
-    return loss
-
-  start = time.perf_counter()
-  run_step()
-  first_ms = (time.perf_counter() - start) * 1e3
-  # Eager CPU ops are synchronous: the clock can be read right away.
-  times = _time_steps(run_step, lambda _: None, args.warmup, args.repeats, args.group)
-  loss = float(run_step().detach())
-  if not np.isfinite(loss):
-    raise RuntimeError(f"torch {name}: non-finite loss {loss}")
-  return {
-    "num_params": num_params,
-    "times_ms": times,
-    "first_call_ms": first_ms,
-    "final_loss": loss,
-  }
+  return _common.time_torch_step(
+    model,
+    optimizer,
+    torch_f.cross_entropy,
+    torch.from_numpy(inputs).to(device),
+    torch.from_numpy(labels.astype(np.int64)).to(device),
+    device,
+    warmup=args.warmup,
+    repeats=args.repeats,
+    group=args.group,
+    max_seconds=max_seconds,
+  )
 
 
 # --------------------------------------------------------------------------- #
 # Driver
 # --------------------------------------------------------------------------- #
-
-
-def _summary(result):
-  median = statistics.median(result["times_ms"])
-  return {
-    "num_params": result["num_params"],
-    "median_ms": median,
-    "steps_per_s": 1e3 / median,
-    "min_ms": min(result["times_ms"]),
-    "max_ms": max(result["times_ms"]),
-    "first_call_ms": result["first_call_ms"],
-    "final_loss": result["final_loss"],
-    "times_ms": result["times_ms"],
-  }
 
 
 def _parse_args(argv):
@@ -262,7 +174,7 @@ def _parse_args(argv):
   parser.add_argument(
     "--threads",
     type=int,
-    default=_available_cores(),
+    default=_common.available_cores(),
     help="torch.set_num_threads (default: available cores)",
   )
   parser.add_argument("--out", default=None, help="write the results as JSON")
@@ -281,22 +193,12 @@ def _parse_args(argv):
 
 def main(argv=None):
   args = _parse_args(argv)
-  cores = _available_cores()
-  env = {
-    "python": platform.python_version(),
-    "machine": platform.machine(),
-    "available_cores": cores,
-    "jax": jax.__version__,
-    "jax_backend": jax.default_backend(),
-    "jax_devices": [str(d) for d in jax.devices()],
-    "torch": None if torch is None else torch.__version__,
-    "torch_threads": None,
-  }
+  cores = _common.available_cores()
   if torch is None:
-    print(f"note: torch is not importable ({_TORCH_ERROR}); timing dlx only.")
+    print(f"note: torch is not importable ({_common.TORCH_ERROR}); timing dlx only.")
   else:
     torch.set_num_threads(args.threads)
-    env["torch_threads"] = torch.get_num_threads()
+  env = _common.environment()
 
   print(
     f"batch {args.batch_size}, {args.repeats} timed steps after "
@@ -316,12 +218,12 @@ def main(argv=None):
 
   results = {}
   for name in args.models:
-    inputs, labels = _synthetic_batch(name, args.batch_size)
-    entry = {"dlx": _summary(bench_dlx(name, inputs, labels, args))}
+    inputs, labels = synthetic_batch(name, args.batch_size)
+    entry = {"dlx": _common.summary(bench_dlx(name, inputs, labels, args))}
     if name == "lenet":
       assert entry["dlx"]["num_params"] == LENET_PARAMS, entry["dlx"]
     if torch is not None:
-      entry["torch"] = _summary(bench_torch(name, inputs, labels, args))
+      entry["torch"] = _common.summary(bench_torch(name, inputs, labels, args))
       assert entry["torch"]["num_params"] == entry["dlx"]["num_params"], (
         f"{name}: torch has {entry['torch']['num_params']} parameters, "
         f"dlx {entry['dlx']['num_params']}"
