@@ -10,6 +10,7 @@ from dlx import errors
 from dlx import optim
 
 PARALLEL_MODES = ("mesh", "pmap")
+INPUT_PIPELINES = ("memory", "grain")
 SMOKE = "smoke"  # every experiment's `NAME:smoke`: a few steps on tiny data
 
 
@@ -35,6 +36,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.train_eval_examples = 10000  # train examples in the final evaluation (generalisation gap)
   c.sample_every_steps = 0  # a `visualize` hook: PNG grids every N steps (0 = at the end)
   c.parallel = "mesh"  # mesh: jit over a device mesh, batch on the 'data' axis; pmap
+  # Train batches (the same ones either way, dlx/data/grain_pipeline.py): memory = NumPy
+  # arrays sliced on a thread; grain = grain's DataLoader, which streams a tfds dataset
+  # prepared as ArrayRecord (python -m dlx.data.convert) from disk instead of loading it.
+  c.input_pipeline = "memory"
+  c.grain_workers = 0  # grain: processes reading and decoding batches (0 = this process)
   c.distributed = False  # multi-host: call jax.distributed.initialize() first
   # Runs that start from runs (dlx/runs.py): WORKDIR, WORKDIR:best or WORKDIR:latest.
   c.init_from = ""  # start from that run's parameters and model state
@@ -129,6 +135,10 @@ def validate(config, num_devices: int):
 
   if config.parallel not in PARALLEL_MODES:
     fail("parallel", f"choose one of {', '.join(PARALLEL_MODES)}")
+  if config.get("input_pipeline", "memory") not in INPUT_PIPELINES:
+    fail("input_pipeline", f"choose one of {', '.join(INPUT_PIPELINES)}")
+  if config.get("grain_workers", 0) < 0:
+    fail("grain_workers", "must be >= 0 (0 = read in the training process)")
   if config.fast_compile and config.parallel == "pmap":
     fail(
       "fast_compile", "works with --config.parallel=mesh only (jax.pmap takes no compiler options)"

@@ -255,6 +255,11 @@ class _Run:
   writer: metrics_lib.MetricWriter
   tracker: BestTracker
   guard: FiniteGuard = None
+  data_state: Optional[dict] = None  # the grain loader's state to resume from
+
+  @property
+  def input_pipeline(self) -> str:
+    return self.config.get("input_pipeline", "memory")
 
   @property
   def eval_every(self) -> int:
@@ -276,7 +281,9 @@ class _Run:
 
 
 def _setup(experiment, config, workdir, data_dir) -> _Run:
-  with tfds_data.mocked(config.tfds_mock_examples):
+  grain = config.get("input_pipeline", "memory") == "grain"
+  # With grain, a train split prepared as ArrayRecord streams from disk (a LazySplit).
+  with tfds_data.mocked(config.tfds_mock_examples), tfds_data.streaming(grain):
     dataset = experiment.get_dataset(config, data_dir)
   if not isinstance(dataset, (data_core.Dataset, data_core.Stream)):
     raise errors.UserError(
@@ -286,6 +293,11 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
   logging.info("data: %s", dataset)
   model = experiment.get_model(config)
   stream = isinstance(dataset, data_core.Stream)
+  if stream and grain:
+    raise errors.ConfigError(
+      "--config.input_pipeline=grain: this experiment's training data is a Stream, whose "
+      "batches it makes itself from (seed, step); drop the flag (streams need no loader)"
+    )
   per_epoch = None if stream else pipeline.steps_per_epoch(dataset.train, config.batch_size)
   if config.eval_every_steps == 0 and stream:
     raise errors.ConfigError(
@@ -366,6 +378,7 @@ def _init_or_restore(run: _Run):
   if restored is not None:
     state, meta = restored
     run.tracker.restore(meta)
+    run.data_state = _saved_data_state(run, meta, int(state.step))
     logging.info("resuming from step %d in %s", int(state.step), run.workdir)
   else:
     state = jax.jit(run.init_fn, compiler_options=compiler_options(run.config))(init_rng)
@@ -396,7 +409,31 @@ def _init_or_restore(run: _Run):
   return run.runner.put_state(state), start_step, num_params
 
 
+def _saved_data_state(run: _Run, meta: dict, step: int) -> Optional[dict]:
+  """The data position a checkpoint saved: None for the memory pipeline and streams (the
+  step is their position), the grain loader's state for grain."""
+  saved = meta.get("input_pipeline", "memory")
+  if isinstance(run.dataset, data_core.Stream) or step == 0:
+    return None
+  if saved != run.input_pipeline or (saved == "grain" and "data_state" not in meta):
+    raise errors.ConfigError(
+      f"--config.input_pipeline={run.input_pipeline}: the checkpoint at step {step} in "
+      f"{run.workdir} was written by the {saved} pipeline; relaunch with "
+      f"--config.input_pipeline={saved}, or use a new --workdir"
+    )
+  return meta.get("data_state")
+
+
+def _checkpoint_meta(run: _Run, data_state) -> dict:
+  meta = {**run.tracker.meta(), "input_pipeline": run.input_pipeline}
+  if data_state is not None:
+    meta["data_state"] = data_state
+  return meta
+
+
 def _train_batches(run: _Run, start_step: int):
+  """(batch, data state) pairs from `start_step` on; the state is the grain loader's once
+  it has given that batch (None for the memory pipeline and streams)."""
   kw = dict(
     seed=run.config.seed,
     start_step=start_step,
@@ -404,8 +441,20 @@ def _train_batches(run: _Run, start_step: int):
     process_count=jax.process_count(),
   )
   if isinstance(run.dataset, data_core.Stream):
-    return pipeline.stream_batches(run.dataset.batch, run.config.batch_size, **kw)
-  return pipeline.train_batches(run.dataset.train, run.config.batch_size, **kw)
+    batches = pipeline.stream_batches(run.dataset.batch, run.config.batch_size, **kw)
+  elif run.input_pipeline == "grain":
+    from dlx.data import grain_pipeline  # pylint: disable=g-import-not-at-top
+
+    return grain_pipeline.train_batches(
+      run.dataset.train,
+      run.config.batch_size,
+      state=run.data_state,
+      worker_count=run.config.get("grain_workers", 0),
+      **kw,
+    )
+  else:
+    batches = pipeline.train_batches(run.dataset.train, run.config.batch_size, **kw)
+  return ((batch, None) for batch in batches)
 
 
 def _evaluation_data(run: _Run, split: str):
@@ -471,12 +520,18 @@ def _visualize(run: _Run, state, step: int):
 
 def _train_loop(run: _Run, state, start_step: int):
   config, guard = run.config, run.guard
+  if start_step >= run.num_steps or run.tracker.stopped:
+    return state  # a finished run, relaunched: start no input pipeline (grain's workers)
   progress = metrics_lib.Progress(run.num_steps, start_step, main_metric=config.best_metric)
-  batches = pipeline.prefetch(_train_batches(run, start_step), run.runner.put_batch)
-  history, step = [], start_step
+  # The prefetch thread reads ahead; each batch travels with the data state right after it,
+  # so a checkpoint saves the position after the last batch trained on, not the last read.
+  put = lambda item: (run.runner.put_batch(item[0]), item[1])
+  batches = pipeline.prefetch(_train_batches(run, start_step), put)
+  history, step, data_state = [], start_step, run.data_state
   try:
     while step < run.num_steps and not run.tracker.stopped:
-      state, metrics = run.runner.train_step(state, next(batches))
+      batch, data_state = next(batches)
+      state, metrics = run.runner.train_step(state, batch)
       guard.push(step, metrics)  # checks the previous step's loss while this one runs
       history.append(metrics)
       step += 1
@@ -499,7 +554,7 @@ def _train_loop(run: _Run, state, start_step: int):
       if _due(step, config.checkpoint_every_steps, run.num_steps) or run.tracker.stopped:
         guard.check()
         guard.check_params(state, step)
-        run.ckpt.save(step, _checkpointable(run, state), run.tracker.meta())
+        run.ckpt.save(step, _checkpointable(run, state), _checkpoint_meta(run, data_state))
         guard.last_checkpoint = step
   finally:
     batches.close()  # stops the prefetch thread (it may be waiting to hand over a batch)

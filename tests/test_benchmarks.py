@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests import conftest
 
 
@@ -52,3 +54,68 @@ def test_int8_inference_benchmark_runs(tmp_path):
   (row,) = json.loads(out.read_text())
   assert row["model"] == "lenet5_mnist" and row["int8_bytes"] < row["float_bytes"]
   assert "float / int8" in done.stdout
+
+
+def test_input_pipeline_benchmark_runs(tfds_dir, tmp_path):
+  out = tmp_path / "input.json"
+  args = [
+    f"--data_dir={tfds_dir}",
+    f"--array_record_dir={tmp_path / 'array_record'}",
+    "--examples=256",
+    "--batch_size=8",
+    "--steps=2",
+    "--warmup=1",
+    "--workers=0",
+    f"--out={out}",
+  ]
+  done = subprocess.run(
+    [sys.executable, "benchmarks/input_pipeline.py", *args],
+    cwd=conftest.REPO,
+    env=conftest.subprocess_env(DLX_CACHE_DIR=str(tmp_path / "cache")),  # not ~/.cache
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert done.returncode == 0, done.stderr[-3000:]
+  rows = {row["pipeline"]: row for row in json.loads(out.read_text())}
+  assert set(rows) == {"memory", "grain/memory", "grain/stream, 0 workers", "grain/examples"}
+  assert all(row["examples_per_s"] > 0 for row in rows.values())
+  assert rows["memory"]["fed_step_ms"] > 0 and "examples/s" in done.stdout
+
+
+SIDE_BY_SIDE = ("lenet5", "mlp", "resnet18", "transformer_block", "gpt_nanogpt_cpu")
+SIDE_BY_SIDE_KEYS = {"benchmark", "dlx_ms", "reference", "reference_ms", "ratio"}
+
+
+@pytest.mark.torch
+def test_side_by_side_benchmark_runs(tmp_path):
+  pytest.importorskip("torch")
+  out = tmp_path / "side_by_side.json"
+  # One torch thread: under the parallel test suite two threads only fight for the cores.
+  done = _run("benchmarks/side_by_side.py", "--tiny", "--threads=1", f"--json={out}")
+  rows = json.loads(out.read_text())
+  assert [row["benchmark"] for row in rows] == list(SIDE_BY_SIDE)
+  for row in rows:
+    assert SIDE_BY_SIDE_KEYS <= set(row), sorted(SIDE_BY_SIDE_KEYS - set(row))
+    assert row["dlx_ms"] > 0 and row["reference_ms"] > 0, row
+    assert row["ratio"] == pytest.approx(row["reference_ms"] / row["dlx_ms"])
+    assert row["reference"].startswith("pytorch")
+    assert row["dlx_params"] == row["reference_params"], row["benchmark"]
+  assert "| benchmark | dlx ms | reference | reference ms | ratio |" in done.stdout
+
+
+def test_gpu_script_dry_run(tmp_path):
+  done = subprocess.run(
+    ["bash", "benchmarks/gpu.sh", "--dry_run", f"--out={tmp_path}"],
+    cwd=conftest.REPO,
+    env=conftest.subprocess_env(PYTHON=sys.executable),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+  assert "DRY RUN" in done.stdout and "jax " in done.stdout
+  gpt = json.loads((tmp_path / "gpt_small.json").read_text())
+  assert gpt["tokens_per_s"] > 0 and gpt["mfu"] is not None and gpt["precision"]
+  rows = json.loads((tmp_path / "side_by_side.json").read_text())
+  assert [row["benchmark"] for row in rows] == ["lenet5", "resnet18"]

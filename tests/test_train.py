@@ -707,3 +707,116 @@ def test_the_trainer_and_every_experiment_load_without_tensorflow():
   )
   assert done.returncode == 0, done.stderr[-2000:]
   assert done.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ the grain pipeline
+
+
+def test_grain_pipeline_trains_and_resumes_like_the_memory_one(baseline, tmp_path):
+  """grain reads the memory pipeline's batches (dlx/data/grain_pipeline.py), so an
+  in-memory dataset through grain, stopped halfway and resumed, gives the baseline's numbers."""
+  _, results = baseline
+  _train(tmp_path / "resumed", num_train_steps=STEPS // 2, input_pipeline="grain")
+  _, meta = _restore(tmp_path / "resumed" / "checkpoints", STEPS // 2)
+  assert meta["input_pipeline"] == "grain"
+  # The loader read ahead of the model; the state saved is the one after the last batch
+  # trained on (grain record = step, 0-based).
+  assert meta["data_state"]["last_seen_indices"] == {"0": STEPS // 2 - 1}
+  resumed = _train(tmp_path / "resumed", input_pipeline="grain")
+  for split in SPLITS:
+    assert resumed[split] == results[split]
+  with pytest.raises(errors.ConfigError, match="input_pipeline=memory: .* by the grain pipeline"):
+    _train(tmp_path / "resumed", num_train_steps=2 * STEPS)
+
+
+def test_grain_with_a_stream_is_a_config_error(tmp_path):
+  mod = experiment_lib.load("mlp_xor")
+  cfg = mod.config("stream")
+  cfg.input_pipeline = "grain"
+  with pytest.raises(errors.ConfigError, match="input_pipeline=grain: .* a Stream"):
+    _train(tmp_path, cfg, experiment=mod)
+
+
+def test_validate_names_the_input_pipeline_fields():
+  with pytest.raises(errors.ConfigError, match="--config.input_pipeline='disk': choose one"):
+    config_lib.validate(_config(input_pipeline="disk"), 1)
+  with pytest.raises(errors.ConfigError, match="--config.grain_workers=-1: must be >= 0"):
+    config_lib.validate(_config(grain_workers=-1), 1)
+
+
+@pytest.fixture(scope="module")
+def mnist_array_record(tfds_dir, tmp_path_factory):
+  """../shared/tfds's MNIST in ArrayRecord form (skips without the prepared data)."""
+  from dlx.data import convert  # pylint: disable=g-import-not-at-top
+
+  out = tmp_path_factory.mktemp("mnist_array_record")
+  convert.convert("mnist", tfds_dir, str(out))
+  return str(out)
+
+
+# mlp_student_mnist at smoke width, streamed: small batches keep the decoding short.
+GRAIN_MNIST = {
+  "input_pipeline": "grain",
+  "model.hidden": (32, 32),
+  "batch_size": 16,
+  "num_train_steps": 150,
+  "checkpoint_every_steps": 30,
+  "eval_every_steps": 75,
+  "log_every_steps": 30,
+  "eval_examples": 256,
+  "train_eval_examples": 256,
+}
+
+
+def test_grain_sigkill_then_relaunch_matches_uninterrupted_run(
+  mnist_array_record, tmp_path, monkeypatch
+):
+  """MNIST streamed from ArrayRecord files through grain: killed with SIGKILL after its
+  first checkpoint (the loader reading ahead), relaunched, it ends with the numbers of an
+  uninterrupted run."""
+  monkeypatch.setenv("DLX_CACHE_DIR", str(tmp_path / "cache"))
+  workdir = tmp_path / "killed"
+  flags = [f"--config.{k}={v}".replace(" ", "") for k, v in GRAIN_MNIST.items()]
+  cmd = [
+    sys.executable,
+    "-m",
+    "dlx.main",
+    "--config=experiments/mlp_student_mnist.py",
+    f"--data_dir={mnist_array_record}",
+    f"--workdir={workdir}",
+    *flags,
+  ]
+  env = conftest.subprocess_env(DLX_CACHE_DIR=str(tmp_path / "cache"))
+  proc = subprocess.Popen(
+    cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+  )
+  try:
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+      if (workdir / "checkpoints").is_dir() and _steps(workdir / "checkpoints"):
+        break
+      time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+  saved = _steps(workdir / "checkpoints")
+  assert saved and max(saved) < GRAIN_MNIST["num_train_steps"]
+  assert not (workdir / "results.json").exists()
+
+  done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "resuming from step" in done.stderr and "train streamed from disk" in done.stderr
+  resumed = json.loads((workdir / "results.json").read_text())
+
+  mod = experiment_lib.load("mlp_student_mnist")
+  cfg = config_lib.override(mod.config(), **GRAIN_MNIST)
+  reference = train.train_and_evaluate(
+    cfg, str(tmp_path / "straight"), data_dir=mnist_array_record, experiment=mod
+  )
+  assert resumed["step"] == reference["step"] == GRAIN_MNIST["num_train_steps"]
+  for split in SPLITS:
+    assert resumed[split] == reference[split]

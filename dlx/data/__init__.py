@@ -8,7 +8,9 @@
 
 Every loader returns a `Dataset` (three splits of NumPy arrays); an experiment that
 makes its training data on the fly returns a `Stream` instead. `dlx.data.pipeline`
-turns either into device batches.
+turns either into device batches; `dlx.data.grain_pipeline` reads the same batches through
+grain (`--config.input_pipeline=grain`), streaming a tfds train split from disk when it is
+prepared in ArrayRecord form (`python -m dlx.data.convert NAME --data_dir=SRC --out_dir=DST`).
 """
 
 from dlx.data import embedded

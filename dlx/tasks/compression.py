@@ -24,6 +24,7 @@ from dlx import losses
 from dlx import optim
 from dlx import plots
 from dlx import runs
+from dlx.data import core
 from dlx.models import mlp
 from dlx.ops import pruning
 from dlx.ops import quantization
@@ -258,7 +259,9 @@ def quantization_report(ctx):
   scales, min/max or percentile activation calibration), and the model's size in bytes
   as float32 and with int8 kernels (per-channel scales)."""
   q_config = ctx.config.quantization
-  calibration = np.asarray(ctx.dataset.train["inputs"][: q_config.calibration_examples])
+  # core.take also reads the first rows of a train split streamed from disk.
+  first = core.take(ctx.dataset.train, slice(0, q_config.calibration_examples))
+  calibration = np.asarray(first["inputs"])
   report = {"float_accuracy": test_accuracy(ctx, ctx.variables)}
   for name, (per_channel, method) in QUANTIZATION_SCHEMES.items():
     quantized = quantization.quantize_model(
