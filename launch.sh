@@ -7,6 +7,7 @@
 #                                    every experiment takes :smoke (3 steps on tiny data)
 #   ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' [--grid ...] [--backend=ray] [flags]
 #   ./launch.sh crossval NAME[:ARG] --folds K [--stratified] [flags]   k-fold cross-validation
+#   ./launch.sh docs                 build the HTML API reference into docs/api/
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT="$(pwd)"
@@ -22,7 +23,7 @@ no_deps_requires() {
 print(' '.join(c['dlx']['no_deps_requires'].split()))"
 }
 
-bootstrap() {  # $1: pip extras, e.g. "[test]"
+bootstrap() {  # $1: pip extras, e.g. "[all,test]" (core + trainer + data + tests)
   local extras="${1:-}" stamp
   if [ ! -x "$PY" ]; then
     echo "launch.sh: creating $VENV" >&2
@@ -59,26 +60,29 @@ run_experiment() {  # NAME[:ARG] [flags]; ARG goes to the experiment's get_confi
 cmd="${1:-}"
 case "$cmd" in
   "")
-    bootstrap ""
+    bootstrap "[all]"
     run_experiment lenet5_digits --workdir="runs/lenet5_digits" ;;
   test)
-    shift; bootstrap "[test]"
+    shift; bootstrap "[all,test]"
     exec "$PY" -m pytest -q -n 2 "$@" ;;
   test-slow)
-    shift; bootstrap "[test]"
+    shift; bootstrap "[all,test]"
     exec "$PY" -m pytest -q -m slow -p no:xdist "$@" ;;
   sweep)
     shift
-    case " $* " in *" --backend=ray "*) bootstrap "[ray]";; *) bootstrap "";; esac
+    case " $* " in *" --backend=ray "*) bootstrap "[all,ray]";; *) bootstrap "[all]";; esac
     [ $# -ge 1 ] || { echo "usage: ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' ..." >&2; exit 2; }
     exec "$PY" -m dlx.sweep "$@" ;;
   crossval)
-    shift; bootstrap ""
+    shift; bootstrap "[all]"
     [ $# -ge 1 ] || { echo "usage: ./launch.sh crossval NAME[:ARG] --folds K [flags]" >&2; exit 2; }
     exec "$PY" -m dlx.crossval "$@" ;;
+  docs)
+    shift; bootstrap "[all,docs]"
+    exec "$PY" docs/build_api.py "$@" ;;
   -h|--help|help)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
-    shift; bootstrap ""
+    shift; bootstrap "[all]"
     run_experiment "$cmd" "$@" ;;
 esac

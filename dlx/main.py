@@ -17,6 +17,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # and skip its oneDNN banner
 
+from dlx import extras  # pylint: disable=g-import-not-at-top
+
+extras.require("the command line (dlx.main)", *extras.TRAINER)
+
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging

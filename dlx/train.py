@@ -14,6 +14,10 @@ import os
 import time
 from typing import Any, Callable, Optional
 
+from dlx import extras
+
+extras.require("the trainer (dlx.train)", *extras.TRAINER)
+
 from absl import logging
 import jax
 import jax.numpy as jnp

@@ -2,7 +2,7 @@
 
 dlx/nn/, dlx/ops/    import nothing else of dlx (dlx.errors excepted)
 dlx/models/          imports only nn/ and ops/ (and other models)
-dlx/data/            imports only data/ (and dlx.errors)
+dlx/data/            imports only data/ (and dlx.errors, dlx.extras)
 dlx/tasks/           may import models, losses, data and the library, never the loop
 the trainer          imports no task
 """
@@ -31,7 +31,7 @@ RULES = {  # package -> the dlx packages / modules its files may import
   "nn": ("dlx.nn", "dlx.errors"),
   "ops": ("dlx.ops", "dlx.errors"),
   "models": ("dlx.models", "dlx.nn", "dlx.ops", "dlx.errors"),
-  "data": ("dlx.data", "dlx.errors"),
+  "data": ("dlx.data", "dlx.errors", "dlx.extras"),
 }
 
 
