@@ -8,6 +8,7 @@ import ml_collections
 
 from dlx import errors
 from dlx import optim
+from dlx import precision
 
 PARALLEL_MODES = ("mesh", "pmap")
 INPUT_PIPELINES = ("memory", "grain")
@@ -41,6 +42,9 @@ def base_config() -> ml_collections.ConfigDict:
   # prepared as ArrayRecord (python -m dlx.data.convert) from disk instead of loading it.
   c.input_pipeline = "memory"
   c.grain_workers = 0  # grain: processes reading and decoding batches (0 = this process)
+  # Compute dtype (dlx/precision.py): bfloat16 runs matmuls and convolutions in bf16;
+  # parameters, optimizer state, logits and losses stay float32.
+  c.dtype = "float32"
   c.distributed = False  # multi-host: call jax.distributed.initialize() first
   # Runs that start from runs (dlx/runs.py): WORKDIR, WORKDIR:best or WORKDIR:latest.
   c.init_from = ""  # start from that run's parameters and model state
@@ -139,6 +143,14 @@ def validate(config, num_devices: int):
     fail("input_pipeline", f"choose one of {', '.join(INPUT_PIPELINES)}")
   if config.get("grain_workers", 0) < 0:
     fail("grain_workers", "must be >= 0 (0 = read in the training process)")
+  if config.get("dtype", "float32") not in precision.COMPUTE_DTYPES:
+    fail("dtype", f"choose one of {', '.join(precision.COMPUTE_DTYPES)}")
+  mu_dtype = config.get("optimizer", {}).get("mu_dtype", "")
+  if mu_dtype not in optim.MU_DTYPES:
+    raise errors.ConfigError(
+      f"--config.optimizer.mu_dtype={mu_dtype!r}: choose one of "
+      f"{', '.join(repr(d) for d in optim.MU_DTYPES)} ('' = the parameters' float32)"
+    )
   if config.fast_compile and config.parallel == "pmap":
     fail(
       "fast_compile", "works with --config.parallel=mesh only (jax.pmap takes no compiler options)"

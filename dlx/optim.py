@@ -20,6 +20,8 @@ adam       m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
            W <- W - eta m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1-b1^t),
            v_hat = v / (1-b2^t)
 adamw      W <- W - eta (m_hat / (sqrt(v_hat) + eps) + wd W)
+           (mu_dtype='bfloat16' stores m in bfloat16, big_vision's practice; v and W
+           stay float32)
 =========  ==================================================================
 
 Schedules (s: step, lr: `learning_rate`, after `warmup_steps` of linear warmup
@@ -40,6 +42,7 @@ import optax
 from dlx import errors
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
+MU_DTYPES = ("", "float32", "bfloat16")  # Adam's first moment; "" = the parameters' dtype
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 
 
@@ -52,6 +55,7 @@ def default_config() -> ml_collections.ConfigDict:
   config.b1 = 0.9
   config.b2 = 0.999
   config.eps = 1e-8
+  config.mu_dtype = ""  # adam/adamw first moment: "" (float32) or bfloat16 (big_vision)
   config.decay = 0.9  # rmsprop / adadelta rho
   config.initial_accumulator = 0.0  # adagrad
   config.weight_decay = 0.0  # adamw: decoupled; others: L2 on the gradient
@@ -154,10 +158,17 @@ def _update_rule(config, lr) -> optax.GradientTransformation:
     return optax.rmsprop(lr, decay=config.decay, eps=config.eps, eps_in_sqrt=True)
   _check_range(config, "b1", 0.0, 1.0, high_open=True)
   _check_range(config, "b2", 0.0, 1.0, high_open=True)
+  mu_dtype = config.get("mu_dtype", "") or None
+  _check_choice(mu_dtype or "", MU_DTYPES, "optimizer.mu_dtype")
   if name == "adam":
-    return optax.adam(lr, b1=config.b1, b2=config.b2, eps=config.eps)
+    return optax.adam(lr, b1=config.b1, b2=config.b2, eps=config.eps, mu_dtype=mu_dtype)
   return optax.adamw(
-    lr, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=config.weight_decay
+    lr,
+    b1=config.b1,
+    b2=config.b2,
+    eps=config.eps,
+    weight_decay=config.weight_decay,
+    mu_dtype=mu_dtype,
   )
 
 
@@ -168,6 +179,11 @@ def create_optimizer(config, total_steps: int) -> optax.GradientTransformation:
   _check_range(config, "weight_decay", 0.0)
   _check_range(config, "grad_clip_norm", 0.0)
   _check_range(config, "l1_penalty", 0.0)
+  if config.get("mu_dtype", "") and config.name not in ("adam", "adamw"):
+    _fail(
+      f"optimizer.mu_dtype={config.mu_dtype!r} is Adam's first-moment dtype; "
+      f"optimizer {config.name!r} has none (use adam or adamw, or drop the flag)"
+    )
   lr = create_schedule(config, total_steps)
   parts = []
   if config.grad_clip_norm > 0:

@@ -31,6 +31,7 @@ from dlx import metrics as metrics_lib
 from dlx import optim
 from dlx import parallel
 from dlx import plots
+from dlx import precision
 from dlx import runs
 from dlx import steps
 from dlx.data import core as data_core
@@ -295,7 +296,7 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
       f"{type(dataset).__name__}; return a dlx.data.Dataset or Stream"
     )
   logging.info("data: %s", dataset)
-  model = experiment.get_model(config)
+  model = precision.apply_policy(experiment.get_model(config), config.get("dtype", "float32"))
   stream = isinstance(dataset, data_core.Stream)
   if stream and grain:
     raise errors.ConfigError(
@@ -401,7 +402,7 @@ def _init_or_restore(run: _Run):
   num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
   logging.info(
     "model: %s with %d parameters; %d steps%s on %d device(s), %s",
-    type(run.model).__name__,
+    precision.model_name(run.model),
     num_params,
     run.num_steps,
     f" ({run.per_epoch} per epoch)" if run.per_epoch else "",

@@ -403,6 +403,7 @@ def test_default_config_has_every_field():
     "learning_rate",
     "momentum",
     "b1",
+    "mu_dtype",
     "b2",
     "eps",
     "decay",

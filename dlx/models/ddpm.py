@@ -36,7 +36,7 @@ class DDPM(nn.Module):
     n = x0.shape[0]
     t = jax.random.randint(t_rng, (n,), 0, self.num_timesteps)
     noise = jax.random.normal(noise_rng, x0.shape, x0.dtype)
-    x_t = diffusion.q_sample(self.schedule(), x0, t, noise)
+    x_t = diffusion.q_sample(self.schedule(), x0, t, noise).astype(x0.dtype)
     return {"predicted_noise": self.denoise(x_t, t, train), "noise": noise}
 
 

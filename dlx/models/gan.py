@@ -75,5 +75,5 @@ class WGAN(nn.Module):
   def __call__(self, x, train: bool = False):
     """Scores real x and an equal number of fakes from z ~ N(0, I)."""
     del train
-    z = jax.random.normal(self.make_rng("sample"), (x.shape[0], self.latent_dim))
+    z = jax.random.normal(self.make_rng("sample"), (x.shape[0], self.latent_dim), x.dtype)
     return {"real_scores": self.score(x), "fake_scores": self.score(self.generate(z))}

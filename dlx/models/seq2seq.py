@@ -62,16 +62,18 @@ class Seq2Seq(nn.Module):
     self.combine = nn.Dense(f)  # W_c
     self.output = nn.Dense(self.target_vocab)  # W_s
 
-  def _bridge(self, layer, carry):
-    """Decoder initial carry of `layer` from the encoder's final carry."""
+  def _bridge(self, layer, carry, dtype):
+    """Decoder initial carry of `layer` from the encoder's final carry; the products
+    in `dtype` (the embeddings', bf16 in mixed precision), the carry in its own."""
     if not self.bidirectional_encoder:
       return carry
     fwd, bwd = carry
+    joined = lambda a, b: jnp.concatenate([a, b], -1).astype(dtype)
     if self.cell_type == "lstm":
-      c = self.bridge_cell[layer](jnp.concatenate([fwd[0], bwd[0]], -1))
-      h = jnp.tanh(self.bridge_hidden[layer](jnp.concatenate([fwd[1], bwd[1]], -1)))
+      c = self.bridge_cell[layer](joined(fwd[0], bwd[0])).astype(fwd[0].dtype)
+      h = jnp.tanh(self.bridge_hidden[layer](joined(fwd[1], bwd[1]))).astype(fwd[1].dtype)
       return c, h
-    return jnp.tanh(self.bridge_hidden[layer](jnp.concatenate([fwd, bwd], -1)))
+    return jnp.tanh(self.bridge_hidden[layer](joined(fwd, bwd))).astype(fwd.dtype)
 
   def encode(self, source):
     """Returns (memory, initial decoder state) for source (B, S) int32.
@@ -86,7 +88,7 @@ class Seq2Seq(nn.Module):
       "keys": self.attention_layer.project_memory(outputs),
       "mask": mask,
     }
-    carries = tuple(self._bridge(layer, c) for layer, c in enumerate(carries))
+    carries = tuple(self._bridge(layer, c, outputs.dtype) for layer, c in enumerate(carries))
     feed = jnp.zeros((source.shape[0], self.features), outputs.dtype)
     return memory, (carries, feed)
 
@@ -98,7 +100,8 @@ class Seq2Seq(nn.Module):
     carries, feed = state
     x = self.target_embed(token)
     if self.attention == "bahdanau":
-      context, weights = self._attend(recurrent.hidden_of(carries[-1]), memory)
+      query = recurrent.hidden_of(carries[-1]).astype(x.dtype)
+      context, weights = self._attend(query, memory)
       x = jnp.concatenate([x, context], -1)
     else:
       x = jnp.concatenate([x, feed], -1)
@@ -110,7 +113,9 @@ class Seq2Seq(nn.Module):
       context, weights = self._attend(x, memory)
     attentional = jnp.tanh(self.combine(jnp.concatenate([x, context], -1)))
     logits = self.output(attentional)
-    return (tuple(new_carries), attentional), (logits, weights)
+    # The scan's carry keeps its dtypes (in mixed precision: float32 cells, bf16 feed).
+    new_carries = jax.tree.map(lambda new, old: new.astype(old.dtype), tuple(new_carries), carries)
+    return (new_carries, attentional.astype(feed.dtype)), (logits, weights)
 
   def __call__(self, inputs, train: bool = False, return_attention: bool = False):
     del train  # No stochastic layers.

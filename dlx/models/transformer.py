@@ -77,7 +77,8 @@ class Transformer(nn.Module):
     length = tokens.shape[1]
     if length > self.max_length:
       raise ValueError(f"sequence length {length} > max_length {self.max_length}")
-    x = embedding(tokens) + sinusoidal_positions(length, self.features)
+    x = embedding(tokens)
+    x = x + sinusoidal_positions(length, self.features).astype(x.dtype)
     return self.embedding_dropout(x, deterministic=not train)
 
   def encode(self, source, train: bool = False, return_attention: bool = False):

@@ -26,7 +26,10 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     k: additive constant that keeps the denominator away from zero.
 
   Returns:
-    Array with the shape and dtype of `x`.
+    Array with the shape and dtype of `x`; the sums of squares and the division are
+    float32 for a bfloat16 / float16 `x` (the band product takes `x`'s dtype and
+    accumulates in float32), the statistics of a norm in mixed precision
+    (docs/curriculum.md#a10).
   """
   if size < 1:
     raise ValueError(f"size must be >= 1, got {size}")
@@ -38,8 +41,8 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
   channels = x.shape[-1]
   offset = jnp.arange(channels)[:, None] - jnp.arange(channels)[None, :]  # j - i
   band = ((offset >= -(size // 2)) & (offset <= (size - 1) // 2)).astype(x.dtype)
-  sums = squares @ band
-  return x / (k + alpha * sums) ** beta
+  sums = jnp.matmul(squares, band, preferred_element_type=jnp.promote_types(x.dtype, jnp.float32))
+  return (x / (k + alpha * sums) ** beta).astype(x.dtype)
 
 
 class LocalResponseNorm(nn.Module):

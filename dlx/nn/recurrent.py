@@ -40,9 +40,10 @@ class SimpleRNNCell(nn.RNNCellBase):
 
   @nn.compact
   def __call__(self, carry, x):
-    h = carry
+    # The product in the input's dtype (bf16 in mixed precision); the carry keeps its own.
+    h = carry.astype(x.dtype)
     h = self.activation(nn.Dense(self.features, name="hidden")(jnp.concatenate([h, x], -1)))
-    return h, h
+    return h.astype(carry.dtype), h
 
   @nn.nowrap
   def initialize_carry(self, rng, input_shape):
@@ -77,15 +78,16 @@ class LSTMCell(nn.RNNCellBase):
   @nn.compact
   def __call__(self, carry, x):
     c, h = carry
-    hx = jnp.concatenate([h, x], -1)
+    # Gates in the input's dtype (bf16 in mixed precision); the carry keeps its own.
+    hx = jnp.concatenate([h.astype(x.dtype), x], -1)
     forget_bias_init = nn.initializers.constant(self.forget_bias)
     f = nn.sigmoid(nn.Dense(self.features, bias_init=forget_bias_init, name="forget")(hx))
     i = nn.sigmoid(nn.Dense(self.features, name="input")(hx))
     c_tilde = jnp.tanh(nn.Dense(self.features, name="candidate")(hx))
     o = nn.sigmoid(nn.Dense(self.features, name="output")(hx))
-    c = f * c + i * c_tilde
-    h = o * jnp.tanh(c)
-    return (c, h), h
+    c = (f * c + i * c_tilde).astype(c.dtype)
+    h_new = o * jnp.tanh(c)
+    return (c, h_new.astype(h.dtype)), h_new.astype(x.dtype)
 
   @nn.nowrap
   def initialize_carry(self, rng, input_shape):
@@ -119,7 +121,7 @@ class GRUCell(nn.RNNCellBase):
 
   @nn.compact
   def __call__(self, carry, x):
-    h = carry
+    h = carry.astype(x.dtype)  # gates in the input's dtype (bf16 in mixed precision)
     hx = jnp.concatenate([h, x], -1)
     z = nn.sigmoid(nn.Dense(self.features, name="update")(hx))
     r = nn.sigmoid(nn.Dense(self.features, name="reset")(hx))
@@ -130,8 +132,8 @@ class GRUCell(nn.RNNCellBase):
       )
     else:
       h_tilde = jnp.tanh(nn.Dense(self.features, name="candidate")(jnp.concatenate([r * h, x], -1)))
-    h = (1.0 - z) * h + z * h_tilde
-    return h, h
+    h = (1.0 - z) * carry + z * h_tilde
+    return h.astype(carry.dtype), h.astype(x.dtype)
 
   @nn.nowrap
   def initialize_carry(self, rng, input_shape):
