@@ -214,6 +214,62 @@ def sequence_cross_entropy(logits: ArrayLike, targets: ArrayLike, mask: ArrayLik
   return _masked_mean(token_losses, mask, axis=-1)
 
 
+# ------------------------------------------------------------ segmentation
+
+
+def pixel_cross_entropy(
+  logits: ArrayLike, labels: ArrayLike, class_weights: Optional[ArrayLike] = None
+) -> Array:
+  """Per-image softmax cross-entropy over pixels (docs/curriculum.md#f9).
+
+    sum_p w[y_p] CE(x_p, y_p) / sum_p w[y_p]
+
+  w = 1 without `class_weights`: the mean over pixels. Weights (C,) raise rare classes'
+  share and are normalised by their sum, per image, as PyTorch's
+  `cross_entropy(weight=...)` normalises per batch.
+  Shapes: logits (B, ..., C), labels (B, ...) int -> (B,).
+  """
+  ce = softmax_cross_entropy(logits, labels)
+  axes = _non_batch_axes(ce)
+  if class_weights is None:
+    return jnp.mean(ce, axis=axes)
+  weights = jnp.asarray(class_weights, ce.dtype)[jnp.asarray(labels).astype(jnp.int32)]
+  return _masked_mean(ce, weights, axis=axes)
+
+
+def _soft_overlaps(logits, labels):
+  # Per image and class: soft intersection I, predicted mass P, true pixel count G.
+  logits = jnp.asarray(logits)
+  probs = jax.nn.softmax(logits, axis=-1)
+  truth = jax.nn.one_hot(jnp.asarray(labels).astype(jnp.int32), logits.shape[-1], dtype=probs.dtype)
+  axes = tuple(range(1, probs.ndim - 1))
+  return jnp.sum(probs * truth, axes), jnp.sum(probs, axes), jnp.sum(truth, axes)
+
+
+def soft_dice_loss(logits: ArrayLike, labels: ArrayLike, smooth: float = 1.0) -> Array:
+  """Multi-class soft Dice loss per image (Milletari et al. 2016, "V-Net").
+
+    1 - mean_c (2 I_c + s) / (P_c + G_c + s)
+
+  with softmax probabilities p: I_c = sum_p p_c [y_p = c], P_c = sum_p p_c, G_c = the
+  class's true pixel count. It scores overlap, not pixels, so a small class weighs as
+  much as the background. A class absent from the image and not predicted scores s / s
+  = 1 (no loss); predicting it costs. s > 0 keeps every term defined.
+  Shapes: logits (B, ..., C), labels (B, ...) int -> (B,).
+  """
+  inter, pred, true = _soft_overlaps(logits, labels)
+  return 1.0 - jnp.mean((2.0 * inter + smooth) / (pred + true + smooth), axis=-1)
+
+
+def soft_jaccard_loss(logits: ArrayLike, labels: ArrayLike, smooth: float = 1.0) -> Array:
+  """Multi-class soft Jaccard (IoU) loss per image: 1 - mean_c (I_c + s) /
+  (P_c + G_c - I_c + s), with I, P, G and s as in `soft_dice_loss`.
+  Shapes: logits (B, ..., C), labels (B, ...) int -> (B,).
+  """
+  inter, pred, true = _soft_overlaps(logits, labels)
+  return 1.0 - jnp.mean((inter + smooth) / (pred + true - inter + smooth), axis=-1)
+
+
 # ------------------------------------------------------------ divergences
 
 

@@ -161,6 +161,21 @@ CASES = {
     ),
     (0,),
   ),
+  "pixel_cross_entropy": (
+    lambda x, y: losses.pixel_cross_entropy(x, y, class_weights=np.array([0.5, 1.0, 2.0])),
+    lambda r: (normal(r, (2, 3, 4, 3), 2.0), r.integers(0, 3, (2, 3, 4))),
+    (0,),
+  ),
+  "soft_dice_loss": (
+    lambda x, y: losses.soft_dice_loss(x, y, smooth=0.5),
+    lambda r: (normal(r, (2, 3, 4, 3), 2.0), r.integers(0, 3, (2, 3, 4))),
+    (0,),
+  ),
+  "soft_jaccard_loss": (
+    lambda x, y: losses.soft_jaccard_loss(x, y, smooth=0.5),
+    lambda r: (normal(r, (2, 3, 4, 3), 2.0), r.integers(0, 3, (2, 3, 4))),
+    (0,),
+  ),
   "kl_divergence": (losses.kl_divergence, lambda r: (probs(r, (3, 4)), probs(r, (3, 4))), (0, 1)),
   "js_divergence": (losses.js_divergence, lambda r: (probs(r, (3, 4)), probs(r, (3, 4))), (0, 1)),
   "gaussian_kl": (
@@ -570,6 +585,44 @@ def test_sequence_cross_entropy_hand_computed():
   np.testing.assert_allclose(
     L.sequence_cross_entropy(logits, targets, mask.astype(bool)), [expected_0, 0.0], rtol=1e-6
   )
+
+
+def test_pixel_cross_entropy_mean_and_class_weights():
+  rng = np.random.default_rng(0)
+  logits, labels = rng.standard_normal((2, 3, 4, 5)), rng.integers(0, 5, (2, 3, 4))
+  per_pixel = -np.take_along_axis(np_log_softmax(logits), labels[..., None], -1)[..., 0]
+  got = L.pixel_cross_entropy(logits, labels)
+  np.testing.assert_allclose(got, per_pixel.mean(axis=(1, 2)), rtol=1e-5)
+  weights = np.array([0.0, 1.0, 2.0, 3.0, 0.5])
+  w = weights[labels]
+  expected = (w * per_pixel).sum(axis=(1, 2)) / w.sum(axis=(1, 2))
+  got = losses.pixel_cross_entropy(logits, labels, class_weights=weights)
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_soft_dice_and_jaccard_hand_computed():
+  # One image of two pixels, two classes; softmax(log p) = p.
+  p = np.array([[[[0.8, 0.2], [0.4, 0.6]]]])
+  labels = np.array([[[0, 1]]])
+  # Class 0: I = 0.8, P = 1.2, G = 1. Class 1: I = 0.6, P = 0.8, G = 1.
+  dice = 1 - (1.6 / 2.2 + 1.2 / 1.8) / 2
+  np.testing.assert_allclose(L.soft_dice_loss(np.log(p), labels, smooth=0.0), [dice], rtol=1e-6)
+  dice_smooth = 1 - (2.6 / 3.2 + 2.2 / 2.8) / 2
+  np.testing.assert_allclose(L.soft_dice_loss(np.log(p), labels), [dice_smooth], rtol=1e-6)
+  jaccard = 1 - (0.8 / 1.4 + 0.6 / 1.2) / 2
+  got = L.soft_jaccard_loss(np.log(p), labels, smooth=0.0)
+  np.testing.assert_allclose(got, [jaccard], rtol=1e-6)
+
+
+def test_soft_dice_perfect_and_absent_classes():
+  labels = np.array([[[0, 2], [2, 2]]])  # class 1 absent
+  confident = 30.0 * np.eye(3)[labels]
+  np.testing.assert_allclose(L.soft_dice_loss(confident, labels), [0.0], atol=1e-6)
+  np.testing.assert_allclose(L.soft_jaccard_loss(confident, labels), [0.0], atol=1e-6)
+  # Putting probability on the absent class costs.
+  hedged = confident.copy()
+  hedged[..., 1] = 30.0
+  assert float(L.soft_dice_loss(hedged, labels)[0]) > 0.3
 
 
 def test_js_divergence_closed_form():

@@ -79,6 +79,7 @@ class ConvBNReLU(nn.Module):
   """Conv (no bias) -> BatchNorm -> ReLU, or Conv (bias) -> ReLU without BN.
 
   With PyTorch-style symmetric padding of kernel_size // 2 (times dilation).
+  negative_slope > 0 makes the ReLU leaky (Darknet's conv-BN-leaky layer, YOLO).
   """
 
   features: int
@@ -88,6 +89,7 @@ class ConvBNReLU(nn.Module):
   groups: int = 1
   use_batch_norm: bool = True
   bn_epsilon: float = 1e-5
+  negative_slope: float = 0.0
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -104,7 +106,7 @@ class ConvBNReLU(nn.Module):
     )(x)
     if self.use_batch_norm:
       x = batch_norm(train, self.bn_epsilon)(x)
-    return nn.relu(x)
+    return nn.leaky_relu(x, self.negative_slope) if self.negative_slope else nn.relu(x)
 
 
 class ResidualBlock(nn.Module):
