@@ -19,6 +19,7 @@ import orbax.checkpoint as ocp
 from dlx import config as config_lib
 from dlx import errors
 from dlx import experiment as experiment_lib
+from dlx import precision
 
 WHICH = ("best", "latest")
 _DIRS = {"best": "best_checkpoint", "latest": "checkpoints"}
@@ -175,7 +176,8 @@ def load_frozen(ref: str, field: str = "teacher"):
     workdir=os.path.abspath(workdir),
     experiment=experiment,
     config=config,
-    model=experiment.get_model(config),
+    # The teacher computes as its run did (bf16 when it trained in bf16).
+    model=precision.apply_policy(experiment.get_model(config), config.get("dtype", "float32")),
     variables=variables,
     step=step,
   )

@@ -104,6 +104,24 @@ def test_side_by_side_benchmark_runs(tmp_path):
   assert "| benchmark | dlx ms | reference | reference ms | ratio |" in done.stdout
 
 
+def test_xla_cpu_flags_benchmark_reports_each_set(tmp_path):
+  pytest.importorskip("torch")
+  out = tmp_path / "flags.json"
+  _run(
+    "benchmarks/xla_cpu_flags.py",
+    "--only=mlp",
+    "--repeats=2",
+    "--tiny",
+    "--flags",
+    "default=",
+    "bogus=--xla_cpu_no_such_flag=true",
+    f"--json={out}",
+  )
+  rows = {row["flags"]: row for row in json.loads(out.read_text())}
+  assert rows["default"]["benchmark"] == "mlp" and rows["default"]["dlx_ms"] > 0
+  assert "failed" in rows["bogus"]  # an unknown flag is reported, not skipped
+
+
 def test_gpu_script_dry_run(tmp_path):
   done = subprocess.run(
     ["bash", "benchmarks/gpu.sh", "--dry_run", f"--out={tmp_path}"],
