@@ -5,6 +5,7 @@
     ds = dlx.data.load("reverse", max_length=10)              # synthetic sequence task
     ds = dlx.data.load("shakespeare_char", context_length=64) # the plays, split by play
     ds = dlx.data.load("digit_scenes", data_dir="../shared/tfds") # detection scenes
+    ds = dlx.data.load("graph_shapes")                        # synthetic graphs (F25)
 
 Every loader returns a `Dataset` (three splits of NumPy arrays); an experiment that
 makes its training data on the fly returns a `Stream` instead. `dlx.data.pipeline`
@@ -28,11 +29,12 @@ EMBEDDED = tuple(embedded.LOADERS)
 def load(name: str, *, data_dir=None, seed: int = 0, **kwargs) -> Dataset:
   """An embedded dataset, text corpus or sequence task by name, synthetic scenes of tfds
   digits (from `data_dir`), else a tfds dataset from `data_dir`."""
+  from dlx.data import graphs  # pylint: disable=g-import-not-at-top
   from dlx.data import scenes  # pylint: disable=g-import-not-at-top
   from dlx.data import sequences  # pylint: disable=g-import-not-at-top
   from dlx.data import text  # pylint: disable=g-import-not-at-top
 
-  for loaders in (embedded.LOADERS, text.LOADERS, sequences.LOADERS):
+  for loaders in (embedded.LOADERS, text.LOADERS, sequences.LOADERS, graphs.LOADERS):
     if name in loaders:
       return loaders[name](seed=seed, **kwargs)
   if name in scenes.LOADERS:

@@ -7,6 +7,8 @@
                                         options and `*_tiny` variants
   vit                                   Vision Transformer
   gpt, transformer, rnn_lm, seq2seq     sequence models (GPT with a KV cache)
-  vae, gan, unet, ddpm                  generative models
+  vae, gan, unet, ddpm, autoencoder     generative models (unet also segments)
+  yolo, rpn, fcn                        detection and segmentation
+  gnn                                   graph classifiers and the edge-blind baseline
   preprocess                            ResizeInputs (224x224x3 inside the step)
 """

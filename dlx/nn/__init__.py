@@ -14,4 +14,5 @@ Flax has them). One module per topic:
                  layers and stacks (pre- or post-norm)
   recurrent      SimpleRNNCell, LSTMCell, GRUCell, Recurrent (stacked, bidirectional),
                  BahdanauAttention, LuongAttention
+  graph          message passing on padded graph batches: GCNLayer, GINLayer, readout, GNN
 """
