@@ -2,6 +2,8 @@
 network (dlx/models/rpn.py): output shapes, the grid, the initial boxes, and the
 anchors the RPN's outputs line up with."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,10 +16,14 @@ from dlx.tasks import detection
 
 SMALL = dict(features=(4, 8, 8), stem_features=4, head_features=8)
 
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
 
 def _apply(model, x, train=False):
-  """(variables, outputs); jitted, as op-by-op dispatch would dominate the test's time."""
-  variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+  """(variables, outputs); jitted, as op-by-op dispatch would dominate the test's time,
+  at XLA's lowest optimisation level (compiling dominates, and shapes are what is tested)."""
+  jit = functools.partial(jax.jit, compiler_options=FAST_COMPILE)
+  variables = jit(model.init)(jax.random.PRNGKey(0), x)
   if train:
     out, _ = jax.jit(
       lambda v, x: model.apply(
@@ -25,7 +31,7 @@ def _apply(model, x, train=False):
       )
     )(variables, x)
     return variables, out
-  return variables, jax.jit(model.apply)(variables, x)
+  return variables, jit(model.apply)(variables, x)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,8 @@
 """Tests for the segmentation models: FCN-32s/16s/8s (dlx/models/fcn.py) and the
 segmentation U-Net (dlx/models/unet.py)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,16 +15,18 @@ from dlx.nn import conv
 
 SMALL_FCN = dict(features=(4, 4, 8, 8, 8), convs_per_stage=1, head_features=8)
 
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
 
 def _apply(model, x, train=False):
-  """(variables, outputs); jitted, as op-by-op dispatch would dominate the test's time."""
-  variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+  """(variables, outputs); jitted, as op-by-op dispatch would dominate the test's time,
+  at XLA's lowest optimisation level (compiling dominates, and shapes are what is tested)."""
+  jit = functools.partial(jax.jit, compiler_options=FAST_COMPILE)
+  variables = jit(model.init)(jax.random.PRNGKey(0), x)
   if train:
-    out, _ = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(
-      variables, x
-    )
+    out, _ = jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(variables, x)
     return variables, out
-  return variables, jax.jit(model.apply)(variables, x)
+  return variables, jit(model.apply)(variables, x)
 
 
 @pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
