@@ -26,7 +26,7 @@ def get_config(arg=None):
   )
   config.scenes.num_train = 10000
   config.batch_size = 16
-  config.num_train_steps = 1500
+  config.num_train_steps = 3000
   config.eval_every_steps = 300
   config.checkpoint_every_steps = 500
   config.log_every_steps = 50
