@@ -104,6 +104,7 @@ def test_side_by_side_benchmark_runs(tmp_path):
   assert "| benchmark | dlx ms | reference | reference ms | ratio |" in done.stdout
 
 
+@pytest.mark.slow  # a subprocess per flag set; the fast suite's budget is 15 minutes
 def test_xla_cpu_flags_benchmark_reports_each_set(tmp_path):
   pytest.importorskip("torch")
   out = tmp_path / "flags.json"

@@ -187,6 +187,7 @@ def test_happy_path(tmp_path):
   assert any(line.startswith("I") and "train.py" in line and "step 30/30" in line for line in log)
 
 
+@pytest.mark.slow  # the fast suite sweeps in test_a_failed_run_is_a_row_... (15-minute budget)
 def test_sweep(tmp_path):
   workdir = tmp_path / "sweep"
   done, _ = _run(

@@ -6,6 +6,8 @@ operands; a smoke run checks the dtypes of what the trainer keeps (parameters, A
 moments with --config.optimizer.mu_dtype=bfloat16, BatchNorm statistics).
 """
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -63,7 +65,23 @@ def _forward(name):
   return model, variables, inputs
 
 
-@pytest.mark.parametrize("name", [n for n in experiment.available() if n not in NO_PRODUCTS])
+def _one_per_family():
+  """Every experiment, the first one per model module (dlx.models.X it imports) in the
+  fast suite and the rest in the slow suite: the families are what is checked, and the
+  fast suite has a 15-minute budget."""
+  seen, params = set(), []
+  for name in experiment.available():
+    if name in NO_PRODUCTS:
+      continue
+    source = (conftest.REPO / "experiments" / f"{name}.py").read_text()
+    family = re.search(r"^from dlx\.models import (\w+)", source, re.M)
+    family = family.group(1) if family else name
+    params.append(pytest.param(name, marks=pytest.mark.slow) if family in seen else name)
+    seen.add(family)
+  return params
+
+
+@pytest.mark.parametrize("name", _one_per_family())
 def test_every_model_family_multiplies_in_bfloat16(name):
   model, variables, inputs = _forward(name)
   assert all(

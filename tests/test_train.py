@@ -261,8 +261,11 @@ def _env():
   return env
 
 
-# A Stream's batches are a pure function of (seed, step), so it resumes exactly too.
-@pytest.mark.parametrize("arg", ["", ":stream"], ids=["dataset", "stream"])
+# A Stream's batches are a pure function of (seed, step), so it resumes exactly too
+# (slow suite: the fast suite's 15-minute budget keeps the dataset and grain variants).
+@pytest.mark.parametrize(
+  "arg", ["", pytest.param(":stream", marks=pytest.mark.slow)], ids=["dataset", "stream"]
+)
 def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, arg):
   workdir = tmp_path / "killed"
   cmd = _main_cmd(workdir, arg)

@@ -162,6 +162,7 @@ def test_the_bag_of_nodes_baseline_learns_what_node_features_tell():
   assert shapes < 0.5
 
 
+@pytest.mark.slow  # the fast suite's smoke tests run both; this checks the report's keys
 @pytest.mark.parametrize("name", ["gnn_graphs", "gnn_nodes"])
 def test_gnn_experiments_write_the_contract_keys(name, tmp_path):
   exp = experiment.load(name)
