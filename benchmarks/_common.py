@@ -8,6 +8,7 @@ optional clipping, optimizer step; on CUDA the clock is read after
 steps are never timed; the first (compiling) call is reported on its own.
 """
 
+import json
 import os
 import platform
 import statistics
@@ -49,6 +50,14 @@ def fast_cpu_compile():
   flags = os.environ.get("XLA_FLAGS", "")
   extra = [f for f in FAST_CPU_COMPILE_FLAGS if f.split("=")[0] not in flags]
   os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
+
+
+def write_json(path, value):
+  """Writes `value` as indented JSON to `path` (making its folder) and says so."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(value, f, indent=2)
+  print(f"wrote {path}")
 
 
 def count_params(tree):

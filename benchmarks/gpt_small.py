@@ -37,8 +37,6 @@ for the tests; its numbers mean nothing.
 
 import argparse
 import dataclasses
-import json
-import os
 import statistics
 import sys
 
@@ -274,10 +272,7 @@ def main(argv=None):
     f"x {row['tokens_per_s']:,.0f} tokens/s / {peak} TFLOP/s"
   )
   if args.json:
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-      json.dump(row, f, indent=2)
-    print(f"wrote {args.json}")
+    _common.write_json(args.json, row)
 
 
 if __name__ == "__main__":

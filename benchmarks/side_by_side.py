@@ -33,7 +33,6 @@ cudnn.benchmark is on (XLA autotunes its convolutions too).
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -600,10 +599,7 @@ def main(argv=None):
   print()
   print(markdown_table(rows))
   if args.json:
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-      json.dump(rows, f, indent=2)
-    print(f"wrote {args.json}")
+    _common.write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,6 @@ torch is optional: without it the script says so and times dlx only.
 """
 
 import argparse
-import json
-import os
 import sys
 
 import _common
@@ -260,11 +258,7 @@ def main(argv=None):
       "environment": env,
       "results": results,
     }
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    with open(args.out, "w") as f:
-      json.dump(payload, f, indent=2)
-    print(f"wrote {args.out}")
+    _common.write_json(args.out, payload)
 
 
 if __name__ == "__main__":

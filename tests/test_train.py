@@ -261,16 +261,10 @@ def _env():
   return env
 
 
-# A Stream's batches are a pure function of (seed, step), so it resumes exactly too
-# (slow suite: the fast suite's 15-minute budget keeps the dataset and grain variants).
-@pytest.mark.parametrize(
-  "arg", ["", pytest.param(":stream", marks=pytest.mark.slow)], ids=["dataset", "stream"]
-)
-def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, arg):
-  workdir = tmp_path / "killed"
-  cmd = _main_cmd(workdir, arg)
+def _sigkill_after_first_checkpoint(cmd, env, workdir):
+  """Starts `cmd` and SIGKILLs it as soon as it has saved a checkpoint (within 120 s)."""
   proc = subprocess.Popen(
-    cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
   )
   try:
     deadline = time.time() + 120
@@ -285,6 +279,17 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, arg):
     if proc.poll() is None:
       proc.kill()
       proc.wait()
+
+
+# A Stream's batches are a pure function of (seed, step), so it resumes exactly too
+# (slow suite: the fast suite's 15-minute budget keeps the dataset and grain variants).
+@pytest.mark.parametrize(
+  "arg", ["", pytest.param(":stream", marks=pytest.mark.slow)], ids=["dataset", "stream"]
+)
+def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, arg):
+  workdir = tmp_path / "killed"
+  cmd = _main_cmd(workdir, arg)
+  _sigkill_after_first_checkpoint(cmd, _env(), workdir)
   assert not (workdir / "results.json").exists()
   saved = _steps(workdir / "checkpoints")
   assert saved and max(saved) < 3000
@@ -790,22 +795,7 @@ def test_grain_sigkill_then_relaunch_matches_uninterrupted_run(
     *flags,
   ]
   env = conftest.subprocess_env(DLX_CACHE_DIR=str(tmp_path / "cache"))
-  proc = subprocess.Popen(
-    cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-  )
-  try:
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-      if (workdir / "checkpoints").is_dir() and _steps(workdir / "checkpoints"):
-        break
-      time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-      proc.wait()
+  _sigkill_after_first_checkpoint(cmd, env, workdir)
   saved = _steps(workdir / "checkpoints")
   assert saved and max(saved) < GRAIN_MNIST["num_train_steps"]
   assert not (workdir / "results.json").exists()
