@@ -64,7 +64,7 @@ case "$cmd" in
     run_experiment lenet5_digits --workdir="runs/lenet5_digits" ;;
   test)
     shift; bootstrap "[all,test]"
-    exec "$PY" -m pytest -q -n 2 "$@" ;;
+    exec "$PY" -m pytest -q -n 2 --durations=15 "$@" ;;
   test-slow)
     shift; bootstrap "[all,test]"
     exec "$PY" -m pytest -q -m slow -p no:xdist "$@" ;;

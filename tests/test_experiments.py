@@ -17,6 +17,7 @@ import pytest
 from dlx import errors
 from dlx import experiment
 from dlx import train
+from dlx.tasks import sample_quality
 from tests import conftest
 
 SMOKE_STEPS = 3
@@ -122,6 +123,8 @@ def test_experiment_reaches_its_targets(name, tmp_path, data_dir, finished_run):
   config = exp.config()
   for field, source in exp.starts_from.items():
     config[field] = finished_run(source, data_dir)
+  if "fid_classifier" in config:  # sampling experiments: MNIST-FID needs a LeNet-5 run
+    config.fid_classifier = finished_run(sample_quality.CLASSIFIER_EXPERIMENT, data_dir)
   results = _run(exp, config, tmp_path, data_dir)
   missed = experiment.missed_targets(exp, results)
   assert not missed, missed

@@ -163,9 +163,9 @@ def test_missing_tfds_data_is_one_line(missing_tfds):
 
 def test_happy_path(tmp_path):
   workdir = tmp_path / "w"
-  done, _ = _run(
-    "--config=experiments/mlp_xor.py", f"--workdir={workdir}", "--config.num_train_steps=30"
-  )
+  cache = tmp_path / "xla"
+  args = ("--config=experiments/mlp_xor.py", "--config.num_train_steps=30")
+  done, _ = _run(*args, f"--workdir={workdir}", f"--compilation_cache={cache}")
   assert done.returncode == 0, done.stderr[-3000:]
   assert "Traceback" not in done.stderr
   (line,) = [line for line in done.stdout.splitlines() if line.startswith("test:")]
@@ -185,6 +185,29 @@ def test_happy_path(tmp_path):
   assert not any(line[:1] in "IWE" and line[1:5].isdigit() for line in done.stderr.splitlines())
   log = (workdir / "log.txt").read_text().splitlines()
   assert any(line.startswith("I") and "train.py" in line and "step 30/30" in line for line in log)
+  # The compiled steps were kept, and a rerun that loads them gets the same numbers.
+  assert any(cache.iterdir())
+  again, _ = _run(*args, f"--workdir={tmp_path / 'again'}", f"--compilation_cache={cache}")
+  assert again.returncode == 0, again.stderr[-3000:]
+  with open(tmp_path / "again" / "results.json") as f:
+    assert json.load(f)["test"] == results["test"]
+
+
+@pytest.mark.parametrize(
+  "flag, environ, expect",
+  [
+    ("off", {"JAX_COMPILATION_CACHE_DIR": "/x"}, None),
+    ("/given", {"JAX_COMPILATION_CACHE_DIR": "/x"}, "/given"),
+    (None, {"JAX_COMPILATION_CACHE_DIR": "/x", "DLX_CACHE_DIR": "/d"}, "/x"),
+    (None, {"DLX_CACHE_DIR": "/d"}, "/d/xla"),
+  ],
+)
+def test_compilation_cache_dir(flag, environ, expect):
+  from dlx import main  # pylint: disable=g-import-not-at-top
+
+  assert main.compilation_cache_dir(flag, environ) == expect
+  home = main.compilation_cache_dir(None, {})
+  assert home == os.path.join(os.path.expanduser("~"), ".cache", "dlx", "xla")
 
 
 @pytest.mark.slow  # the fast suite sweeps in test_a_failed_run_is_a_row_... (15-minute budget)

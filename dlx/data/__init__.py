@@ -6,6 +6,8 @@
     ds = dlx.data.load("shakespeare_char", context_length=64) # the plays, split by play
     ds = dlx.data.load("digit_scenes", data_dir="../shared/tfds") # detection scenes
     ds = dlx.data.load("graph_shapes")                        # synthetic graphs (F25)
+    ds = dlx.data.load("spoken_digits")                       # synthesised speech (F23)
+    ds = dlx.data.load("mnist_captions", data_dir="../shared/tfds") # captioned digits (F16)
 
 Every loader returns a `Dataset` (three splits of NumPy arrays); an experiment that
 makes its training data on the fly returns a `Stream` instead. `dlx.data.pipeline`
@@ -27,16 +29,20 @@ EMBEDDED = tuple(embedded.LOADERS)
 
 
 def load(name: str, *, data_dir=None, seed: int = 0, **kwargs) -> Dataset:
-  """An embedded dataset, text corpus or sequence task by name, synthetic scenes of tfds
+  """An embedded dataset, text corpus or sequence task by name, scenes or captions of tfds
   digits (from `data_dir`), else a tfds dataset from `data_dir`."""
+  from dlx.data import captions  # pylint: disable=g-import-not-at-top
   from dlx.data import graphs  # pylint: disable=g-import-not-at-top
   from dlx.data import scenes  # pylint: disable=g-import-not-at-top
   from dlx.data import sequences  # pylint: disable=g-import-not-at-top
+  from dlx.data import speech  # pylint: disable=g-import-not-at-top
   from dlx.data import text  # pylint: disable=g-import-not-at-top
 
-  for loaders in (embedded.LOADERS, text.LOADERS, sequences.LOADERS, graphs.LOADERS):
+  all_loaders = (embedded.LOADERS, text.LOADERS, sequences.LOADERS, graphs.LOADERS, speech.LOADERS)
+  for loaders in all_loaders:
     if name in loaders:
       return loaders[name](seed=seed, **kwargs)
-  if name in scenes.LOADERS:
-    return scenes.LOADERS[name](data_dir=data_dir, seed=seed, **kwargs)
+  for loaders in (scenes.LOADERS, captions.LOADERS):
+    if name in loaders:
+      return loaders[name](data_dir=data_dir, seed=seed, **kwargs)
   return tfds_data.load(name, data_dir=data_dir, **kwargs)

@@ -7,6 +7,9 @@ adapters, reports and set-level evaluators, one module per kind of task.
   language_model        next-token loss, the Shakespeare character budget, samples
   seq2seq               masked sequence loss, exact match, attention reports
   adversarial           the WGAN-GP (or weight-clipped WGAN) two-player step
+  variational           the VAE family's config, binarised data, negative ELBO and grids
+  sample_quality        MNIST-FID and classifier scores of generated digits (every
+                        sampling experiment's report)
 
 Tasks may import models, losses and data; the trainer imports no task.
 """

@@ -1,0 +1,93 @@
+"""Spoken-word recognition (docs/curriculum.md#f23): the loss with a word error rate, and
+the report that draws log-mel spectrograms and counts the confusions.
+
+  word_classification  softmax cross-entropy, accuracy and error_rate = 1 - accuracy per
+                       utterance (one word each, so this is the word error rate)
+  spectrogram_report   SPECTROGRAM_PLOT: the model's log-mel input for a few test
+                       utterances with the word and the prediction; per-word test error
+                       rates and the most frequent confusions
+"""
+
+import os
+
+import jax
+import numpy as np
+
+from dlx.tasks import classification
+
+SPECTROGRAM_PLOT = "spectrograms.png"
+
+
+def word_classification(logits, batch):
+  """classification's loss and accuracy, plus error_rate = 1 - accuracy."""
+  result = classification.classification(logits, batch)
+  return {**result, "error_rate": 1.0 - result["accuracy"]}
+
+
+def plot_spectrograms(features, titles, path, frame_seconds: float | None = None):
+  """One panel per utterance: features (N, frames, bands) as time x mel band images."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  features = np.asarray(features, np.float32)
+  columns = min(5, len(features))
+  rows = -(-len(features) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+  extent = None
+  if frame_seconds:
+    extent = (0.0, features.shape[1] * frame_seconds, 0, features.shape[2])
+  for ax, image, title in zip(axes.flat, features, titles):
+    ax.imshow(image.T, origin="lower", aspect="auto", cmap="magma", extent=extent)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("seconds" if frame_seconds else "frame", fontsize=8)
+    ax.set_ylabel("mel band", fontsize=8)
+    ax.tick_params(labelsize=7)
+  for ax in list(axes.flat)[len(features) :]:
+    ax.axis("off")
+  # Fixed margins: tight_layout measures every tick label and costs seconds.
+  fig.subplots_adjust(left=0.06, right=0.98, bottom=0.1, top=0.93, wspace=0.3, hspace=0.55)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def spectrogram_report(ctx, num_confusions: int = 5):
+  """Writes SPECTROGRAM_PLOT (the first test utterance of each of up to
+  `config.num_spectrograms` words (default 10), as the model's front end sees it) and
+  returns per-word test error rates, the `num_confusions` most frequent (word, taken
+  for, count) and the error rate."""
+  words = ctx.dataset.info["class_names"]
+  num_examples = ctx.config.get("num_spectrograms", 10)
+  labels, predictions = [], []
+  for batch, logits in ctx.outputs(ctx.dataset.test):
+    labels.append(np.asarray(batch["targets"]))
+    predictions.append(np.asarray(logits).argmax(-1))
+  labels, predictions = np.concatenate(labels), np.concatenate(predictions)
+  confusion = np.zeros((len(words), len(words)), np.int64)
+  np.add.at(confusion, (labels, predictions), 1)
+
+  shown = [int(np.flatnonzero(labels == c)[0]) for c in range(len(words)) if (labels == c).any()]
+  shown = shown[:num_examples]
+  waves = ctx.dataset.test["inputs"][np.array(shown)]
+  model = getattr(ctx.model, "model", ctx.model)  # the module under a precision wrapper
+  features = jax.jit(lambda x: model.apply({}, x, method=model.log_mel))(waves)
+  titles = [f"{words[labels[i]]} -> {words[predictions[i]]}" for i in shown]
+  frame_seconds = model.hop_length / model.sample_rate
+  plot_spectrograms(features, titles, os.path.join(ctx.workdir, SPECTROGRAM_PLOT), frame_seconds)
+
+  off_diagonal = [
+    (confusion[i, j], words[i], words[j])
+    for i in range(len(words))
+    for j in range(len(words))
+    if i != j and confusion[i, j]
+  ]
+  top = sorted(off_diagonal, key=lambda c: (-c[0], c[1], c[2]))[:num_confusions]
+  per_word = confusion.sum(1) - np.diag(confusion)
+  totals = np.maximum(confusion.sum(1), 1)
+  return {
+    "plot": SPECTROGRAM_PLOT,
+    "error_rate": float(np.mean(labels != predictions)),
+    "per_word_error_rate": {w: float(per_word[i] / totals[i]) for i, w in enumerate(words)},
+    "top_confusions": [[w, p, int(n)] for n, w, p in top],
+  }
