@@ -73,6 +73,16 @@ def parse_arg(arg, choices=()) -> frozenset[str]:
   return frozenset(words)
 
 
+def compiler_options(config_or_fast_compile) -> dict | None:
+  """XLA options for every function a run compiles: optimisation level 0 with
+  `fast_compile` (a config with that field, or the flag itself), else the defaults.
+  Tasks call it too, so their own compiled helpers match the run's train step."""
+  fast = config_or_fast_compile
+  if not isinstance(fast, bool):
+    fast = bool(fast.get("fast_compile", False))
+  return {"xla_backend_optimization_level": 0} if fast else None
+
+
 def smoke(config, **overrides):
   """The `:smoke` variant: 3 steps (logging, validating and checkpointing at step 2
   and at the end) on small batches, tfds data replaced by 64 random examples, then the

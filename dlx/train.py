@@ -156,9 +156,7 @@ def evaluate(runner, state, split, config, *, num_examples=None, seed=0):
   return {k: float(v) / float(count) for k, v in totals.items()}
 
 
-def compiler_options(config) -> dict | None:
-  """XLA options for every function the run compiles (`config.fast_compile`)."""
-  return {"xla_backend_optimization_level": 0} if config.fast_compile else None
+compiler_options = config_lib.compiler_options
 
 
 def _due(step: int, every: int, total: int) -> bool:

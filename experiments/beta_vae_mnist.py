@@ -27,7 +27,6 @@ import numpy as np
 from dlx import config as config_lib
 from dlx import losses
 from dlx import plots
-from dlx.models import vae
 from dlx.tasks import variational
 
 TRAVERSAL = "traversal.png"
@@ -42,10 +41,7 @@ def get_config(arg=None):
   return config
 
 
-def get_model(config):
-  return vae.VAE(**config_lib.model_kwargs(config))
-
-
+get_model = variational.get_model
 get_dataset = variational.mnist_dataset
 get_loss = variational.get_loss
 visualize = variational.visualize

@@ -28,7 +28,6 @@ import numpy as np
 
 from dlx import config as config_lib
 from dlx import plots
-from dlx.models import vae
 from dlx.tasks import sample_quality
 from dlx.tasks import variational
 
@@ -44,10 +43,7 @@ def get_config(arg=None):
   return config
 
 
-def get_model(config):
-  return vae.VAE(**config_lib.model_kwargs(config))
-
-
+get_model = variational.get_model
 get_dataset = variational.mnist_dataset
 get_loss = variational.get_loss
 visualize = variational.visualize

@@ -21,7 +21,6 @@ and 3/5/8 overlapping) at a cost: -ELBO 156.8, MNIST-FID 20.2, class entropy 1.8
 """
 
 from dlx import config as config_lib
-from dlx.models import vae
 from dlx.tasks import variational
 
 
@@ -33,10 +32,7 @@ def get_config(arg=None):
   return config
 
 
-def get_model(config):
-  return vae.VAE(**config_lib.model_kwargs(config))
-
-
+get_model = variational.get_model
 get_dataset = variational.mnist_dataset
 get_loss = variational.get_loss
 visualize = variational.visualize

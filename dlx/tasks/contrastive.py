@@ -26,6 +26,7 @@ import numpy as np
 from dlx import losses
 from dlx.data import captions
 from dlx.data import core
+from dlx.data import pipeline
 
 RECALL_KS = (1, 5)
 OUTPUTS = ("similarity.png",)
@@ -83,20 +84,12 @@ def _predict(ctx):
   return ctx.predict or jax.jit(lambda variables, x: ctx.model.apply(variables, x, train=False))
 
 
-def _padded_batches(data, batch_size: int):
-  """(inputs, number of real rows) of full-size batches over `data`, the last one padded
-  with copies of the last example, so one compiled shape serves every split."""
-  n = core.num_examples(data)
-  for start in range(0, n, batch_size):
-    rows = np.minimum(np.arange(start, start + batch_size), n - 1)
-    yield core.take(data, rows)["inputs"], min(batch_size, n - start)
-
-
 def embed_split(ctx, data):
   """(image embeddings (N, D), caption embeddings (N, D), labels (N,)) of a split."""
   predict, images, texts = _predict(ctx), [], []
-  for inputs, real in _padded_batches(data, ctx.config.eval_batch_size):
-    outputs = predict(ctx.variables, inputs)
+  # Full-size batches (the last one padded), so one compiled shape serves every split.
+  for batch in pipeline.eval_batches(data, ctx.config.eval_batch_size):
+    outputs, real = predict(ctx.variables, batch["inputs"]), int(batch["mask"].sum())
     images.append(np.asarray(outputs["image"][:real]))
     texts.append(np.asarray(outputs["text"][:real]))
   return np.concatenate(images), np.concatenate(texts), np.asarray(data["targets"])

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dlx import config as config_lib
 from dlx import errors
 from dlx import losses
 from dlx import optim
@@ -114,11 +115,6 @@ def _strong(x):
   """`x` as a strongly typed array, so a scan carry keeps its dtype."""
   x = jnp.asarray(x)
   return jnp.asarray(x, dtype=x.dtype)
-
-
-def _compiler_options(fast_compile: bool):
-  """XLA options of the trainer's `fast_compile` (smoke runs): optimisation level 0."""
-  return {"xla_backend_optimization_level": 0} if fast_compile else None
 
 
 def state_to_dict(env_state) -> dict:
@@ -235,7 +231,7 @@ def _random_rollout(env_name: str, num_envs: int, length: int, fast_compile: boo
     _, out = jax.lax.scan(step, (obs, state), jax.random.split(run_rng, length))
     return jax.tree.map(lambda x: x.reshape((num_envs * length,) + x.shape[2:]), out)
 
-  return jax.jit(rollout, compiler_options=_compiler_options(fast_compile))
+  return jax.jit(rollout, compiler_options=config_lib.compiler_options(fast_compile))
 
 
 @functools.lru_cache(maxsize=16)
@@ -450,7 +446,7 @@ def _episode_runner(model, env_name: str, num_episodes: int, fast_compile: bool)
     (_, _, total, _), _ = jax.lax.scan(step, init, jax.random.split(run_rng, env.max_steps))
     return total
 
-  return jax.jit(run, compiler_options=_compiler_options(fast_compile))
+  return jax.jit(run, compiler_options=config_lib.compiler_options(fast_compile))
 
 
 def greedy_returns(

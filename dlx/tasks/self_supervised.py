@@ -28,6 +28,7 @@ from dlx import errors
 from dlx import losses
 from dlx import optim
 from dlx.data import images as images_lib
+from dlx.data import pipeline
 from dlx.data import views as views_lib
 from dlx.models import simclr
 
@@ -167,7 +168,7 @@ def visualize(ctx, batch):
   images = jnp.asarray(batch["inputs"][:8])
   make = jax.jit(
     views_lib.make_views(ctx.config.views.to_dict()),
-    compiler_options=_compiler_options(ctx.config),
+    compiler_options=config_lib.compiler_options(ctx.config),
   )
   first, second = make(ctx.rng, images)
   grid = np.concatenate([np.asarray(x) for x in (images, first, second)])
@@ -182,19 +183,15 @@ def feature_fn(model, config):
   """A jitted (variables, images) -> the encoder's features f(x), evaluation mode."""
   return jax.jit(
     lambda v, x: model.apply(v, x, train=False, method="features"),
-    compiler_options=_compiler_options(config),
+    compiler_options=config_lib.compiler_options(config),
   )
 
 
 def _padded_chunks(array, size: int):
-  """(chunk, rows) over `array` in chunks of exactly `size` rows (the last one padded with
-  copies of row 0), so one compiled function serves every chunk."""
-  for start in range(0, len(array), size):
-    chunk = np.asarray(array[start : start + size])
-    rows = len(chunk)
-    if rows < size:
-      chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - rows, axis=0)])
-    yield chunk, rows
+  """(chunk, rows) over `array` in chunks of exactly `size` rows: the trainer's
+  evaluation batches (the last one padded), so one compiled function serves every chunk."""
+  for batch in pipeline.eval_batches({"x": np.asarray(array)}, size):
+    yield batch["x"], int(batch["mask"].sum())
 
 
 def features(encode, variables, images, batch_size: int = 1000):
@@ -204,11 +201,6 @@ def features(encode, variables, images, batch_size: int = 1000):
   return np.concatenate(parts).astype(np.float32)
 
 
-def _compiler_options(config):
-  """dlx.train.compiler_options (the loop's, which a task may not import)."""
-  return {"xla_backend_optimization_level": 0} if config.get("fast_compile") else None
-
-
 def initial_encoder(model, sample_inputs, seed: int, config=None):
   """The encoder's variables at the trainer's initialisation for this seed (the keys of
   dlx.train.create_init_fn; Flax draws each module's from its path, so initialising the
@@ -216,7 +208,7 @@ def initial_encoder(model, sample_inputs, seed: int, config=None):
   params_rng, dropout_rng, sample_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
   rngs = {"params": params_rng, "dropout": dropout_rng, "sample": sample_rng}
   init = lambda x: model.init(rngs, x, train=False, method="features")
-  options = _compiler_options(config) if config is not None else None
+  options = config_lib.compiler_options(config) if config is not None else None
   return jax.jit(init, compiler_options=options)(sample_inputs)
 
 

@@ -30,6 +30,7 @@ from dlx import config as config_lib
 from dlx import data
 from dlx import errors
 from dlx import losses
+from dlx.models import vae
 from dlx.tasks import autoencoder
 from dlx.tasks import sample_quality
 
@@ -75,6 +76,11 @@ def mnist_dataset(config, data_dir):
 def images_of(inputs):
   """The image batch of a model input (a conditional model's is {'image', 'label'})."""
   return inputs["image"] if isinstance(inputs, dict) else inputs
+
+
+def get_model(config):
+  """The VAE of `config.model` (conditional when model.num_classes > 0)."""
+  return vae.VAE(**config_lib.model_kwargs(config))
 
 
 def get_loss(config):
