@@ -66,6 +66,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 import jax
 import ml_collections
+import numpy as np
 
 from dlx import errors
 from dlx import optim
@@ -178,14 +179,22 @@ class Experiment:
 def eval_split(dataset, split: str, config):
   """The examples an evaluation of `split` scores: validation and test limited to
   `config.eval_examples`, train to `config.train_eval_examples` (0 = the whole split).
-  A stream's 'train' is the first examples it yields (`Stream.train_sample`)."""
+  A limited split keeps `limit` examples evenly spaced over it, not the first ones, so a
+  split stored in order (a language model's windows, play after play) is represented
+  whole. A stream's 'train' is the first examples it yields (`Stream.train_sample`)."""
   limit = config.train_eval_examples if split == "train" else config.eval_examples
   if split == "train" and isinstance(dataset, core.Stream):
     return dataset.train_sample(config.seed, limit or core.num_examples(dataset.validation))
   data = dataset.split(split)
-  if not limit or limit >= core.num_examples(data):
+  total = core.num_examples(data)
+  if not limit or limit >= total:
     return data
-  return core.take(data, slice(0, limit))
+  return core.take(data, spread(total, limit))
+
+
+def spread(total: int, count: int) -> np.ndarray:
+  """`count` distinct indices evenly spaced over range(total), the first and last included."""
+  return np.linspace(0, total - 1, count).round().astype(np.int64)
 
 
 def default_make_optimizer(config, total_steps):

@@ -259,6 +259,9 @@ class _Run:
   tracker: BestTracker
   guard: FiniteGuard = None
   data_state: Optional[dict] = None  # the grain loader's state to resume from
+  # (step, metrics) of the latest validation: the final evaluation reuses it when it
+  # scored the final state, instead of evaluating the same split twice.
+  last_validation: Optional[tuple] = None
 
   @property
   def input_pipeline(self) -> str:
@@ -484,6 +487,7 @@ def _evaluate_split(run: _Run, state, split: str, step: int) -> dict:
 
 def _validate(run: _Run, state, step: int):
   values = _evaluate_split(run, state, "validation", step)
+  run.last_validation = (step, values)
   run.writer.write(step, "validation", values)
   logging.info("validation at step %d: %s", step, metrics_lib.format_metrics(values))
   metric = run.config.best_metric
@@ -575,7 +579,10 @@ def _final_evaluation(run: _Run, state, num_params: int, train_time: float) -> d
     "num_parameters": num_params,
   }
   for split in FINAL_SPLITS:
-    results[split] = _evaluate_split(run, state, split, final_step)
+    if split == "validation" and run.last_validation and run.last_validation[0] == final_step:
+      results[split] = run.last_validation[1]
+    else:
+      results[split] = _evaluate_split(run, state, split, final_step)
     run.writer.write(final_step, f"final_{split}", results[split])
   results["generalization_gap"] = results["test"]["loss"] - results["train"]["loss"]
   logging.info("test at step %d: %s", final_step, metrics_lib.format_metrics(results["test"]))

@@ -2,9 +2,11 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from dlx import config as config_lib
+from dlx import data
 from dlx import errors
 from dlx import experiment
 from dlx.tasks import classification
@@ -145,3 +147,18 @@ def test_targets_are_checked_against_results():
   assert missed == ["report.test.sequence_accuracy: not in results.json"]
   results["report"]["test"]["sequence_accuracy"] = 0.5
   assert "bar >= 0.99" in experiment.missed_targets(exp, results)[0]
+
+
+def test_eval_split_spreads_a_limited_split_over_the_whole_split():
+  ordered = {"inputs": np.arange(100)[:, None], "targets": np.arange(100)}
+  ds = data.Dataset(train=ordered, validation=ordered, test=ordered)
+  cfg = config_lib.base_config()
+  cfg.eval_examples, cfg.train_eval_examples = 5, 0
+  np.testing.assert_array_equal(
+    experiment.eval_split(ds, "test", cfg)["targets"], [0, 25, 50, 74, 99]
+  )
+  assert len(experiment.eval_split(ds, "train", cfg)["targets"]) == 100  # 0: the whole split
+  for total in (1, 7, 100, 1001):
+    for count in {1, max(total - 1, 1), total}:
+      picked = experiment.spread(total, count)
+      assert len(np.unique(picked)) == count and picked.min() >= 0 and picked.max() < total

@@ -170,6 +170,21 @@ def test_run_writes_documented_outputs(baseline):
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_final_evaluation_reuses_the_validation_of_the_final_step(tmp_path, monkeypatch):
+  scored = []
+  evaluate_split = train._evaluate_split
+
+  def counting(run, state, split, step):
+    scored.append((split, step))
+    return evaluate_split(run, state, split, step)
+
+  monkeypatch.setattr(train, "_evaluate_split", counting)
+  results = _train(tmp_path, num_train_steps=20)
+  assert scored == [("validation", 20), ("test", 20), ("train", 20)]
+  (row,) = [r for r in _read_jsonl(tmp_path / "metrics.jsonl") if r["split"] == "validation"]
+  assert {k: v for k, v in row.items() if k not in ("step", "split")} == results["validation"]
+
+
 def test_keep_checkpoints(tmp_path):
   _train(
     tmp_path, num_train_steps=50, checkpoint_every_steps=10, keep_checkpoints=2, eval_every_steps=50
@@ -579,8 +594,7 @@ def test_set_level_metric_lands_beside_the_means(tmp_path):
     ("validation", 20),
     ("validation", 40),
     ("test", 40),
-    ("validation", 40),
-    ("train", 40),
+    ("train", 40),  # the final validation is the one at step 40, not scored again
   ]
   # Independently: the final parameters, the whole test split, NumPy's median.
   state, _ = _restore(tmp_path / "checkpoints", STEPS)
