@@ -128,6 +128,7 @@ class RunContext:
   step: int
   teacher: Optional[FrozenModel] = None
   predict: Optional[Callable] = None  # jitted (variables, inputs) -> outputs, eval mode
+  opt_state: Any = None  # the optimizer state (e.g. an EMA of the weights: optim.ema_params)
 
   def examples(self, split: str):
     """The split's examples as the trainer evaluates them (see `eval_split`)."""

@@ -24,6 +24,13 @@ adamw      W <- W - eta (m_hat / (sqrt(v_hat) + eps) + wd W)
            stay float32)
 =========  ==================================================================
 
+`ema_decay` > 0 also keeps an exponential moving average of the weights after each
+update, E <- d_n E + (1 - d_n) W with d_n = min(ema_decay, (1 + n) / (10 + n)) at the
+n-th update (n = 0, 1, ...; E starts at the initial W); the warm-up keeps E from
+remembering the random initialisation in a short run. It lives in the optimizer state,
+so checkpoints save and resume it; `ema_params(opt_state)` returns it (sample from it:
+diffusion models, GANs). It does not change the updates.
+
 Schedules (s: step, lr: `learning_rate`, after `warmup_steps` of linear warmup
 from 0 to lr; s counts from the end of warmup):
 
@@ -35,7 +42,10 @@ from 0 to lr; s counts from the end of warmup):
 """
 
 import math
+from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -67,6 +77,7 @@ def default_config() -> ml_collections.ConfigDict:
   config.decay_rate = 0.1
   config.staircase = True  # step schedule only
   config.min_learning_rate_factor = 0.0  # cosine floor, fraction of lr
+  config.ema_decay = 0.0  # EMA of the weights kept in the optimizer state; 0 = off
   return config
 
 
@@ -172,6 +183,52 @@ def _update_rule(config, lr) -> optax.GradientTransformation:
   )
 
 
+class EmaParamsState(NamedTuple):
+  """The state of `ema_of_params`: updates seen and the average of the weights."""
+
+  count: jax.Array
+  ema: Any
+
+
+def ema_of_params(decay: float) -> optax.GradientTransformation:
+  """Leaves the updates alone and averages the weights they lead to (see the module
+  docstring for the rule); chain it last, so `updates` are the final ones."""
+
+  def init(params):
+    return EmaParamsState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.array, params))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("ema_of_params needs the parameters: call update(g, state, params)")
+    n = state.count.astype(jnp.float32)
+    d = jnp.minimum(decay, (1.0 + n) / (10.0 + n))
+    new_params = optax.apply_updates(params, updates)
+    ema = jax.tree.map(lambda e, w: (d * e + (1.0 - d) * w).astype(e.dtype), state.ema, new_params)
+    return updates, EmaParamsState(state.count + 1, ema)
+
+  return optax.GradientTransformation(init, update)
+
+
+def ema_params(opt_state):
+  """The weights' EMA kept in `opt_state` (live, or as dlx.runs.restore_state returns
+  it: nested dicts), or None when the optimizer keeps none."""
+  if isinstance(opt_state, EmaParamsState):
+    return opt_state.ema
+  if isinstance(opt_state, dict) and set(opt_state) == set(EmaParamsState._fields):
+    return opt_state["ema"]
+  if isinstance(opt_state, dict):
+    children = opt_state.values()
+  elif isinstance(opt_state, (tuple, list)):  # optax's states are NamedTuples
+    children = opt_state
+  else:
+    return None
+  for child in children:
+    found = ema_params(child)
+    if found is not None:
+      return found
+  return None
+
+
 def create_optimizer(config, total_steps: int) -> optax.GradientTransformation:
   """Clip -> L2 weight decay -> update rule, with the configured schedule."""
   _check_choice(config.name, OPTIMIZERS, "optimizer")
@@ -179,6 +236,9 @@ def create_optimizer(config, total_steps: int) -> optax.GradientTransformation:
   _check_range(config, "weight_decay", 0.0)
   _check_range(config, "grad_clip_norm", 0.0)
   _check_range(config, "l1_penalty", 0.0)
+  ema_decay = config.get("ema_decay", 0.0)
+  if ema_decay:
+    _check_range(config, "ema_decay", 0.0, 1.0, high_open=True)
   if config.get("mu_dtype", "") and config.name not in ("adam", "adamw"):
     _fail(
       f"optimizer.mu_dtype={config.mu_dtype!r} is Adam's first-moment dtype; "
@@ -197,4 +257,6 @@ def create_optimizer(config, total_steps: int) -> optax.GradientTransformation:
 
     parts.append(losses.penalty_transform("l1", config.l1_penalty))
   parts.append(_update_rule(config, lr))
+  if ema_decay:
+    parts.append(ema_of_params(ema_decay))
   return optax.chain(*parts)

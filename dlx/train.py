@@ -272,12 +272,14 @@ class _Run:
     return self.config.eval_every_steps or self.per_epoch
 
   def context(self, state, step: int, rng) -> experiment_lib.RunContext:
+    host = self.runner.host_state(state)
     return experiment_lib.RunContext(
       experiment=self.experiment,
       config=self.config,
       workdir=self.workdir,
       model=self.model,
-      variables=self.runner.host_state(state).variables(),
+      variables=host.variables(),
+      opt_state=host.opt_state,
       dataset=self.dataset,
       rng=rng,
       step=step,

@@ -2,17 +2,22 @@
 #b9).
 
 lambda = 10, 5 critic steps per generator step, Adam(1e-4, beta1 0.5, beta2 0.9).
-Logs the critic's Wasserstein estimate; writes samples_<step>.png.
+Logs the critic's Wasserstein estimate; writes samples_<step>.png. With
+--config.fid_classifier the report scores 10,000 samples by MNIST-FID against the test
+images (dlx/tasks/sample_quality.py).
 
-  ./launch.sh wgan_gp_mnist --data_dir=../shared/tfds
+Measured, a SHORT run (seed 0, --config.num_train_steps=1500 of the default 4000; 2518 s
+on a shared 2-core CPU): MNIST-FID 8.46, confident fraction 0.524, class entropy 2.13
+nats; Wasserstein estimate 16.4 / 5.44 / 3.55 at steps 500 / 1000 / 1500. The samples are
+digit-like strokes, a few recognisable (7, 5, 9, 0); the full run is not yet scored.
+
+  ./launch.sh wgan_gp_mnist --data_dir=../shared/tfds --config.fid_classifier=runs/lenet5_mnist
 """
 
-import jax
-
 from dlx import config as config_lib
-from dlx import data
 from dlx.models import gan
 from dlx.tasks import adversarial
+from dlx.tasks import sample_quality
 
 
 def get_config(arg=None):
@@ -35,6 +40,7 @@ def get_config(arg=None):
   config.optimizer.learning_rate = 1e-4
   config.optimizer.b1 = 0.5
   config.optimizer.b2 = 0.9
+  sample_quality.add_config(config)
   if config_lib.SMOKE in args:
     # The batch splits into critic_steps slices, so it must divide by 5.
     config_lib.smoke(config, batch_size=10, **{"model.base_features": 8})
@@ -45,23 +51,12 @@ def get_model(config):
   return gan.WGAN(**config_lib.model_kwargs(config))
 
 
-def get_dataset(config, data_dir):
-  del config
-  ds = data.load("mnist", data_dir=data_dir)
-  return ds.map(lambda split: data.transforms.scale_images(split, low=-1.0, high=1.0))
-
-
+get_dataset = adversarial.mnist_dataset
 loss = adversarial.wgan_loss
 make_optimizer = adversarial.make_optimizers
 make_train_step = adversarial.make_wgan_gp_step
-
-
-def visualize(ctx, batch):
-  del batch
-  # The same latents every time, so grids over training are comparable.
-  z = jax.random.normal(jax.random.PRNGKey(ctx.config.seed), (64, ctx.config.model.latent_dim))
-  images = ctx.model.apply(ctx.variables, z, method="generate")
-  return {"samples": (images + 1.0) / 2.0}
+visualize = adversarial.visualize
+final_report = adversarial.final_report
 
 
 OUTPUTS = ("samples_{step}.png",)

@@ -417,6 +417,7 @@ def test_default_config_has_every_field():
     "staircase",
     "min_learning_rate_factor",
     "l1_penalty",
+    "ema_decay",
   }
 
 

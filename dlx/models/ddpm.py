@@ -1,4 +1,4 @@
-"""DDPM (Ho et al., 2020): epsilon-prediction training and ancestral sampling."""
+"""DDPM (Ho et al., 2020): epsilon-prediction training; ancestral or DDIM sampling."""
 
 from typing import Optional, Sequence
 
@@ -13,6 +13,7 @@ class DDPM(nn.Module):
   """Wraps a UNet; `__call__` returns what the epsilon-MSE loss needs."""
 
   num_timesteps: int = 1000
+  schedule: str = "linear"  # diffusion.SCHEDULES; beta_start/end are the linear one's
   beta_start: float = 1e-4
   beta_end: float = 0.02
   channels: Sequence[int] = (8, 16, 32)  # See UNet for timings.
@@ -23,8 +24,10 @@ class DDPM(nn.Module):
   def setup(self):
     self.unet = UNet(self.channels, self.time_dim, self.num_groups, self.dropout_rate)
 
-  def schedule(self) -> diffusion.Schedule:
-    return diffusion.linear_beta_schedule(self.num_timesteps, self.beta_start, self.beta_end)
+  def noise_schedule(self) -> diffusion.Schedule:
+    return diffusion.make_schedule(
+      self.schedule, self.num_timesteps, self.beta_start, self.beta_end
+    )
 
   def denoise(self, x_t, t, train: bool = False):
     """Predicted noise eps_theta(x_t, t); t is (N,) int."""
@@ -36,7 +39,7 @@ class DDPM(nn.Module):
     n = x0.shape[0]
     t = jax.random.randint(t_rng, (n,), 0, self.num_timesteps)
     noise = jax.random.normal(noise_rng, x0.shape, x0.dtype)
-    x_t = diffusion.q_sample(self.schedule(), x0, t, noise).astype(x0.dtype)
+    x_t = diffusion.q_sample(self.noise_schedule(), x0, t, noise).astype(x0.dtype)
     return {"predicted_noise": self.denoise(x_t, t, train), "noise": noise}
 
 
@@ -47,16 +50,21 @@ def sample(
   num_samples: int,
   shape: Sequence[int] = (28, 28, 1),
   clip: Optional[float] = None,
+  num_steps: int = 0,
+  eta: float = 0.0,
 ):
-  """Draws num_samples images by ancestral sampling.
+  """Draws num_samples images: ancestral sampling over all T steps when num_steps is 0
+  or T, else DDIM over num_steps of them with noise scale eta (0: deterministic).
+  With DDIM, `clip` bounds every x0 prediction; ancestral sampling clips the result.
 
-  Jit it with `model`, `num_samples`, `shape` (and `clip`) static, e.g.
+  Jit it with everything but `variables` and `rng` static, e.g.
   `jax.jit(functools.partial(sample, model, num_samples=16))(variables, rng)`.
   """
 
   def denoise_fn(x, t):
     return model.apply(variables, x, t, method=DDPM.denoise)
 
-  return diffusion.ancestral_sample(
-    denoise_fn, model.schedule(), (num_samples, *shape), rng, clip=clip
-  )
+  schedule, shape = model.noise_schedule(), (num_samples, *shape)
+  if num_steps in (0, model.num_timesteps):
+    return diffusion.ancestral_sample(denoise_fn, schedule, shape, rng, clip=clip)
+  return diffusion.ddim_sample(denoise_fn, schedule, shape, rng, num_steps, eta=eta, clip=clip)

@@ -6,7 +6,9 @@ adapters, reports and set-level evaluators, one module per kind of task.
   regression            squared error or Huber, with MSE and MAE
   language_model        next-token loss, the Shakespeare character budget, samples
   seq2seq               masked sequence loss, exact match, attention reports
-  adversarial           the WGAN-GP (or weight-clipped WGAN) two-player step
+  adversarial           two-player steps (DCGAN minimax, WGAN-GP, weight-clipped WGAN)
+                        and the GANs' shared data, grids and sample report
+  super_resolution      SRResNet / SRGAN: degradation, bicubic baseline, PSNR/SSIM report
   variational           the VAE family's config, binarised data, negative ELBO and grids
   sample_quality        MNIST-FID and classifier scores of generated digits (every
                         sampling experiment's report)
