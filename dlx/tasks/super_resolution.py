@@ -48,6 +48,7 @@ from dlx.models import srgan
 from dlx.ops import fid
 from dlx.ops import image_quality
 from dlx.tasks import sample_quality
+from dlx.tasks import self_supervised
 
 SCALE = 4
 GRID = "grid.png"
@@ -285,10 +286,12 @@ def _upscaled(ctx, params=None):
       ctx.config.get("dtype", "float32"),
     )
     variables = {"params": params}
-  predict = jax.jit(model.apply)
-  inputs, size = ctx.dataset.test["inputs"], ctx.config.eval_batch_size
-  out = [np.asarray(predict(variables, inputs[i : i + size])) for i in range(0, len(inputs), size)]
-  return np.clip(np.concatenate(out), 0.0, 1.0)
+  predict = jax.jit(model.apply, compiler_options=config_lib.compiler_options(ctx.config))
+  # Fixed-size chunks (the last one padded): one compiled shape for the whole split.
+  images = self_supervised.features(
+    predict, variables, ctx.dataset.test["inputs"], ctx.config.eval_batch_size
+  )
+  return np.clip(images, 0.0, 1.0)
 
 
 def _write_grid(ctx, images, targets):
