@@ -32,6 +32,7 @@ from dlx import optim
 from dlx import parallel
 from dlx import steps
 from dlx.tasks import sample_quality
+from dlx.tasks import self_supervised
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 SAMPLE_BATCH = 1000  # generator samples per compiled call in `sample`
@@ -319,10 +320,8 @@ def sample(ctx, n, rng):
     lambda variables, z: ctx.model.apply(variables, z, method="generate"),
     compiler_options=config_lib.compiler_options(ctx.config),
   )
-  images = [
-    np.asarray(generate(ctx.variables, z[i : i + SAMPLE_BATCH])) for i in range(0, n, SAMPLE_BATCH)
-  ]
-  return np.clip((np.concatenate(images) + 1.0) / 2.0, 0.0, 1.0)
+  images = self_supervised.features(generate, ctx.variables, z, SAMPLE_BATCH)
+  return np.clip((images + 1.0) / 2.0, 0.0, 1.0)
 
 
 def visualize(ctx, batch):
