@@ -87,6 +87,7 @@ SIDE_BY_SIDE = ("lenet5", "mlp", "resnet18", "transformer_block", "gpt_nanogpt_c
 SIDE_BY_SIDE_KEYS = {"benchmark", "dlx_ms", "reference", "reference_ms", "ratio"}
 
 
+@pytest.mark.slow  # 30 s; kept out of the fast suite's 15-minute budget
 @pytest.mark.torch
 def test_side_by_side_benchmark_runs(tmp_path):
   pytest.importorskip("torch")
@@ -123,6 +124,7 @@ def test_xla_cpu_flags_benchmark_reports_each_set(tmp_path):
   assert "failed" in rows["bogus"]  # an unknown flag is reported, not skipped
 
 
+@pytest.mark.slow  # 30 s; kept out of the fast suite's 15-minute budget
 def test_gpu_script_dry_run(tmp_path):
   done = subprocess.run(
     ["bash", "benchmarks/gpu.sh", "--dry_run", f"--out={tmp_path}"],
