@@ -10,6 +10,7 @@ import queue
 import threading
 from typing import Callable, Iterator
 
+import jax
 import numpy as np
 
 from dlx import errors
@@ -109,6 +110,25 @@ def eval_batches(
     batch = core.take(split, np.minimum(index, n - 1))
     batch["mask"] = mask
     yield batch
+
+
+def apply_in_chunks(fn: Callable, variables, *arrays, batch_size: int = 1000):
+  """`fn(variables, *chunks)` over the leading axis of `arrays` (None passes through as
+  None) in chunks of exactly min(batch_size, N) rows, the last one padded as in
+  `eval_batches`, so one compiled shape serves every chunk. Returns the outputs (an array
+  or a pytree of arrays), padding dropped, concatenated as NumPy arrays."""
+  given = {str(i): np.asarray(a) for i, a in enumerate(arrays) if a is not None}
+  if not given:
+    raise ValueError("apply_in_chunks needs at least one array to chunk, got only None")
+  n = core.num_examples(given)
+  if n == 0:
+    raise ValueError("apply_in_chunks got arrays with 0 rows; nothing to apply fn to")
+  parts = []
+  for batch in eval_batches(given, min(batch_size, n)):
+    rows = int(batch["mask"].sum())
+    chunks = [None if a is None else batch[str(i)] for i, a in enumerate(arrays)]
+    parts.append(jax.tree.map(lambda x, r=rows: np.asarray(x)[:r], fn(variables, *chunks)))
+  return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
 
 
 def prefetch(iterator: Iterator, put: Callable = lambda x: x, size: int = 2) -> Iterator:

@@ -31,8 +31,8 @@ from dlx import losses
 from dlx import optim
 from dlx import parallel
 from dlx import steps
+from dlx.data import pipeline
 from dlx.tasks import sample_quality
-from dlx.tasks import self_supervised
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 SAMPLE_BATCH = 1000  # generator samples per compiled call in `sample`
@@ -320,7 +320,8 @@ def sample(ctx, n, rng):
     lambda variables, z: ctx.model.apply(variables, z, method="generate"),
     compiler_options=config_lib.compiler_options(ctx.config),
   )
-  images = self_supervised.features(generate, ctx.variables, z, SAMPLE_BATCH)
+  images = pipeline.apply_in_chunks(generate, ctx.variables, z, batch_size=SAMPLE_BATCH)
+  images = images.astype(np.float32)
   return np.clip((images + 1.0) / 2.0, 0.0, 1.0)
 
 

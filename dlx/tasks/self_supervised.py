@@ -187,18 +187,12 @@ def feature_fn(model, config):
   )
 
 
-def _padded_chunks(array, size: int):
-  """(chunk, rows) over `array` in chunks of exactly `size` rows: the trainer's
-  evaluation batches (the last one padded), so one compiled function serves every chunk."""
-  for batch in pipeline.eval_batches({"x": np.asarray(array)}, size):
-    yield batch["x"], int(batch["mask"].sum())
-
-
 def features(encode, variables, images, batch_size: int = 1000):
-  """`encode(variables, chunk)` over `images` in fixed-size chunks, as one NumPy array."""
-  size = min(batch_size, len(images))
-  parts = [np.asarray(encode(variables, c))[:rows] for c, rows in _padded_chunks(images, size)]
-  return np.concatenate(parts).astype(np.float32)
+  """`encode(variables, chunk)` over `images` in fixed-size chunks, as one float32 NumPy
+  array. Kept for existing callers; the generic helper is dlx.data.pipeline.apply_in_chunks."""
+  return pipeline.apply_in_chunks(encode, variables, images, batch_size=batch_size).astype(
+    np.float32
+  )
 
 
 def initial_encoder(model, sample_inputs, seed: int, config=None):
@@ -278,12 +272,8 @@ def knn_predict(train_x, train_y, test_x, num_classes: int, k: int = 20, chunk: 
   if not 1 <= k <= len(train_x):
     raise errors.ConfigError(f"k-NN needs 1 <= k <= {len(train_x)} train points, got k={k}")
   bank, labels = np.asarray(train_x, np.float32), np.asarray(train_y, np.int32)
-  size = min(chunk, len(test_x))
-  votes = [
-    np.asarray(_knn_vote(bank, labels, c, num_classes=num_classes, k=k))[:rows]
-    for c, rows in _padded_chunks(np.asarray(test_x, np.float32), size)
-  ]
-  return np.concatenate(votes)
+  vote = lambda _, queries: _knn_vote(bank, labels, queries, num_classes=num_classes, k=k)
+  return pipeline.apply_in_chunks(vote, None, np.asarray(test_x, np.float32), batch_size=chunk)
 
 
 def knn_accuracy(train_x, train_y, test_x, test_y, num_classes: int, k: int = 20) -> float:

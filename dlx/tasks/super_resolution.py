@@ -44,11 +44,11 @@ from dlx import parallel
 from dlx import plots
 from dlx import precision
 from dlx import runs
+from dlx.data import pipeline
 from dlx.models import srgan
 from dlx.ops import fid
 from dlx.ops import image_quality
 from dlx.tasks import sample_quality
-from dlx.tasks import self_supervised
 
 SCALE = 4
 GRID = "grid.png"
@@ -288,10 +288,10 @@ def _upscaled(ctx, params=None):
     variables = {"params": params}
   predict = jax.jit(model.apply, compiler_options=config_lib.compiler_options(ctx.config))
   # Fixed-size chunks (the last one padded): one compiled shape for the whole split.
-  images = self_supervised.features(
-    predict, variables, ctx.dataset.test["inputs"], ctx.config.eval_batch_size
+  images = pipeline.apply_in_chunks(
+    predict, variables, ctx.dataset.test["inputs"], batch_size=ctx.config.eval_batch_size
   )
-  return np.clip(images, 0.0, 1.0)
+  return np.clip(images.astype(np.float32), 0.0, 1.0)
 
 
 def _write_grid(ctx, images, targets):

@@ -30,6 +30,7 @@ from dlx import config as config_lib
 from dlx import data
 from dlx import errors
 from dlx import losses
+from dlx.data import pipeline
 from dlx.models import vae
 from dlx.tasks import autoencoder
 from dlx.tasks import sample_quality
@@ -113,11 +114,7 @@ def _generate_fn(ctx):
 def generate(ctx, z, labels=None, batch_size=1000):
   """Decoder means for latents z (N, latent_dim) (and labels (N,)), in batches."""
   fn = _generate_fn(ctx)
-  out = []
-  for start in range(0, len(z), batch_size):
-    y = None if labels is None else jnp.asarray(labels[start : start + batch_size])
-    out.append(np.asarray(fn(ctx.variables, jnp.asarray(z[start : start + batch_size]), y)))
-  return np.concatenate(out)
+  return pipeline.apply_in_chunks(fn, ctx.variables, z, labels, batch_size=batch_size)
 
 
 def sample(ctx, n, rng, labels=None):
@@ -141,14 +138,10 @@ def encode_split(ctx, split):
   labels = inputs["label"] if isinstance(inputs, dict) else None
   images = images_of(inputs)
   fn = jax.jit(lambda variables, x, y: ctx.model.apply(variables, x, y, method="encode"))
-  size = ctx.config.eval_batch_size
-  means, log_variances = [], []
-  for start in range(0, len(images), size):
-    y = None if labels is None else jnp.asarray(labels[start : start + size])
-    mean, log_variance = fn(ctx.variables, jnp.asarray(images[start : start + size]), y)
-    means.append(np.asarray(mean))
-    log_variances.append(np.asarray(log_variance))
-  return np.concatenate(means), np.concatenate(log_variances)
+  means, log_variances = pipeline.apply_in_chunks(
+    fn, ctx.variables, images, labels, batch_size=ctx.config.eval_batch_size
+  )
+  return means, log_variances
 
 
 def visualize(ctx, batch):

@@ -270,6 +270,36 @@ def test_eval_batches_split_per_process(process_count):
   np.testing.assert_array_equal(np.concatenate(real), np.arange(21))
 
 
+@pytest.mark.parametrize("n,batch_size", [(10, 4), (8, 4), (3, 8), (1, 1)])
+def test_apply_in_chunks_one_shape_and_same_rows(n, batch_size):
+  x = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
+  labels = np.arange(n) % 3
+  shapes = set()
+
+  def fn(variables, xs, ys):
+    shapes.add(xs.shape)
+    return {"sum": xs.sum(axis=1) * variables, "pair": (xs, ys)}
+
+  out = pipeline.apply_in_chunks(fn, 2.0, x, labels, batch_size=batch_size)
+  assert shapes == {(min(n, batch_size), 2)}  # every chunk the same size: one compilation
+  np.testing.assert_array_equal(out["sum"], x.sum(axis=1) * 2.0)
+  np.testing.assert_array_equal(out["pair"][0], x)
+  np.testing.assert_array_equal(out["pair"][1], labels)
+
+
+def test_apply_in_chunks_passes_none_through():
+  seen = []
+  out = pipeline.apply_in_chunks(
+    lambda v, xs, ys: seen.append(ys) or xs + 1, None, np.zeros(5), None, batch_size=2
+  )
+  np.testing.assert_array_equal(out, np.ones(5))
+  assert seen == [None, None, None]
+  with pytest.raises(ValueError, match="at least one array"):
+    pipeline.apply_in_chunks(lambda v, a: a, None, None)
+  with pytest.raises(ValueError, match="0 rows"):
+    pipeline.apply_in_chunks(lambda v, a: a, None, np.zeros((0, 3)))
+
+
 # ------------------------------------------------------------------ pipeline: prefetch
 
 
