@@ -119,6 +119,7 @@ def test_two_processes_train_as_one_process_with_four_devices(one_process, tmp_p
   conftest.assert_png(workdir / "loss_curve.png")
 
 
+@pytest.mark.slow  # 30-40 s; the fast suite keeps the two-process training test (15-min budget)
 def test_both_processes_killed_after_a_checkpoint_resume_from_it(one_process, tmp_path):
   workdir = tmp_path / "killed"
   procs = _launch_pair(workdir, _free_port())

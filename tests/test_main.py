@@ -292,6 +292,7 @@ def test_a_failed_run_is_a_row_and_a_relaunch_skips_finished_runs(tmp_path):
   assert _status_by_run(workdir) == status
 
 
+@pytest.mark.slow  # 20-30 s for a Ray instance; the fast suite sweeps locally (15-min budget)
 def test_sweep_on_a_local_ray_instance(tmp_path):
   pytest.importorskip("ray", reason="Ray is the [ray] extra (installed with [test])")
   workdir = tmp_path / "ray"

@@ -790,6 +790,7 @@ GRAIN_MNIST = {
 }
 
 
+@pytest.mark.slow  # the fast suite kills and resumes the dataset pipeline (15-min budget)
 def test_grain_sigkill_then_relaunch_matches_uninterrupted_run(
   mnist_array_record, tmp_path, monkeypatch
 ):
