@@ -138,10 +138,9 @@ def encode_split(ctx, split):
   labels = inputs["label"] if isinstance(inputs, dict) else None
   images = images_of(inputs)
   fn = jax.jit(lambda variables, x, y: ctx.model.apply(variables, x, y, method="encode"))
-  means, log_variances = pipeline.apply_in_chunks(
+  return pipeline.apply_in_chunks(
     fn, ctx.variables, images, labels, batch_size=ctx.config.eval_batch_size
   )
-  return means, log_variances
 
 
 def visualize(ctx, batch):
