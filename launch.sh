@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The front door of dlx.
 #   ./launch.sh                      bootstrap .venv, run the default experiment (lenet5_digits)
-#   ./launch.sh test                 bootstrap .venv (with test extras), run the fast test suite
+#   ./launch.sh test [unit|experiments]  bootstrap .venv (with test extras), run the fast test
+#                                    suite: both tiers (what CI runs), or one tier
 #   ./launch.sh test-slow            run the slow tests: experiments trained to their targets
-#   ./launch.sh NAME[:ARG] [flags]   run experiments/NAME.py (--config.FIELD=V, --workdir, --data_dir);
+#   ./launch.sh NAME[:ARG] [flags]   run experiments/<family>/NAME.py (--config.FIELD=V, --workdir, --data_dir);
 #                                    every experiment takes :smoke (3 steps on tiny data)
 #   ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' [--grid ...] [--backend=ray] [flags]
 #   ./launch.sh crossval NAME[:ARG] --folds K [--stratified] [flags]   k-fold cross-validation
@@ -49,7 +50,8 @@ run_experiment() {  # NAME[:ARG] [flags]; ARG goes to the experiment's get_confi
   local spec="$1"; shift
   local name="${spec%%:*}" arg=""
   case "$spec" in *:*) arg=":${spec#*:}";; esac
-  local config="experiments/$name.py"
+  # A name is found in any family folder (experiments/<family>/NAME.py) by dlx.main.
+  local config="$name"
   case "$name" in *.py) config="$name"; name="$(basename "$name" .py)";; esac
   local workdir="runs/$name${arg:+_${arg#:}}"
   for flag in "$@"; do case "$flag" in --workdir=*) workdir="";; esac; done
@@ -63,8 +65,17 @@ case "$cmd" in
     bootstrap "[all]"
     run_experiment lenet5_digits --workdir="runs/lenet5_digits" ;;
   test)
+    # Tiers: unit (tests/unit/, mirrors dlx/), experiments (tests/experiments/: every
+    # experiment's smoke run and end-to-end claims); no tier named = both (what CI runs).
     shift; bootstrap "[all,test]"
-    exec "$PY" -m pytest -q -n 2 --durations=15 "$@" ;;
+    tier_paths=()
+    while [ $# -ge 1 ]; do
+      case "$1" in
+        unit|experiments) tier_paths+=("tests/$1"); shift ;;
+        *) break ;;
+      esac
+    done
+    exec "$PY" -m pytest -q -n 2 --durations=15 "${tier_paths[@]}" "$@" ;;
   test-slow)
     shift; bootstrap "[all,test]"
     exec "$PY" -m pytest -q -m slow -p no:xdist "$@" ;;
@@ -72,16 +83,16 @@ case "$cmd" in
     shift
     case " $* " in *" --backend=ray "*) bootstrap "[all,ray]";; *) bootstrap "[all]";; esac
     [ $# -ge 1 ] || { echo "usage: ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' ..." >&2; exit 2; }
-    exec "$PY" -m dlx.sweep "$@" ;;
+    exec "$PY" -m dlx.tools.sweep "$@" ;;
   crossval)
     shift; bootstrap "[all]"
     [ $# -ge 1 ] || { echo "usage: ./launch.sh crossval NAME[:ARG] --folds K [flags]" >&2; exit 2; }
-    exec "$PY" -m dlx.crossval "$@" ;;
+    exec "$PY" -m dlx.tools.crossval "$@" ;;
   docs)
     shift; bootstrap "[all,docs]"
     exec "$PY" docs/build_api.py "$@" ;;
   -h|--help|help)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     shift; bootstrap "[all]"
     run_experiment "$cmd" "$@" ;;

@@ -1,6 +1,6 @@
 """Helpers the train-step benchmarks share (train_step.py, side_by_side.py, gpt_small.py).
 
-A dlx step is dlx's real generic step, `dlx.steps.make_train_step`, jitted with the state
+A dlx step is dlx's real generic step, `dlx.training.steps.make_train_step`, jitted with the state
 donated (`donate_argnums=0`), on the state `dlx.train.create_init_fn` builds; the clock is
 read after `jax.block_until_ready`. A PyTorch step is zero_grad, forward, loss, backward,
 optional clipping, optimizer step; on CUDA the clock is read after
@@ -19,8 +19,8 @@ import jax
 import numpy as np
 import optax
 
-from dlx import steps
 from dlx import train
+from dlx.training import steps
 
 try:
   import torch  # pylint: disable=g-import-not-at-top
@@ -109,7 +109,7 @@ def time_dlx_step(
 
   Args:
     model: a Flax module called as model.apply(variables, inputs, train=True, ...).
-    optimizer: an optax GradientTransformation (from dlx.optim.create_optimizer).
+    optimizer: an optax GradientTransformation (from dlx.training.optim.create_optimizer).
     loss_fn: loss_fn(outputs, batch) -> {'loss': per-example or per-element values}.
     batch: dict with 'inputs' and whatever loss_fn reads, already on the device.
     warmup, repeats, group, max_seconds: see `time_steps`.

@@ -3,7 +3,7 @@
 GPT-small is GPT-2's 124M model as nanoGPT trains it: 12 layers, 12 heads, 768 dims,
 context 1024, vocabulary 50304 (50257 padded to a multiple of 64), no dropout, weight-tied
 head (`dlx.models.gpt.GPT`, which also has a 50304-entry output bias). A step is dlx's real
-generic train step (`dlx.steps.make_train_step`, jitted, state donated): forward,
+generic train step (`dlx.training.steps.make_train_step`, jitted, state donated): forward,
 next-token cross-entropy, backward, AdamW (lr 6e-4, betas 0.9/0.95, weight decay 0.1,
 clipping at 1: nanoGPT's GPT-2 recipe) on one fixed batch of random tokens. The first
 (compiling) call and `--warmup` steps are not timed; the median of `--steps` is reported.
@@ -46,9 +46,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlx import optim
 from dlx.models import gpt
 from dlx.tasks import language_model as lm
+from dlx.training import optim
 
 SEED = 0
 GPT_SMALL = {"vocab": 50304, "context": 1024, "layers": 12, "heads": 12, "features": 768}

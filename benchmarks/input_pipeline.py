@@ -19,7 +19,7 @@ The first three give the same batches. Each is timed twice:
   input   batches through `pipeline.prefetch` onto the device, then random flips and crops
           (`dlx.data.augment`, jitted, as the train step applies them): examples/s from the
           median time per batch
-  fed     LeNet-5's real train step (`dlx.steps.make_train_step` with the same augmentation,
+  fed     LeNet-5's real train step (`dlx.training.steps.make_train_step`, same augmentation,
           Adam) taking its batches from the pipeline: median ms per step, beside the step alone
           on one batch already on the device; fed / alone near 1 = the step does not wait
 
@@ -43,8 +43,6 @@ import grain.python as grain
 import jax
 import jax.numpy as jnp
 
-from dlx import optim
-from dlx import steps
 from dlx import train
 from dlx.data import augment as augment_lib
 from dlx.data import convert
@@ -55,6 +53,8 @@ from dlx.data import tfds_data
 from dlx.data import transforms
 from dlx.models import lenet
 from dlx.tasks import classification
+from dlx.training import optim
+from dlx.training import steps
 
 NAME = "fashion_mnist"
 SEED = 0

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlx import experiment
-from dlx import runs
 from dlx.ops import quantization
+from dlx.training import warm_start
 
 MODELS = ("lenet5_mnist", "vgg_fashion_mnist")
 INPUT_SHAPES = {"lenet5_mnist": (32, 32, 1), "vgg_fashion_mnist": (28, 28, 1)}
@@ -53,7 +53,7 @@ def _time_calls(fn, warmup, repeats):
 
 def _variables(name, model, inputs, init_from):
   if name in init_from:
-    frozen = runs.load_frozen(init_from[name], field="init_from")
+    frozen = warm_start.load_frozen(init_from[name], field="init_from")
     return jax.tree.map(jnp.asarray, frozen.variables)
   return model.init(jax.random.PRNGKey(SEED), inputs[:1], train=False)
 

@@ -7,16 +7,16 @@ in one process, for the same architecture (parameter counts are asserted equal):
   mlp                MLP 784-256-256-10 (ReLU) on (128, 784), Adam 1e-3.
   resnet18           ResNet-18, CIFAR stem (3x3/1 conv, no max pool), width 64, on
                      (128, 32, 32, 3), 10 classes; SGD momentum 0.9, lr 0.1, weight decay
-                     5e-4 (experiments/resnet18_cifar10.py's rule).
+                     5e-4 (experiments/vision/resnet18_cifar10.py's rule).
   transformer_block  one pre-norm encoder block (d 256, 4 heads, GELU MLP 1024) on
                      (32, 128, 256), mean squared error to a random target, Adam 1e-3.
   gpt_nanogpt_cpu    GPT in nanoGPT's CPU-example configuration: 4 layers, 4 heads, 128
                      dims, context 64, batch 12, vocab 65 (random characters), dropout 0,
                      weight-tied head; AdamW lr 1e-3, betas (0.9, 0.99), weight decay 0.1,
                      100-step warmup then cosine to 1e-4, gradient clipping at 1 (the dlx
-                     experiment's optimizer config, experiments/gpt_shakespeare_char.py).
+                     experiment's optimizer config, experiments/sequence/gpt_shakespeare_char.py).
 
-dlx runs its real generic step (`dlx.steps.make_train_step`, jitted, state donated,
+dlx runs its real generic step (`dlx.training.steps.make_train_step`, jitted, state donated,
 `jax.block_until_ready` before the clock is read) on jax's default device. The reference
 is PyTorch eager, written here, on CUDA when torch sees a GPU (clock read after
 `torch.cuda.synchronize()`) and on the CPU otherwise, with torch.set_num_threads(available
@@ -42,12 +42,12 @@ import jax.numpy as jnp
 import numpy as np
 import train_step
 
-from dlx import optim
 from dlx.models import gpt
 from dlx.models import resnet
 from dlx.nn import transformer
 from dlx.tasks import classification
 from dlx.tasks import language_model as lm
+from dlx.training import optim
 
 torch = _common.torch
 if torch is not None:
@@ -282,7 +282,7 @@ def bench_transformer_block(batch_size, args, device):
 
 
 def _nanogpt_optimizer_config():
-  """The optimizer of experiments/gpt_shakespeare_char.py (nanoGPT's CPU example)."""
+  """The optimizer of experiments/sequence/gpt_shakespeare_char.py (nanoGPT's CPU example)."""
   return lm.language_model_config().optimizer
 
 

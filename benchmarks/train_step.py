@@ -5,10 +5,10 @@ A step is forward + backward + Adam update on one batch (default 128):
 * LeNet-5 (`dlx.models.lenet.LeNet5`) on (B, 32, 32, 1) inputs, 10 classes;
 * MLP 784-256-256-10 with ReLU (`dlx.models.mlp.MLP`) on (B, 784) inputs.
 
-dlx runs its real generic step, `dlx.steps.make_train_step(model, optimizer,
+dlx runs its real generic step, `dlx.training.steps.make_train_step(model, optimizer,
 dlx.tasks.classification.classification)`, jitted with `donate_argnums=0`, on the state built
 by `dlx.train.create_init_fn` and the Adam (lr 1e-3) from
-`dlx.optim.create_optimizer`. PyTorch runs the same architectures eagerly with
+`dlx.training.optim.create_optimizer`. PyTorch runs the same architectures eagerly with
 `torch.optim.Adam(lr=1e-3)` and `F.cross_entropy`. Both see the same synthetic
 batch, in the same process.
 
@@ -32,10 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlx import optim
 from dlx.models import lenet
 from dlx.models import mlp
 from dlx.tasks import classification
+from dlx.training import optim
 
 torch = _common.torch
 if torch is not None:

@@ -7,8 +7,8 @@ import json
 import ml_collections
 
 from dlx import errors
-from dlx import optim
-from dlx import precision
+from dlx.training import optim
+from dlx.training import precision
 
 PARALLEL_MODES = ("mesh", "pmap")
 INPUT_PIPELINES = ("memory", "grain")
@@ -42,11 +42,11 @@ def base_config() -> ml_collections.ConfigDict:
   # prepared as ArrayRecord (python -m dlx.data.convert) from disk instead of loading it.
   c.input_pipeline = "memory"
   c.grain_workers = 0  # grain: processes reading and decoding batches (0 = this process)
-  # Compute dtype (dlx/precision.py): bfloat16 runs matmuls and convolutions in bf16;
+  # Compute dtype (dlx/training/precision.py): bfloat16 runs matmuls and convolutions in bf16;
   # parameters, optimizer state, logits and losses stay float32.
   c.dtype = "float32"
   c.distributed = False  # multi-host: call jax.distributed.initialize() first
-  # Runs that start from runs (dlx/runs.py): WORKDIR, WORKDIR:best or WORKDIR:latest.
+  # Runs that start from runs (dlx/training/warm_start.py): WORKDIR, WORKDIR:best or WORKDIR:latest.
   c.init_from = ""  # start from that run's parameters and model state
   c.init_from_keys = ""  # comma-separated sub-trees to take (e.g. "backbone"); "" = all
   c.teacher = ""  # a frozen model the loss and step can read

@@ -1,4 +1,4 @@
-"""The experiment protocol, written once: what an `experiments/NAME.py` module declares.
+"""The experiment protocol, written once: what an `experiments/<family>/NAME.py` module declares.
 
 An experiment module fills named slots; `load(name_or_path)` checks them once and
 returns a frozen `Experiment` with every hook resolved and the defaults filled in. A
@@ -24,10 +24,10 @@ Required:
 Optional:
   make_optimizer(config, total_steps) -> optax.GradientTransformation
       (or a dict of them, one per top-level parameter group, for a custom step);
-      default: `dlx.optim.create_optimizer(config.optimizer, total_steps)`
+      default: `dlx.training.optim.create_optimizer(config.optimizer, total_steps)`
   make_train_step(model, optimizer, config, *, axis_name, teacher) -> step
       step(state, batch) -> (state, metrics), for training with several players
-      (GANs); default: `dlx.steps.make_train_step` with the loss and augmentation
+      (GANs); default: `dlx.training.steps.make_train_step` with the loss and augmentation
   get_augment(config) -> fn(rng, batch) -> batch
       run inside the compiled train step; default: built from the config's `augment`
       block by `dlx.data.augment.make_augment` (none without the block)
@@ -69,9 +69,9 @@ import ml_collections
 import numpy as np
 
 from dlx import errors
-from dlx import optim
 from dlx.data import augment
 from dlx.data import core
+from dlx.training import optim
 
 Config = ml_collections.ConfigDict
 Batch = Mapping[str, Any]
@@ -160,7 +160,7 @@ class Experiment:
   get_loss: Callable[[Config], LossFn]
   make_optimizer: Callable[[Config, int], Any]
   get_augment: Callable[[Config], Optional[Callable]]
-  make_train_step: Optional[Callable] = None  # None: the generic step (dlx.steps)
+  make_train_step: Optional[Callable] = None  # None: the generic step (dlx.training.steps)
   visualize: Optional[Callable[[RunContext, Batch], dict]] = None
   evaluate: Optional[Callable[[RunContext, str], dict]] = None
   final_report: Optional[Callable[[RunContext], dict]] = None
@@ -208,16 +208,43 @@ def default_get_augment(config):
   return augment.make_augment(config.augment)
 
 
-def available():
-  return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.py") if not p.stem.startswith("_"))
+def _experiment_files(directory: pathlib.Path = EXPERIMENTS_DIR) -> dict[str, pathlib.Path]:
+  """{name: file} of every experiment: experiments/<family>/NAME.py. One name in two
+  families is an error, since `./launch.sh NAME` could not tell them apart."""
+  found = {}
+  for path in sorted(directory.glob("*/*.py")):
+    if path.stem.startswith("_") or path.parent.name.startswith(("_", ".")):
+      continue
+    if path.stem in found:
+      raise errors.UserError(
+        f"two experiments are named {path.stem!r}: {found[path.stem].relative_to(directory)} "
+        f"and {path.relative_to(directory)}; rename one (names are unique across families)"
+      )
+    found[path.stem] = path
+  return found
+
+
+def available() -> list[str]:
+  """Every experiment's name, over all family folders."""
+  return sorted(_experiment_files())
+
+
+def family(name: str) -> str:
+  """The family folder an experiment lives in ('vision' for 'lenet5_mnist')."""
+  return resolve(name).parent.name
 
 
 def resolve(name_or_path: str) -> pathlib.Path:
-  """An experiment name (file stem in experiments/) or a path to its .py file."""
+  """An experiment name (file stem in experiments/<family>/) or a path to its .py file.
+  A path of the flat layout before families (experiments/NAME.py) still names NAME."""
   path = pathlib.Path(name_or_path)
-  for candidate in (path, EXPERIMENTS_DIR / f"{name_or_path}.py"):
-    if candidate.suffix == ".py" and candidate.is_file():
-      return candidate.resolve()
+  if path.suffix == ".py" and path.is_file():
+    return path.resolve()
+  files = _experiment_files()
+  if str(name_or_path) in files:
+    return files[str(name_or_path)].resolve()
+  if path.suffix == ".py" and path.parent.name == "experiments" and path.stem in files:
+    return files[path.stem].resolve()
   close = difflib.get_close_matches(str(name_or_path), available(), n=1)
   hint = f"did you mean {close[0]!r}? " if close else ""
   raise errors.UserError(
@@ -336,7 +363,7 @@ def _from_namespace(
 
 
 def load(name_or_path: str) -> Experiment:
-  """The experiment `name_or_path` (a name in experiments/ or a .py path), checked."""
+  """The experiment `name_or_path` (a name in experiments/<family>/ or a .py path), checked."""
   path = resolve(name_or_path)
   return _from_namespace(path.stem, path, vars(_import(path)), path.name)
 

@@ -17,9 +17,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # and skip its oneDNN banner
 
-from dlx import extras  # pylint: disable=g-import-not-at-top
+from dlx import optional_deps  # pylint: disable=g-import-not-at-top
 
-extras.require("the command line (dlx.main)", *extras.TRAINER)
+optional_deps.require("the command line (dlx.main)", *optional_deps.TRAINER)
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -30,7 +30,10 @@ from dlx import errors
 
 FLAGS = flags.FLAGS
 _CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Experiment file, e.g. experiments/lenet5_mnist.py[:ARG].", lock_config=True
+  "config",
+  None,
+  "Experiment file, e.g. experiments/vision/lenet5_mnist.py[:ARG].",
+  lock_config=True,
 )
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 flags.DEFINE_string("data_dir", None, "Prepared tensorflow-datasets dir (default: $TFDS_DATA_DIR).")
@@ -98,7 +101,7 @@ def parse_flags(argv):
       _fail(str(cause))
     _fail(f"could not load --config: {type(cause).__name__}: {_one_line(e)}")
   if FLAGS.config is None:
-    _fail("--config is required, e.g. --config=experiments/lenet5_digits.py")
+    _fail("--config is required, e.g. --config=experiments/vision/lenet5_digits.py")
   if not FLAGS.workdir:
     _fail("--workdir is required, e.g. --workdir=/tmp/runs/lenet5_digits")
   return rest
@@ -193,8 +196,8 @@ def main(argv):
     _fail(f"unexpected arguments {' '.join(argv[1:])!r}; flags look like --name=value")
   # Imported here so that flag errors are reported before the heavy imports.
   from dlx import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
-  from dlx import parallel  # pylint: disable=g-import-not-at-top
   from dlx import train  # pylint: disable=g-import-not-at-top
+  from dlx.training import parallel  # pylint: disable=g-import-not-at-top
 
   config = FLAGS.config
   _enable_compilation_cache(compilation_cache_dir(FLAGS.compilation_cache))

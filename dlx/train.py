@@ -14,30 +14,30 @@ import os
 import time
 from typing import Any, Callable, Optional
 
-from dlx import extras
+from dlx import optional_deps
 
-extras.require("the trainer (dlx.train)", *extras.TRAINER)
+optional_deps.require("the trainer (dlx.train)", *optional_deps.TRAINER)
 
 from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlx import checkpoint
 from dlx import config as config_lib
 from dlx import errors
 from dlx import experiment as experiment_lib
-from dlx import metrics as metrics_lib
-from dlx import optim
-from dlx import parallel
-from dlx import plots
-from dlx import precision
-from dlx import runs
-from dlx import steps
 from dlx.data import core as data_core
 from dlx.data import pipeline
 from dlx.data import tfds_data
-from dlx.state import TrainState
+from dlx.training import checkpoint
+from dlx.training import metric_writers as metrics_lib
+from dlx.training import optim
+from dlx.training import parallel
+from dlx.training import precision
+from dlx.training import steps
+from dlx.training import warm_start
+from dlx.training.state import TrainState
+from dlx.viz import plots
 
 _EVAL_RNG_SALT = 0x5EED
 _REPORT_RNG_SALT = 0x7E9  # the final_report hook's key, apart from eval and training
@@ -320,7 +320,7 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
     if experiment.custom_optimizer
     else optim.create_schedule(config.optimizer, max(num_steps, 1))
   )
-  teacher = runs.load_frozen(config.teacher) if config.teacher else None
+  teacher = warm_start.load_frozen(config.teacher) if config.teacher else None
   if teacher is not None:
     logging.info(
       "teacher: %s (%s, step %d)", teacher.workdir, teacher.experiment.name, teacher.step
@@ -391,7 +391,7 @@ def _init_or_restore(run: _Run):
   else:
     state = jax.jit(run.init_fn, compiler_options=compiler_options(run.config))(init_rng)
     if run.config.init_from:
-      state, source_step = runs.init_from(state, run.config)
+      state, source_step = warm_start.init_from(state, run.config)
       # Optimizer state starts fresh, built for the restored parameters.
       state = state.replace(opt_state=init_optimizer_state(run.optimizer, state.params))
       logging.info(

@@ -27,6 +27,11 @@ MODULES = (
   "dlx.data",
   "dlx.experiment",
   "dlx.train",
+  "dlx.training",
+  "dlx.tools",
+  "dlx.viz",
+  "dlx.envs",
+  "dlx.tasks",
 )
 # Backticked dotted names rooted at dlx, e.g. `dlx.ops.boxes.nms` or `dlx.losses.mse(...)`.
 _DLX_NAME = re.compile(r"`(dlx(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")

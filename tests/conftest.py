@@ -28,7 +28,7 @@ def pytest_configure(config):
   """One XLA compilation cache for the whole run, shared by the xdist workers and the
   subprocesses the tests start: many tests compile the same small train and eval steps
   (the same smoke configs, two processes of one distributed run), and a cache hit skips
-  XLA's compiler, most of a small test's time (tests/test_train.py: 110 -> 71 CPU
+  XLA's compiler, most of a small test's time (tests/unit/test_train.py: 110 -> 71 CPU
   seconds). Fresh per run and removed at its end, so no result depends on an earlier
   run; DLX_TEST_XLA_CACHE=0 turns it off, and a JAX_COMPILATION_CACHE_DIR already set
   is used as it is."""

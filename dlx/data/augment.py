@@ -1,6 +1,6 @@
 """Data augmentation as pure JAX functions of a PRNG key (docs/curriculum.md#d3).
 
-Everything runs inside a jitted train step (dlx/steps.py calls the function
+Everything runs inside a jitted train step (dlx/training/steps.py calls the function
 from `make_augment` first) and is deterministic given the key. Images are a
 float batch (N, H, W, C); shapes and dtypes are preserved.
 
@@ -13,7 +13,7 @@ float batch (N, H, W, C); shapes and dtypes are preserved.
 
 As in both papers, one lambda (and one box) is drawn per batch, and each
 example is paired with example perm[i] of a random permutation of the batch.
-Weight noise perturbs parameters, not data: `dlx.steps.add_weight_noise`
+Weight noise perturbs parameters, not data: `dlx.training.steps.add_weight_noise`
 (`--config.weight_noise`).
 """
 

@@ -2,7 +2,7 @@
 disk by random access (docs/curriculum.md#a6):
 
   python -m dlx.data.convert mnist --data_dir=../shared/tfds --out_dir=DIR
-  python -m dlx.main --config=experiments/lenet5_mnist.py --data_dir=DIR \\
+  python -m dlx.main --config=experiments/vision/lenet5_mnist.py --data_dir=DIR \\
       --config.input_pipeline=grain
 
 tfds' own `convert_format` imports Apache Beam (not a dlx dependency) even to convert

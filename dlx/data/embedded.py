@@ -6,13 +6,13 @@ or float32 for regression), split into train / validation / test by a fixed seed
 
 import numpy as np
 
-from dlx import extras
+from dlx import optional_deps
 from dlx.data import core
 
 
 def digits(*, validation_fraction=0.1, test_fraction=0.2, seed=0) -> core.Dataset:
   """scikit-learn's 8x8 handwritten digits (1,797 images), scaled to [0, 1], NHWC."""
-  extras.require("the scikit-learn datasets", "sklearn")
+  optional_deps.require("the scikit-learn datasets", "sklearn")
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
 
   raw = datasets.load_digits()
@@ -29,7 +29,7 @@ def digits(*, validation_fraction=0.1, test_fraction=0.2, seed=0) -> core.Datase
 
 def iris(*, validation_fraction=0.2, test_fraction=0.2, seed=0) -> core.Dataset:
   """scikit-learn's iris: 150 flowers, 4 measurements (cm), 3 species."""
-  extras.require("the scikit-learn datasets", "sklearn")
+  optional_deps.require("the scikit-learn datasets", "sklearn")
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
 
   raw = datasets.load_iris()
@@ -87,7 +87,7 @@ def two_moons(
   *, num_examples=1000, noise=0.1, validation_fraction=0.2, test_fraction=0.2, seed=0
 ) -> core.Dataset:
   """scikit-learn's two interleaving half circles."""
-  extras.require("the scikit-learn datasets", "sklearn")
+  optional_deps.require("the scikit-learn datasets", "sklearn")
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
 
   inputs, targets = datasets.make_moons(num_examples, noise=noise, random_state=seed)

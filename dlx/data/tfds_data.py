@@ -20,7 +20,7 @@ import types
 import numpy as np
 
 from dlx import errors
-from dlx import extras
+from dlx import optional_deps
 from dlx.data import core
 
 _OFFLINE_HINT = (
@@ -93,7 +93,7 @@ def mock_examples() -> int:
 
 
 def _mock_split(name, split, image_key, label_key):
-  extras.require("reading tfds datasets", "tensorflow", "tensorflow_datasets")
+  optional_deps.require("reading tfds datasets", "tensorflow", "tensorflow_datasets")
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   with tfds.testing.mock_data(num_examples=_mock_examples, policy=tfds.testing.MockPolicy.USE_CODE):
@@ -130,7 +130,7 @@ def load_split(
 
 
 def _decode_split(name, split, data_dir, image_key, label_key):
-  extras.require("reading tfds datasets", "tensorflow", "tensorflow_datasets")
+  optional_deps.require("reading tfds datasets", "tensorflow", "tensorflow_datasets")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 

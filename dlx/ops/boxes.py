@@ -4,7 +4,7 @@ encodings, non-maximum suppression, anchors, RoI pooling and RoI align.
 Boxes are (x1, y1, x2, y2) in pixels with x1 <= x2 and y1 <= y2; a pixel (row r, column c)
 covers [c, c + 1) x [r, r + 1). Everything is pure JAX with static shapes, so it jits and
 vmaps. Semantics follow torchvision (`torchvision.ops`, `BoxCoder`, `AnchorGenerator`),
-checked against its outputs in tests/ops/test_boxes.py; the few deviations are noted
+checked against its outputs in tests/unit/ops/test_boxes.py; the few deviations are noted
 where they occur:
 
   * an IoU whose union is 0 (two zero-area boxes) is 0 here, NaN in torchvision; NMS

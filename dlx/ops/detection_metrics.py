@@ -2,7 +2,7 @@
 
 A set-level metric in NumPy (float64), run on the host after a pass over a split, not
 inside jit. It follows pycocotools' bbox evaluation for the 'all' area range, which
-tests/ops/test_detection_metrics.py checks against pycocotools itself:
+tests/unit/ops/test_detection_metrics.py checks against pycocotools itself:
 
   * per image and class, only the `max_detections` best-scored predictions count (COCO:
     100), equal scores in input order;

@@ -6,7 +6,7 @@
   confident_fraction    fraction of samples the classifier labels with confidence >= 0.9
   class_entropy         entropy (nats) of the predicted-class histogram (ln 10 = all even)
   classifier_outputs    penultimate features and logits of a Flax classifier, e.g. the
-                        LeNet-5 of a finished lenet5_mnist run (`dlx.runs.load_frozen`)
+                        LeNet-5 of a finished lenet5_mnist run (`warm_start.load_frozen`)
   mnist_fid             all of it for a set of images against reference statistics
 
 MNIST-FID uses the 84 penultimate (tanh) features of dlx's LeNet-5, not Inception-v3's
@@ -124,7 +124,7 @@ def classifier_outputs(model, variables, inputs, batch_size: int = 1000):
 
 def lenet_inputs(images) -> np.ndarray:
   """MNIST images in [0, 1] as (N, 28, 28[, 1]) or (N, 784) -> (N, 32, 32, 1), zero-padded
-  by 2 pixels as experiments/lenet5_mnist.py trained on."""
+  by 2 pixels as experiments/vision/lenet5_mnist.py trained on."""
   images = np.asarray(images, np.float32)
   if images.ndim == 2 and images.shape[1] == 784:
     images = images.reshape((-1, 28, 28, 1))
@@ -142,7 +142,7 @@ def lenet_inputs(images) -> np.ndarray:
 def mnist_fid(classifier, images, reference) -> dict:
   """{'mnist_fid', 'confident_fraction', 'class_entropy'} of `images` (in [0, 1]).
 
-  classifier: anything with .model and .variables (a `dlx.runs.load_frozen` of a
+  classifier: anything with .model and .variables (a `dlx.training.warm_start.load_frozen` of a
   lenet5_mnist run); reference: the (mean, covariance) of real images' features
   (`feature_statistics(classifier_outputs(...)[0])`), e.g. the test split's.
   """

@@ -28,11 +28,11 @@ from dlx import config as config_lib
 from dlx import data
 from dlx import errors
 from dlx import losses
-from dlx import optim
-from dlx import parallel
-from dlx import steps
 from dlx.data import pipeline
 from dlx.tasks import sample_quality
+from dlx.training import optim
+from dlx.training import parallel
+from dlx.training import steps
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 SAMPLE_BATCH = 1000  # generator samples per compiled call in `sample`

@@ -25,15 +25,15 @@ import optax
 from dlx import config as config_lib
 from dlx import errors
 from dlx import losses
-from dlx import optim
-from dlx import parallel
-from dlx import plots
-from dlx import runs
 from dlx.data import core
 from dlx.models import perceptron
 from dlx.ops import clustering
 from dlx.ops import hessian
 from dlx.ops import resampling
+from dlx.training import optim
+from dlx.training import parallel
+from dlx.training import warm_start
+from dlx.viz import plots
 
 
 def _split_outputs(ctx, split) -> np.ndarray:
@@ -277,7 +277,9 @@ def hessian_report(ctx):
     "trained": ctx.variables,
   }
   if ctx.config.init_from:
-    trained = f"{ctx.config.init_from} (step {runs.locate(ctx.config.init_from, 'init_from')[1]})"
+    trained = (
+      f"{ctx.config.init_from} (step {warm_start.locate(ctx.config.init_from, 'init_from')[1]})"
+    )
   else:  # a smoke run: its own weights stand in
     trained = f"this run (step {ctx.step})"
   report, panels = {"examples": core.num_examples(batch), "trained_from": trained}, []
@@ -549,7 +551,7 @@ def perceptron_report(ctx):
   """Updates made, the epoch of the last one, and whether the rule converged (every
   training point on the right side); the rule's counters come from the run's final
   checkpoint (they live in the optimizer state, not in the model)."""
-  state, _ = runs.restore_state(f"{ctx.workdir}:latest", "workdir")
+  state, _ = warm_start.restore_state(f"{ctx.workdir}:latest", "workdir")
   counters = {k: int(v) for k, v in state["opt_state"].items()}
   train = ctx.dataset.train
   scores = _split_outputs(ctx, train)

@@ -1,5 +1,5 @@
-"""Autoencoders on MNIST (docs/curriculum.md#f17): what experiments/ae_mnist.py and
-experiments/dae_mnist.py share.
+"""Autoencoders on MNIST (docs/curriculum.md#f17): what experiments/generative/ae_mnist.py and
+experiments/generative/dae_mnist.py share.
 
   loss           reconstruction BCE from logits (nats per image, the training loss) and
                  MSE of sigmoid(logits) (per pixel), against the clean image
@@ -18,6 +18,7 @@ import numpy as np
 from dlx import config as config_lib
 from dlx import data
 from dlx import losses
+from dlx import viz
 from dlx.models import autoencoder
 from dlx.ops import clustering
 
@@ -92,10 +93,7 @@ def visualize(ctx, batch):
 
 def plot_latent(points, labels, path, title):
   """Scatter of 2-D codes coloured by class (tab10, one colour per digit)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = viz.pyplot()
 
   fig, ax = plt.subplots(figsize=(5.6, 4.8))
   scatter = ax.scatter(

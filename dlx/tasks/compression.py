@@ -17,18 +17,18 @@ import numpy as np
 import optax
 
 from dlx import config as config_lib
-from dlx import counting
 from dlx import data
 from dlx import errors
 from dlx import losses
-from dlx import optim
-from dlx import plots
-from dlx import runs
 from dlx.data import core
 from dlx.models import mlp
 from dlx.ops import pruning
 from dlx.ops import quantization
 from dlx.tasks import classification
+from dlx.tools import model_stats
+from dlx.training import optim
+from dlx.training import warm_start
+from dlx.viz import plots
 
 PRUNING_OUTPUTS = ("sparsity_curve.png",)
 # Hinton et al. (2015), MNIST, test errors out of 10,000.
@@ -147,12 +147,12 @@ def pruning_evaluate(ctx, split):
 
 
 def _layer_order(model, sample):
-  rows = counting.layer_table(model, sample, train=False)
+  rows = model_stats.layer_table(model, sample, train=False)
   return rows, [r["path"] for r in rows if r["type"] in ("Conv", "Dense")]
 
 
 def structured_flops(model, variables, sample) -> dict:
-  """Forward FLOPs of the dense model (dlx.counting) and of the model with its dropped
+  """Forward FLOPs of the dense model (dlx.tools.model_stats) and of the model with its dropped
   units removed: each conv / dense layer's FLOPs scale by its alive inputs times its
   kept outputs (a sequential model's layers, in call order)."""
   rows, order = _layer_order(model, sample)
@@ -200,7 +200,7 @@ def pruning_report(ctx):
   config, params = ctx.config, ctx.variables["params"]
   model_state = {k: v for k, v in ctx.variables.items() if k != "params"}
   if config.init_from:
-    source, _ = runs.restore_state(config.init_from, "init_from")
+    source, _ = warm_start.restore_state(config.init_from, "init_from")
     dense = {"params": source["params"], **source.get("model_state", {})}
   else:  # a smoke run: no dense run to compare with, so its own weights stand in
     dense = ctx.variables

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlx import losses
+from dlx import viz
 from dlx.data import captions
 from dlx.data import core
 from dlx.data import pipeline
@@ -137,10 +138,7 @@ def evaluate(ctx, split):
 
 def plot_similarity(similarity, images, caption_texts, path, title=None):
   """Cosine similarities of images (rows, drawn on the left) and captions (columns)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = viz.pyplot()
 
   similarity = np.asarray(similarity, np.float32)
   n = similarity.shape[0]

@@ -18,6 +18,7 @@ import numpy as np
 
 from dlx import data
 from dlx import errors
+from dlx import viz
 from dlx.data import core
 from dlx.models import nade
 from dlx.ops import mixture
@@ -160,10 +161,7 @@ def plot_densities(fits, train_points, path, scores):
   """One panel per fit ({name: (weights, means, covariances)}): filled log-density
   contours over the training points, component means marked, test log-likelihood in
   the title."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = viz.pyplot()
 
   low, high = train_points.min(0), train_points.max(0)
   margin = 0.15 * (high - low)

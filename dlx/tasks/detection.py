@@ -26,8 +26,8 @@ Region proposals, the first stage of Faster R-CNN (docs/curriculum.md#f11):
   evaluate_proposals  recall at IoU 0.5 of the top 10, 50 and 100 proposals
   rpn_final_report    proposals.png (each test scene's best proposals)
 
-An experiment (experiments/yolo_digit_scenes.py, experiments/rpn_digit_scenes.py) picks
-the hooks it needs.
+An experiment (experiments/detection/yolo_digit_scenes.py, rpn_digit_scenes.py) picks the
+hooks it needs.
 """
 
 import functools
@@ -42,9 +42,9 @@ from dlx import config as config_lib
 from dlx import data
 from dlx import errors
 from dlx import losses
-from dlx import scene_plots
 from dlx.ops import boxes as box_ops
 from dlx.ops import detection_metrics
+from dlx.viz import scene_figures
 
 NUM_CLASSES = 10
 OUTPUTS = ("detections.png",)
@@ -347,7 +347,7 @@ def final_report(ctx, num_examples: int = 16):
   found = jax.device_get(_detector(ctx.config, shown["inputs"].shape[1:3])(outputs))
   # Drawn: detections scoring at least 0.3 (the low-score tail counts for AP, not here).
   found["valid"] = found["valid"] & (found["scores"] >= 0.3)
-  scene_plots.draw_scenes(
+  scene_figures.draw_scenes(
     shown, os.path.join(ctx.workdir, OUTPUTS[0]), num_examples, predictions=found
   )
 
@@ -616,5 +616,5 @@ def rpn_final_report(ctx, num_examples: int = 16, num_drawn: int = 5):
     "valid": found["valid"],
   }
   # Proposals have no class: each is drawn as class 0 with its objectness.
-  scene_plots.draw_scenes(shown, os.path.join(ctx.workdir, RPN_OUTPUTS[0]), predictions=drawn)
+  scene_figures.draw_scenes(shown, os.path.join(ctx.workdir, RPN_OUTPUTS[0]), predictions=drawn)
   return {"plots": list(RPN_OUTPUTS)}

@@ -15,10 +15,10 @@ import numpy as np
 
 from dlx import config as config_lib
 from dlx import losses
-from dlx import optim
 from dlx.data import core
 from dlx.models import gnn
 from dlx.tasks import classification
+from dlx.training import optim
 
 graph_classification = classification.classification
 

@@ -2,7 +2,7 @@
 loss and the final report (learned first-layer filters, feature maps, classic fixed
 kernels).
 
-An experiment file (experiments/alexnet_fashion_mnist.py, ...) adds its model:
+An experiment file (experiments/vision/alexnet_fashion_mnist.py, ...) adds its model:
 
     def get_config(arg=None):
       args = config_lib.parse_arg(arg, (image_classification.FULL,))
@@ -23,10 +23,10 @@ import ml_collections
 import numpy as np
 
 from dlx import config as config_lib
-from dlx import plots
 from dlx.data import images
 from dlx.models import preprocess
 from dlx.tasks import classification
+from dlx.viz import plots
 
 FULL = "full"  # the `:full` argument: original architecture at 224x224x3 (for a GPU)
 OUTPUTS = ("first_layer_filters.png", "feature_maps.png", "classic_kernels.png")

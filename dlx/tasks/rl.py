@@ -1,12 +1,12 @@
 """Reinforcement learning (docs/curriculum.md#f24): DQN (Mnih et al., 2015) with Double
 DQN (van Hasselt et al., 2016) as an option, acting in an environment written in JAX, so
-the environment steps inside the compiled train step: CartPole-v1 (dlx/ops/cartpole.py),
+the environment steps inside the compiled train step: CartPole-v1 (dlx/envs/cartpole.py),
 or any gymnax environment by name.
 
 How DQN fills the experiment protocol:
 
 * the agent (`dlx.models.dqn.QNetwork`) carries its target parameters, its replay buffer
-  (`dlx.ops.replay`) and the environment's state as variable collections, so they live
+  (`dlx.envs.replay`) and the environment's state as variable collections, so they live
   in the train state's `model_state` and every checkpoint holds them: a killed run
   resumes exactly where it stopped;
 * `make_dqn_step` is the train step: `env_steps_per_step` times, act epsilon-greedily,
@@ -26,7 +26,7 @@ How DQN fills the experiment protocol:
 Why dlx has its own CartPole when gymnax has one (and works with this JAX): importing
 gymnax imports every environment it ships, one of which pulls in seaborn and scipy.stats,
 about 1.5 s of CPU, a fifth of the 8 s a smoke test may take. dlx's copy is checked
-step by step against gymnasium's and gymnax's (tests/tasks/test_rl.py). Other gymnax
+step by step against gymnasium's and gymnax's (tests/unit/tasks/test_rl.py). Other gymnax
 environments come from dlx's [rl] extra; without it such a run stops with one line
 naming the extra.
 """
@@ -45,13 +45,13 @@ import optax
 from dlx import config as config_lib
 from dlx import errors
 from dlx import losses
-from dlx import optim
-from dlx import plots
-from dlx import runs
-from dlx import steps
 from dlx.data import core
-from dlx.ops import cartpole
-from dlx.ops import replay
+from dlx.envs import cartpole
+from dlx.envs import replay
+from dlx.training import optim
+from dlx.training import steps
+from dlx.training import warm_start
+from dlx.viz import plots
 
 _SPLIT_SALT = {"train": 0, "validation": 1, "test": 2}
 _EPISODE_SALT = {"validation": 11, "test": 12}
@@ -75,7 +75,7 @@ class Env:
 
 @functools.lru_cache(maxsize=8)
 def make_env(name: str) -> Env:
-  """'CartPole-v1' (dlx.ops.cartpole), or any other gymnax environment by its name."""
+  """'CartPole-v1' (dlx.envs.cartpole), or any other gymnax environment by its name."""
   if name == "CartPole-v1":
     return Env(name, cartpole.reset, cartpole.step, cartpole.NUM_ACTIONS, cartpole.MAX_STEPS)
   try:
@@ -490,7 +490,7 @@ def _best_params(ctx):
   if not ctx.config.best_metric:
     return ctx.variables["params"], ctx.step
   try:
-    state, step = runs.restore_state(f"{ctx.workdir}:best", "best_metric")
+    state, step = warm_start.restore_state(f"{ctx.workdir}:best", "best_metric")
   except errors.ConfigError:
     return ctx.variables["params"], ctx.step
   return jax.tree.map(jnp.asarray, state["params"]), step

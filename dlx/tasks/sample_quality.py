@@ -29,8 +29,8 @@ from absl import logging
 import numpy as np
 
 from dlx import errors
-from dlx import runs
 from dlx.ops import fid
+from dlx.training import warm_start
 
 FIELD = "fid_classifier"
 CLASSIFIER_EXPERIMENT = "lenet5_mnist"
@@ -89,7 +89,7 @@ def skip_reason(config) -> str | None:
 
 @functools.lru_cache(maxsize=2)
 def _load(ref: str):
-  classifier = runs.load_frozen(ref, FIELD)
+  classifier = warm_start.load_frozen(ref, FIELD)
   if classifier.experiment.name != CLASSIFIER_EXPERIMENT:
     raise errors.ConfigError(
       f"--config.{FIELD}={ref!r} is a {classifier.experiment.name} run; MNIST-FID is "

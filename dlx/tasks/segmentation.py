@@ -18,7 +18,7 @@ out of the mean (and reported as null). A class absent from the truth but predic
 somewhere has IoU 0 and counts. Images all have the same size, so the per-image mean of
 `accuracy` equals the split's `pixel_accuracy`.
 
-An experiment file (experiments/unet_digit_scenes.py, ...) adds its model:
+An experiment file (experiments/detection/unet_digit_scenes.py, ...) adds its model:
 
     def get_config(arg=None):
       args = config_lib.parse_arg(arg)
@@ -44,7 +44,7 @@ from dlx import config as config_lib
 from dlx import data
 from dlx import errors
 from dlx import losses
-from dlx import plots
+from dlx.viz import plots
 
 NUM_CLASSES = 11
 CLASS_NAMES = ("background",) + tuple(str(d) for d in range(10))

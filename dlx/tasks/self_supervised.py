@@ -10,9 +10,9 @@ encoder at its random initialisation).
   'clip' uses dlx.losses.clip_contrastive instead (only the other view's N - 1
   images are negatives, symmetric InfoNCE).
 
-experiments/simclr_fashion_mnist.py pre-trains; experiments/simclr_probe_fashion_mnist.py
+experiments/self_supervised/simclr_fashion_mnist.py pre-trains; simclr_probe_fashion_mnist.py
 trains a linear head on the frozen encoder through the trainer (`init_from`), and
-experiments/simclr_supervised_fashion_mnist.py trains the same encoder with labels.
+simclr_supervised_fashion_mnist.py trains the same encoder with labels.
 """
 
 import functools
@@ -26,11 +26,11 @@ import optax
 from dlx import config as config_lib
 from dlx import errors
 from dlx import losses
-from dlx import optim
 from dlx.data import images as images_lib
 from dlx.data import pipeline
 from dlx.data import views as views_lib
 from dlx.models import simclr
+from dlx.training import optim
 
 LOSSES = ("nt_xent", "clip")
 VIEWS_IMAGE = "views"  # visualize writes views_<step>.png

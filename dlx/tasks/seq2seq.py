@@ -18,10 +18,10 @@ import numpy as np
 
 from dlx import config as config_lib
 from dlx import losses
-from dlx import plots
 from dlx.data import core
 from dlx.data import sequences
 from dlx.models import transformer
+from dlx.viz import plots
 
 OUTPUTS = ("attention.png",)
 

@@ -13,6 +13,7 @@ import os
 import jax
 import numpy as np
 
+from dlx import viz
 from dlx.tasks import classification
 
 SPECTROGRAM_PLOT = "spectrograms.png"
@@ -26,10 +27,7 @@ def word_classification(logits, batch):
 
 def plot_spectrograms(features, titles, path, frame_seconds: float | None = None):
   """One panel per utterance: features (N, frames, bands) as time x mel band images."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = viz.pyplot()
 
   features = np.asarray(features, np.float32)
   columns = min(5, len(features))

@@ -39,16 +39,16 @@ from dlx import config as config_lib
 from dlx import data
 from dlx import errors
 from dlx import losses
-from dlx import optim
-from dlx import parallel
-from dlx import plots
-from dlx import precision
-from dlx import runs
 from dlx.data import pipeline
 from dlx.models import srgan
 from dlx.ops import fid
 from dlx.ops import image_quality
 from dlx.tasks import sample_quality
+from dlx.training import optim
+from dlx.training import parallel
+from dlx.training import precision
+from dlx.training import warm_start
+from dlx.viz import plots
 
 SCALE = 4
 GRID = "grid.png"
@@ -175,7 +175,7 @@ def perceptual_network(config):
     return None, "pixel MSE (SRGAN-MSE, --config.content_loss=pixel)"
   reason = sample_quality.skip_reason(config)
   if reason is None:
-    classifier = runs.load_frozen(config[sample_quality.FIELD], sample_quality.FIELD)
+    classifier = warm_start.load_frozen(config[sample_quality.FIELD], sample_quality.FIELD)
     if classifier.experiment.name != sample_quality.CLASSIFIER_EXPERIMENT:
       raise errors.ConfigError(
         f"--config.{sample_quality.FIELD}: the perceptual loss reads a "
@@ -349,7 +349,7 @@ def srgan_report(ctx):
   images = {"bicubic": _bicubic_images(ctx)}
   report = {}
   if ctx.config.init_from:
-    source, _ = runs.restore_state(ctx.config.init_from, "init_from")
+    source, _ = warm_start.restore_state(ctx.config.init_from, "init_from")
     images["srresnet"] = _upscaled(ctx, {"generator": source["params"]["generator"]})
   else:
     report["srresnet"] = "not measured: no --config.init_from (a :smoke run)"

@@ -1,5 +1,5 @@
 """The VAE family on binarized MNIST (docs/curriculum.md#f18, #b8): what
-experiments/vae_mnist.py, cvae_mnist.py and beta_vae_mnist.py share.
+experiments/generative/vae_mnist.py, cvae_mnist.py and beta_vae_mnist.py share.
 
   mnist_config     the MLP VAE's config, Adam 1e-3, beta, the sample-quality fields
   mnist_dataset    MNIST binarised once with a fixed seed; a conditional model's inputs

@@ -1,0 +1,6 @@
+"""Command-line tools, each run as `python -m dlx.tools.NAME`.
+
+sweep        a grid of runs of one experiment (locally or as Ray tasks), one results table
+crossval     k-fold cross-validation of an experiment
+model_stats  parameters and FLOPs per layer of an experiment's model
+"""

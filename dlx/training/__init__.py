@@ -1,0 +1,11 @@
+"""The training loop's parts, which `dlx/train.py` puts together.
+
+steps           the compiled train and evaluation steps (loss, gradients, metrics)
+state           TrainState: everything a resumed run needs, in one pytree
+checkpoint      orbax checkpoints: periodic, keep-N, best-by-metric, restore-or-init
+parallel        the device mesh (or pmap) and how batches are placed on it
+precision       compute dtypes (bfloat16 with float32 parameters)
+optim           optimizers and schedules from the config, EMA of the weights
+metric_writers  console, TensorBoard and metrics.jsonl writers, and the metrics.jsonl reader
+warm_start      runs that start from runs (`init_from`) and frozen teachers (`teacher`)
+"""

@@ -1,0 +1,17 @@
+"""Figures: PNG image grids, curves and attention maps (`plots`), and detection and
+segmentation scenes (`scene_figures`).
+
+`pyplot()` is the one place matplotlib is set up: every figure in dlx is drawn through it,
+headless (the Agg backend), so a run on a machine without a display never opens a window
+or fails to find one. matplotlib is imported only when a figure is drawn.
+"""
+
+
+def pyplot():
+  """matplotlib.pyplot with the headless Agg backend selected."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  return plt
