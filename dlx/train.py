@@ -633,6 +633,6 @@ def train_and_evaluate(
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=2, sort_keys=True)
     plots.plot_loss_curves(
-      os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "loss_curve.png")
+      metrics_lib.read_metrics(workdir), os.path.join(workdir, "loss_curve.png")
     )
   return results

@@ -30,6 +30,7 @@ from dlx.models import perceptron
 from dlx.ops import clustering
 from dlx.ops import hessian
 from dlx.ops import resampling
+from dlx.training import metric_writers
 from dlx.training import optim
 from dlx.training import parallel
 from dlx.training import warm_start
@@ -103,9 +104,8 @@ def batch_regime_curve(run_dir):
   regimes: the first epoch (which holds the compilation) is counted as long as the
   second, so t_e = elapsed_e - elapsed_1 + (elapsed_2 - elapsed_1). Every epoch keeps
   its validation, the same work for every batch size."""
-  with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
-  rows = [r for r in rows if r["split"] == "validation" and "train_objective" in r]
+  rows = metric_writers.read_metrics(run_dir, "validation")
+  rows = [r for r in rows if "train_objective" in r]
   epochs, elapsed, objective = (
     [r[k] for r in rows] for k in ("epoch", "elapsed_s", "train_objective")
   )

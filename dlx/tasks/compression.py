@@ -9,7 +9,6 @@ and quantization experiments share.
 """
 
 import functools
-import json
 import os
 
 import jax
@@ -26,6 +25,7 @@ from dlx.ops import pruning
 from dlx.ops import quantization
 from dlx.tasks import classification
 from dlx.tools import model_stats
+from dlx.training import metric_writers
 from dlx.training import optim
 from dlx.training import warm_start
 from dlx.viz import plots
@@ -186,10 +186,8 @@ def test_accuracy(ctx, variables, apply=None) -> float:
 
 def _fine_tune_trajectory(workdir):
   """(sparsity, validation accuracy) at each validation of this run (metrics.jsonl)."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  with open(path) as f:
-    rows = [json.loads(line) for line in f]
-  return [(r["sparsity"], r["accuracy"]) for r in rows if r["split"] == "validation"]
+  rows = metric_writers.read_metrics(workdir, "validation")
+  return [(r["sparsity"], r["accuracy"]) for r in rows]
 
 
 def pruning_report(ctx):

@@ -33,7 +33,6 @@ naming the extra.
 
 import dataclasses
 import functools
-import json
 import os
 from typing import Callable
 
@@ -48,6 +47,7 @@ from dlx import losses
 from dlx.data import core
 from dlx.envs import cartpole
 from dlx.envs import replay
+from dlx.training import metric_writers
 from dlx.training import optim
 from dlx.training import steps
 from dlx.training import warm_start
@@ -498,15 +498,11 @@ def _best_params(ctx):
 
 def _read_curves(workdir, k):
   train, validation = [], []
-  path = os.path.join(workdir, "metrics.jsonl")
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        row = json.loads(line)
-        if row["split"] == "train" and "episode_return" in row:
-          train.append((row["step"] * k, row["episode_return"]))
-        elif row["split"] == "validation" and "mean_return" in row:
-          validation.append((row["step"] * k, row["mean_return"]))
+  for row in metric_writers.read_metrics(workdir):
+    if row["split"] == "train" and "episode_return" in row:
+      train.append((row["step"] * k, row["episode_return"]))
+    elif row["split"] == "validation" and "mean_return" in row:
+      validation.append((row["step"] * k, row["mean_return"]))
   return train, validation
 
 

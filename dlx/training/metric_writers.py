@@ -1,4 +1,5 @@
-"""Metric writers: console (absl logging), TensorBoard and `workdir/metrics.jsonl`."""
+"""Metric writers: console (absl logging), TensorBoard and `workdir/metrics.jsonl`; and
+`read_metrics`, the one reader of metrics.jsonl (loss curves, reports, sweeps use it)."""
 
 import json
 import os
@@ -62,6 +63,32 @@ class MetricWriter:
       self._tb.close()
     if self._jsonl:
       self._jsonl.close()
+
+
+def read_metrics(workdir_or_file, split: str | None = None) -> list[dict]:
+  """The rows of a run's metrics.jsonl (a workdir or the file itself), in file order,
+  only `split`'s when given; [] when there is no file. A line that is not a JSON object
+  (what a kill or a full disk can leave at the end) is skipped with a warning."""
+  path = str(workdir_or_file)
+  if os.path.isdir(path):
+    path = os.path.join(path, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  rows = []
+  with open(path) as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        row = None
+      if not isinstance(row, dict) or "split" not in row or "step" not in row:
+        logging.warning("%s:%d: skipping a torn or malformed line", path, number)
+        continue
+      if split is None or row["split"] == split:
+        rows.append(row)
+  return rows
 
 
 def mean_of(history):

@@ -4,7 +4,6 @@ learned first-layer filters and feature maps, plus helpers that pull those out o
 model."""
 
 from collections.abc import Mapping
-import json
 import math
 
 import numpy as np
@@ -39,15 +38,14 @@ def save_image_grid(images, path, num_columns=None, scale: int = 2):
   img.save(path)
 
 
-def plot_loss_curves(metrics_jsonl, path, metric="loss"):
-  """Train and validation `metric` against step, from a run's metrics.jsonl."""
+def plot_loss_curves(rows, path, metric="loss"):
+  """Train and validation `metric` against step, from a run's metrics.jsonl rows
+  (`dlx.training.metric_writers.read_metrics`)."""
   plt = viz.pyplot()
   curves = {}
-  with open(metrics_jsonl) as f:
-    for line in f:
-      row = json.loads(line)
-      if metric in row:
-        curves.setdefault(row["split"], {})[row["step"]] = row[metric]
+  for row in rows:
+    if metric in row:
+      curves.setdefault(row["split"], {})[row["step"]] = row[metric]
   fig, ax = plt.subplots(figsize=(6, 4))
   for split, points in sorted(curves.items()):
     steps = sorted(points)
