@@ -24,9 +24,8 @@ import jax.numpy as jnp
 from dlx.nn.blocks import DenseBlock
 from dlx.nn.blocks import TransitionBlock
 from dlx.nn.blocks import batch_norm
-from dlx.nn.blocks import conv_init
+from dlx.nn.blocks import image_stem
 from dlx.nn.blocks import require_nhwc
-from dlx.nn.blocks import torch_padding
 
 
 class DenseNet(nn.Module):
@@ -55,30 +54,7 @@ class DenseNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     require_nhwc(x, "DenseNet")
-    if self.stem == "imagenet":
-      x = nn.Conv(
-        self.num_init_features,
-        (7, 7),
-        strides=2,
-        padding=torch_padding(7),
-        use_bias=False,
-        kernel_init=conv_init,
-        name="stem_conv",
-      )(x)
-      x = nn.relu(batch_norm(train, name="stem_bn")(x))
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    elif self.stem == "cifar":
-      x = nn.Conv(
-        self.num_init_features,
-        (3, 3),
-        strides=self.stem_stride,
-        padding=torch_padding(3),
-        use_bias=False,
-        kernel_init=conv_init,
-        name="stem_conv",
-      )(x)
-    else:
-      raise ValueError(f"stem must be 'imagenet' or 'cifar', got {self.stem!r}")
+    x = image_stem(x, train, self.num_init_features, self.stem, self.stem_stride, normalize=False)
     for i, num_layers in enumerate(self.block_config):
       x = DenseBlock(num_layers, self.growth_rate, self.bn_size, name=f"denseblock{i + 1}")(
         x, train

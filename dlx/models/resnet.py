@@ -17,10 +17,8 @@ import jax.numpy as jnp
 
 from dlx.nn.blocks import BottleneckBlock
 from dlx.nn.blocks import ResidualBlock
-from dlx.nn.blocks import batch_norm
-from dlx.nn.blocks import conv_init
+from dlx.nn.blocks import image_stem
 from dlx.nn.blocks import require_nhwc
-from dlx.nn.blocks import torch_padding
 
 
 class ResNet(nn.Module):
@@ -39,31 +37,7 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     require_nhwc(x, "ResNet")
-    if self.stem == "imagenet":
-      x = nn.Conv(
-        self.width,
-        (7, 7),
-        strides=2,
-        padding=torch_padding(7),
-        use_bias=False,
-        kernel_init=conv_init,
-        name="stem_conv",
-      )(x)
-      x = nn.relu(batch_norm(train, name="stem_bn")(x))
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    elif self.stem == "cifar":
-      x = nn.Conv(
-        self.width,
-        (3, 3),
-        strides=self.stem_stride,
-        padding=torch_padding(3),
-        use_bias=False,
-        kernel_init=conv_init,
-        name="stem_conv",
-      )(x)
-      x = nn.relu(batch_norm(train, name="stem_bn")(x))
-    else:
-      raise ValueError(f"stem must be 'imagenet' or 'cifar', got {self.stem!r}")
+    x = image_stem(x, train, self.width, self.stem, self.stem_stride)
     for stage, num_blocks in enumerate(self.stage_sizes):
       for i in range(num_blocks):
         strides = 2 if stage > 0 and i == 0 else 1

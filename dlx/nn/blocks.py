@@ -75,6 +75,43 @@ def adaptive_avg_pool(x, output_size: Sequence[int]):
   return pool_axis(pool_axis(x, 1, out_h), 2, out_w)
 
 
+def image_stem(
+  x, train: bool, features: int, kind: str = "imagenet", stride: int = 1, normalize: bool = True
+):
+  """The first layers of the ImageNet-family networks, called inside a module's compact
+  `__call__` (the layers are that module's `stem_conv` and `stem_bn`).
+
+  kind='imagenet': 7x7/2 conv + BN + ReLU + 3x3/2 max pool (ResNet, DenseNet).
+  kind='cifar': 3x3 conv with `stride` (1 as in the papers' CIFAR models; 2 for a quarter
+  of the compute after it), then BN + ReLU when `normalize` (ResNet; DenseNet-BC's CIFAR
+  stem is the bare conv, since its first dense layer starts with BN-ReLU).
+  """
+  if kind == "imagenet":
+    x = nn.Conv(
+      features,
+      (7, 7),
+      strides=2,
+      padding=torch_padding(7),
+      use_bias=False,
+      kernel_init=conv_init,
+      name="stem_conv",
+    )(x)
+    x = nn.relu(batch_norm(train, name="stem_bn")(x))
+    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+  if kind == "cifar":
+    x = nn.Conv(
+      features,
+      (3, 3),
+      strides=stride,
+      padding=torch_padding(3),
+      use_bias=False,
+      kernel_init=conv_init,
+      name="stem_conv",
+    )(x)
+    return nn.relu(batch_norm(train, name="stem_bn")(x)) if normalize else x
+  raise ValueError(f"stem must be 'imagenet' or 'cifar', got {kind!r}")
+
+
 class ConvBNReLU(nn.Module):
   """Conv (no bias) -> BatchNorm -> ReLU, or Conv (bias) -> ReLU without BN.
 

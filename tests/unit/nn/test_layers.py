@@ -11,12 +11,14 @@ after copying the Flax weights (HWIO -> OIHW, NHWC <-> NCHW).
 import itertools
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from dlx.nn import activations
+from dlx.nn import blocks
 from dlx.nn import conv
 from dlx.nn import normalization
 from dlx.nn import pooling
@@ -590,3 +592,36 @@ def test_depthwise_conv2d_equals_grouped_convolution(strides, dilation, kernel):
 def test_depthwise_conv2d_rejects_a_mismatched_kernel():
   with pytest.raises(ValueError, match="expected"):
     conv.depthwise_conv2d(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 1, 4)))
+
+
+class _Stem(nn.Module):
+  kind: str
+  stride: int = 1
+  normalize: bool = True
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    return blocks.image_stem(x, train, 4, self.kind, self.stride, self.normalize)
+
+
+@pytest.mark.parametrize(
+  "kind, stride, normalize, shape, names",
+  [
+    ("imagenet", 1, True, (1, 8, 8, 4), {"stem_conv", "stem_bn"}),
+    ("cifar", 1, True, (1, 32, 32, 4), {"stem_conv", "stem_bn"}),
+    ("cifar", 2, False, (1, 16, 16, 4), {"stem_conv"}),
+  ],
+)
+def test_image_stem_shapes_and_layer_names(kind, stride, normalize, shape, names):
+  x = jnp.ones((1, 32, 32, 3))
+  stem = _Stem(kind, stride, normalize)
+  variables = stem.init(jax.random.key(0), x)
+  assert set(variables["params"]) == names
+  assert stem.apply(variables, x).shape == shape
+  if normalize:  # ReLU after BN: nothing negative comes out
+    assert float(stem.apply(variables, -x).min()) >= 0.0
+
+
+def test_image_stem_rejects_an_unknown_kind():
+  with pytest.raises(ValueError, match="'imagenet' or 'cifar'"):
+    _Stem("mnist").init(jax.random.key(0), jnp.ones((1, 8, 8, 1)))
