@@ -71,6 +71,7 @@ import numpy as np
 from dlx import errors
 from dlx.data import augment
 from dlx.data import core
+from dlx.data import pipeline
 from dlx.training import optim
 
 Config = ml_collections.ConfigDict
@@ -137,15 +138,23 @@ class RunContext:
   def outputs(
     self, data, batch_size: int | None = None, variables=None
   ) -> Iterator[tuple[dict, Any]]:
-    """(batch, model outputs in eval mode) over `data` (a split's arrays), in order;
-    the last batch may be smaller. `variables` default to the run's."""
+    """(batch, model outputs in eval mode) over `data` (a split's arrays), in order.
+    The model runs on batches padded to one size (`pipeline.padded_batches`: one compiled
+    program); the padding is dropped before yielding, so the last batch may be smaller.
+    `variables` default to the run's."""
     predict = self.predict or jax.jit(
       lambda variables, inputs: self.model.apply(variables, inputs, train=False)
     )
-    batch_size = batch_size or self.config.eval_batch_size
-    for start in range(0, core.num_examples(data), batch_size):
-      batch = core.take(data, slice(start, start + batch_size))
-      yield batch, predict(self.variables if variables is None else variables, batch["inputs"])
+    variables = self.variables if variables is None else variables
+    total = core.num_examples(data)
+    batch_size = min(batch_size or self.config.eval_batch_size, max(total, 1))
+    for batch, mask in pipeline.padded_batches(data, batch_size):
+      rows = int(mask.sum())
+      outputs = predict(variables, batch["inputs"])
+      if rows < batch_size:
+        batch = core.take(batch, slice(0, rows))
+        outputs = jax.tree.map(lambda x, r=rows: x[:r], outputs)
+      yield batch, outputs
 
 
 @dataclasses.dataclass(frozen=True)

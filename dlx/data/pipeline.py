@@ -90,6 +90,27 @@ def stream_batches(
     step += 1
 
 
+def padded_batches(
+  split: core.Split,
+  batch_size: int,
+  *,
+  num_examples: int | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Iterator[tuple[core.Split, np.ndarray]]:
+  """(batch, mask) over every example once, in order: the one way dlx runs a model over a
+  split. Every batch has `batch_size // process_count` rows (this process's share), the
+  last one padded by repeating the final example, so one compiled program serves all;
+  `mask` (1 = real, 0 = padding) marks the rows that count."""
+  n = core.num_examples(split)
+  if num_examples is not None:
+    n = min(n, num_examples)
+  local = batch_size // process_count
+  for start in range(0, n, batch_size):
+    index = np.arange(start + process_index * local, start + (process_index + 1) * local)
+    yield core.take(split, np.minimum(index, n - 1)), (index < n).astype(np.float32)
+
+
 def eval_batches(
   split: core.Split,
   batch_size: int,
@@ -98,16 +119,14 @@ def eval_batches(
   process_index: int = 0,
   process_count: int = 1,
 ) -> Iterator[core.Split]:
-  """Every example once, in order. The last batch is padded to full size and a `mask`
-  (1 = real, 0 = padding) marks which rows count, so one compiled step serves all."""
-  n = core.num_examples(split)
-  if num_examples is not None:
-    n = min(n, num_examples)
-  local = batch_size // process_count
-  for start in range(0, n, batch_size):
-    index = np.arange(start + process_index * local, start + (process_index + 1) * local)
-    mask = (index < n).astype(np.float32)
-    batch = core.take(split, np.minimum(index, n - 1))
+  """`padded_batches` with the mask inside each batch, as the evaluation step takes it."""
+  for batch, mask in padded_batches(
+    split,
+    batch_size,
+    num_examples=num_examples,
+    process_index=process_index,
+    process_count=process_count,
+  ):
     batch["mask"] = mask
     yield batch
 
@@ -124,8 +143,8 @@ def apply_in_chunks(fn: Callable, variables, *arrays, batch_size: int = 1000):
   if n == 0:
     raise ValueError("apply_in_chunks got arrays with 0 rows; nothing to apply fn to")
   parts = []
-  for batch in eval_batches(given, min(batch_size, n)):
-    rows = int(batch["mask"].sum())
+  for batch, mask in padded_batches(given, min(batch_size, n)):
+    rows = int(mask.sum())
     chunks = [None if a is None else batch[str(i)] for i, a in enumerate(arrays)]
     parts.append(jax.tree.map(lambda x, r=rows: np.asarray(x)[:r], fn(variables, *chunks)))
   return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)

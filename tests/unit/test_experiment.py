@@ -162,3 +162,36 @@ def test_eval_split_spreads_a_limited_split_over_the_whole_split():
     for count in {1, max(total - 1, 1), total}:
       picked = experiment.spread(total, count)
       assert len(np.unique(picked)) == count and picked.min() >= 0 and picked.max() < total
+
+
+def test_run_context_outputs_pad_to_one_shape_and_drop_the_padding():
+  """RunContext.outputs runs the model on padded batches of one size (one compiled
+  program) and yields only the real rows, in order."""
+  shapes = []
+
+  def predict(variables, inputs):
+    shapes.append(inputs.shape)
+    return {"double": inputs * variables, "first": inputs[:, 0]}
+
+  data_split = {"inputs": np.arange(14, dtype=np.float32).reshape(7, 2), "targets": np.arange(7)}
+  ctx = experiment.RunContext(
+    experiment=None,
+    config=config_lib.base_config(),
+    workdir="",
+    model=None,
+    variables=2.0,
+    dataset=None,
+    rng=None,
+    step=0,
+    predict=predict,
+  )
+  pairs = list(ctx.outputs(data_split, batch_size=3))
+  assert shapes == [(3, 2)] * 3
+  assert [len(batch["targets"]) for batch, _ in pairs] == [3, 3, 1]
+  np.testing.assert_array_equal(np.concatenate([b["targets"] for b, _ in pairs]), np.arange(7))
+  doubled = np.concatenate([np.asarray(o["double"]) for _, o in pairs])
+  np.testing.assert_array_equal(doubled, data_split["inputs"] * 2)
+  assert [len(o["first"]) for _, o in pairs] == [3, 3, 1]
+  # A split smaller than the batch runs as one batch of its own size.
+  shapes.clear()
+  assert len(list(ctx.outputs(data_split, batch_size=100))) == 1 and shapes == [(7, 2)]
