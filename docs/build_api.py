@@ -3,7 +3,8 @@ reference: `./launch.sh docs`.
 
 Two checks make it fail (exit status 1), each printing one line per problem:
   * a docstring names a dlx object that does not exist (a backticked `dlx.x.y`, e.g.
-    after a rename) or cites an anchor docs/curriculum.md lacks (`docs/curriculum.md#id`);
+    after a rename) or cites an item anchor docs/curriculum.md lacks (the path, `#` and an
+    id that is not there);
   * pdoc warns while rendering (a module it cannot import, a reference it cannot place).
 
   .venv/bin/python docs/build_api.py [--out docs/api] [--check_only]

@@ -1,11 +1,15 @@
-"""Spoken-word recognition (docs/curriculum.md#f23): the loss with a word error rate, and
-the report that draws log-mel spectrograms and counts the confusions.
+"""Spoken-digit recognition (docs/curriculum.md#f23): the loss with the digit error rate,
+and the report that draws log-mel spectrograms and counts the confusions.
 
-  word_classification  softmax cross-entropy, accuracy and error_rate = 1 - accuracy per
-                       utterance (one word each, so this is the word error rate)
+  word_classification  softmax cross-entropy, accuracy and digit_error_rate
   spectrogram_report   SPECTROGRAM_PLOT: the model's log-mel input for a few test
-                       utterances with the word and the prediction; per-word test error
-                       rates and the most frequent confusions
+                       utterances with the word and the prediction; the test error rate
+                       of each digit and the most frequent confusions
+
+digit_error_rate = 1 - accuracy: the fraction of utterances, each one spoken digit,
+whose digit the model names wrongly. It is a classification error, not an ASR word
+error rate (edit distance over a transcript): with exactly one word per utterance and
+one label per prediction there are no insertions or deletions to count.
 """
 
 import os
@@ -20,9 +24,10 @@ SPECTROGRAM_PLOT = "spectrograms.png"
 
 
 def word_classification(logits, batch):
-  """classification's loss and accuracy, plus error_rate = 1 - accuracy."""
+  """classification's loss and accuracy, plus digit_error_rate = 1 - accuracy (per
+  utterance: 1 where the spoken digit was named wrongly)."""
   result = classification.classification(logits, batch)
-  return {**result, "error_rate": 1.0 - result["accuracy"]}
+  return {**result, "digit_error_rate": 1.0 - result["accuracy"]}
 
 
 def plot_spectrograms(features, titles, path, frame_seconds: float | None = None):
@@ -53,8 +58,9 @@ def plot_spectrograms(features, titles, path, frame_seconds: float | None = None
 def spectrogram_report(ctx, num_confusions: int = 5):
   """Writes SPECTROGRAM_PLOT (the first test utterance of each of up to
   `config.num_spectrograms` words (default 10), as the model's front end sees it) and
-  returns per-word test error rates, the `num_confusions` most frequent (word, taken
-  for, count) and the error rate."""
+  returns the test digit error rate, the error rate of each digit (the fraction of its
+  utterances named wrongly) and the `num_confusions` most frequent (word, taken for,
+  count)."""
   words = ctx.dataset.info["class_names"]
   num_examples = ctx.config.get("num_spectrograms", 10)
   labels, predictions = [], []
@@ -81,11 +87,11 @@ def spectrogram_report(ctx, num_confusions: int = 5):
     if i != j and confusion[i, j]
   ]
   top = sorted(off_diagonal, key=lambda c: (-c[0], c[1], c[2]))[:num_confusions]
-  per_word = confusion.sum(1) - np.diag(confusion)
+  wrong = confusion.sum(1) - np.diag(confusion)
   totals = np.maximum(confusion.sum(1), 1)
   return {
     "plot": SPECTROGRAM_PLOT,
-    "error_rate": float(np.mean(labels != predictions)),
-    "per_word_error_rate": {w: float(per_word[i] / totals[i]) for i, w in enumerate(words)},
+    "digit_error_rate": float(np.mean(labels != predictions)),
+    "per_digit_error_rate": {w: float(wrong[i] / totals[i]) for i, w in enumerate(words)},
     "top_confusions": [[w, p, int(n)] for n, w, p in top],
   }

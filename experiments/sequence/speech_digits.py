@@ -13,12 +13,14 @@ standardised per utterance), masks 2 spans of up to 10 frames and 2 of up to 6 b
 training (SpecAugment), runs two strided 1-D convolutions over time (81 frames -> 21
 steps), a 2-layer pre-norm Transformer encoder (64 wide, 4 heads) and a classifier on
 the time-averaged encoding; 105k parameters, AdamW, 2000 steps of 64.
-`test.error_rate` is 1 - accuracy: the word error rate of single words.
+`test.digit_error_rate` is 1 - accuracy: the fraction of test utterances (one spoken
+digit each) whose digit is named wrongly, a classification error rate (there are no
+sentences, so no ASR word error rate).
 
 The report draws the log-mel input of one test utterance per word with its prediction
-(spectrograms.png) and lists per-word error rates and the most frequent confusions.
+(spectrograms.png) and lists each digit's error rate and the most frequent confusions.
 
-Measured (default config, seed 0): test word error rate 0.016 (accuracy 98.4%; bar
+Measured (default config, seed 0): test digit error rate 0.016 (accuracy 98.4%; bar
 0.05), validation 0.020, train 0.0007; most errors are "five" heard as "nine" (7 of the
 16). Without SpecAugment and with 60 training speakers the test error was 0.024.
 12 min wall beside other jobs, 2.4 min of CPU.
@@ -72,7 +74,7 @@ def get_config(arg=None):
   config.log_every_steps = 100
   config.eval_every_steps = 500
   config.checkpoint_every_steps = 1000
-  config.best_metric = "error_rate"
+  config.best_metric = "digit_error_rate"
   config.best_mode = "min"
   config.optimizer.name = "adamw"
   config.optimizer.learning_rate = 1e-3
@@ -116,4 +118,4 @@ def get_dataset(config, data_dir):
 loss = speech_task.word_classification
 final_report = speech_task.spectrogram_report
 OUTPUTS = (speech_task.SPECTROGRAM_PLOT,)
-TARGETS = {"test.error_rate": ("<=", 0.05)}
+TARGETS = {"test.digit_error_rate": ("<=", 0.05)}

@@ -145,7 +145,7 @@ def missing_tfds(tmp_path_factory):
 
 def test_missing_tfds_data_fails_with_one_line(missing_tfds):
   # The speed of the failure (no download retries) is asserted in-process in
-  # tests/test_data.py; this subprocess also pays interpreter and TF imports, so its
+  # tests/unit/data/test_data.py; this subprocess also pays interpreter and TF imports, so its
   # wall time depends on machine load and is not asserted here.
   done, _ = missing_tfds
   assert done.returncode != 0
