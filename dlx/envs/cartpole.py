@@ -5,8 +5,8 @@ Anderson, 1983) with the same equations, constants and limits as gymnasium's
 
 dlx carries its own copy, though gymnax has one, because gymnax's package imports every
 environment it ships (one of them imports seaborn and scipy.stats): about 1.5 s of CPU,
-a fifth of a smoke test's budget. tests/unit/tasks/test_rl.py checks this one against
-gymnasium's NumPy CartPole and against gymnax's, step by step.
+a fifth of a smoke test's budget. tests/unit/envs/test_cartpole.py checks this one
+against gymnasium's NumPy CartPole and against gymnax's, step by step.
 
 A state is a dict {'physics': (x, x_dot, theta, theta_dot), 'time': steps taken}; `step`
 resets a finished episode at once (auto-reset) and returns the observation that ended

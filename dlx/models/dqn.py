@@ -5,7 +5,7 @@ Besides its parameters, the agent owns state that training must carry and a chec
 must hold: the target network's parameters and whatever `memory(rng)` makes (the replay
 buffer, the environment's state). `init` creates them as extra variable collections, so
 they sit in the trainer's `model_state` beside the parameters; the model's forward pass
-never reads them, the experiment's train step does (dlx/tasks/rl.py).
+never reads them, the experiment's train step does (dlx/tasks/rl/agent.py).
 """
 
 from typing import Callable, Optional, Sequence

@@ -2,8 +2,9 @@
 computed on the accelerator (e.g. clustering or projecting a model's embeddings).
 
 K-means alternates assigning each point to its nearest centroid and moving each centroid
-to the mean of its points (Lloyd's algorithm), from k-means++ seeding. PCA takes the top
-right-singular vectors of the centred data, the top eigenvectors of its covariance.
+to the mean of its points (Lloyd's algorithm), from k-means++ seeding (the best of several
+seedings: `kmeans_restarts`). PCA takes the top right-singular vectors of the centred
+data, the top eigenvectors of its covariance.
 """
 
 import functools
@@ -155,6 +156,31 @@ def kmeans_inertia(x: jax.Array, centroids: jax.Array, assignments=None) -> jax.
   if assignments is None:
     assignments = jnp.argmin(squared_distances(x, centroids), 1)
   return jnp.sum((x - centroids[assignments]) ** 2)
+
+
+@jax.jit  # one compiled call per shape: op by op, every op would compile apart
+def _inertia_and_nearest(x, queries, centroids, assignments):
+  nearest = jnp.argmin(squared_distances(queries, centroids), 1)
+  return kmeans_inertia(x, centroids, assignments), nearest
+
+
+def kmeans_restarts(
+  x: jax.Array, k: int, rng: jax.Array, restarts: int, queries: jax.Array
+) -> tuple[float, jax.Array, jax.Array]:
+  """(inertia, assignments (n,), query assignments (m,)) of the best of `restarts` k-means
+  runs on x, each from the k-means++ seeding of one of jax.random.split(rng, restarts):
+  Lloyd's iterations find a local minimum, so the lowest inertia is kept (the first on a
+  tie). `queries` (m, d) go to the nearest of the kept centroids (e.g. test points, the
+  centroids fitted on the train points alone)."""
+  if restarts < 1:
+    raise errors.ConfigError(f"restarts must be >= 1, got {restarts}")
+  best = None
+  for key in jax.random.split(rng, restarts):
+    centroids, assignments = kmeans(x, k, key)
+    inertia, nearest = _inertia_and_nearest(x, queries, centroids, assignments)
+    if best is None or float(inertia) < best[0]:
+      best = (float(inertia), assignments, nearest)
+  return best
 
 
 @functools.partial(jax.jit, static_argnames="n_components")

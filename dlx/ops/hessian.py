@@ -1,6 +1,7 @@
 """Hessian analysis (docs/curriculum.md#c6): Hessian-vector products, the full Hessian of
 small models, extreme eigenvalues of large ones by Lanczos, the classification of critical
-points, escaping a saddle along negative curvature, and the spectral density.
+points, escaping a saddle along negative curvature, and the spectral density (with the
+extremes, on a grid spanning them: `extremes_and_density`).
 
 Every function takes a scalar function `f(params)` of a parameter pytree (a loss with its
 batch bound in, e.g. `lambda p: loss(model.apply(p, x), y)`). Nothing here forms the
@@ -349,3 +350,32 @@ def spectral_density(
     values, vectors = _tridiagonal_eigh(alphas, betas)
     density = density + _smoothed_density(values, vectors[0] ** 2, grid, sigma)
   return density / num_probes
+
+
+def extremes_and_density(
+  f: Callable[[PyTree], jax.Array],
+  params: PyTree,
+  k: int,
+  rng: jax.Array,
+  *,
+  grid_points: int,
+  num_iters: Optional[int] = None,
+  density_iters: Optional[int] = None,
+  density_probes: int = 4,
+  args: tuple = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """(top (k,), bottom (k,), grid, density) in float64: the k extreme eigenvalues at each
+  end (`extreme_eigenvalues`, `num_iters` Lanczos steps) and the spectral density
+  (`spectral_density`, `density_probes` runs of `density_iters` steps) on `grid_points`
+  points from the smallest to the largest eigenvalue with a margin of 5% of that range
+  on each side. `rng` is split in two, one key for each estimate; `args` as in
+  `extreme_eigenvalues` (one compiled Hessian-vector product serves both)."""
+  extremes_rng, density_rng = jax.random.split(rng)
+  eig = extreme_eigenvalues(f, params, k, extremes_rng, num_iters=num_iters, args=args)
+  top, bottom = np.asarray(eig.top, np.float64), np.asarray(eig.bottom, np.float64)
+  margin = 0.05 * max(top[0] - bottom[0], 1e-6)
+  grid = np.linspace(bottom[0] - margin, top[0] + margin, grid_points)
+  density = spectral_density(
+    f, params, density_rng, grid, num_iters=density_iters, num_probes=density_probes, args=args
+  )
+  return top, bottom, grid, np.asarray(density, np.float64)

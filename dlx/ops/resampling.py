@@ -1,7 +1,8 @@
 """Resampling (docs/curriculum.md#d5): k-fold splits (optionally stratified), bootstrap
-samples and percentile confidence intervals, and combining the predictions of bagged
-models. Index bookkeeping on the host in NumPy, seeded, so a split or an interval is
-reproducible from its seed; training the k or bagged models is the caller's loop.
+samples (as indices or as per-example counts) and percentile confidence intervals, and
+combining the predictions of bagged models. Index bookkeeping on the host in NumPy,
+seeded, so a split or an interval is reproducible from its seed; training the k or bagged
+models is the caller's loop.
 """
 
 from typing import Callable, NamedTuple, Optional
@@ -66,6 +67,14 @@ def bootstrap_indices(n: int, num_samples: int, seed: int) -> np.ndarray:
   """
   _check_resampling(n, num_samples)
   return np.concatenate(list(_index_chunks(n, num_samples, seed)))
+
+
+def bootstrap_weights(n: int, num_samples: int, seed: int) -> np.ndarray:
+  """(n, num_samples) float32: how often each example appears in each of the
+  `bootstrap_indices(n, num_samples, seed)` resamples; 0 = out of bag. Weighting the
+  examples of the full sample by column m is training on resample m."""
+  rows = bootstrap_indices(n, num_samples, seed)
+  return np.stack([np.bincount(row, minlength=n) for row in rows], 1).astype(np.float32)
 
 
 class ConfidenceInterval(NamedTuple):

@@ -8,7 +8,7 @@ the out-of-bag accuracy.
 
 Why one run trains all ten: the members are one model (dlx.models.ensemble, parameters
 stacked by nn.vmap), and a member's resample is a per-example count in train['weights']
-(dlx.tasks.analysis.with_bootstrap_weights), so the generic step, the trainer's loop,
+(dlx.tasks.classic.bagging.with_bootstrap_weights), so the generic step, the trainer's loop,
 checkpoints and resume serve the ensemble unchanged; no custom step, no loop in a hook.
 """
 
@@ -16,7 +16,7 @@ from dlx import config as config_lib
 from dlx import data
 from dlx.models import ensemble
 from dlx.models import mlp
-from dlx.tasks import analysis
+from dlx.tasks.classic import bagging
 
 
 def get_config(arg=None):
@@ -44,9 +44,9 @@ def get_model(config):
 def get_dataset(config, data_dir):
   del data_dir
   digits = data.load("digits", seed=config.seed)
-  return analysis.with_bootstrap_weights(digits, config.bagging.num_members, config.seed)
+  return bagging.with_bootstrap_weights(digits, config.bagging.num_members, config.seed)
 
 
-loss = analysis.bagging_loss
-final_report = analysis.bagging_report
+loss = bagging.loss
+final_report = bagging.final_report
 TARGETS = {"report.ensemble_gain": (">", 0.0)}

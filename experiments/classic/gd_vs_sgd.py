@@ -16,8 +16,8 @@ that of batch 1, far past its stability limit 2 / (largest Hessian eigenvalue).
 from dlx import config as config_lib
 from dlx import data
 from dlx.models import mlp
-from dlx.tasks import analysis
 from dlx.tasks import classification
+from dlx.tasks.classic import batch_regimes
 
 
 def get_config(arg=None):
@@ -47,6 +47,6 @@ def get_dataset(config, data_dir):
 
 
 loss = classification.classification
-evaluate = analysis.batch_regime_evaluate
-final_report = analysis.batch_regime_report
-OUTPUTS = (analysis.BATCH_REGIMES_PLOT,)
+evaluate = batch_regimes.evaluate
+final_report = batch_regimes.final_report
+OUTPUTS = (batch_regimes.PLOT,)

@@ -11,8 +11,8 @@ trained run to read and analyses its own weights.
 
 from dlx import config as config_lib
 from dlx import experiment as experiment_lib
-from dlx.tasks import analysis
 from dlx.tasks import classification
+from dlx.tasks.classic import hessian
 
 _TRAINED = experiment_lib.load("lenet5_mnist")  # the model and data of the run it reads
 
@@ -20,12 +20,12 @@ _TRAINED = experiment_lib.load("lenet5_mnist")  # the model and data of the run 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
   config = _TRAINED.get_config(config_lib.SMOKE if config_lib.SMOKE in args else None)
-  return analysis.hessian_config(config)
+  return hessian.configure(config)
 
 
 get_model = _TRAINED.get_model
 get_dataset = _TRAINED.get_dataset
 loss = classification.classification
-final_report = analysis.hessian_report
-OUTPUTS = (analysis.HESSIAN_PLOT,)
+final_report = hessian.final_report
+OUTPUTS = (hessian.PLOT,)
 STARTS_FROM = {"init_from": "lenet5_mnist"}

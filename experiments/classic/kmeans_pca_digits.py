@@ -14,8 +14,8 @@ cumulative explained variance).
 from dlx import config as config_lib
 from dlx import data
 from dlx.models import mlp
-from dlx.tasks import analysis
 from dlx.tasks import classification
+from dlx.tasks.classic import pca_kmeans
 
 
 def get_config(arg=None):
@@ -39,9 +39,9 @@ def get_model(config):
 
 def get_dataset(config, data_dir):
   del data_dir
-  return analysis.pca_dataset(data.load("digits", seed=config.seed), config.num_components)
+  return pca_kmeans.pca_dataset(data.load("digits", seed=config.seed), config.num_components)
 
 
 loss = classification.classification
-final_report = analysis.pca_kmeans_report
-OUTPUTS = (analysis.PCA_PLOT,)
+final_report = pca_kmeans.final_report
+OUTPUTS = (pca_kmeans.PLOT,)

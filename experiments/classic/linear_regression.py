@@ -9,8 +9,8 @@ whether it is within `tolerance`, and both test MSEs.
 
 from dlx import config as config_lib
 from dlx.models import mlp
-from dlx.tasks import analysis
 from dlx.tasks import regression
+from dlx.tasks.classic import least_squares
 
 
 def get_config(arg=None):
@@ -38,11 +38,11 @@ def get_model(config):
 
 def get_dataset(config, data_dir):
   del data_dir
-  return analysis.linear_data(
+  return least_squares.linear_data(
     num_features=config.num_features, noise=config.noise, seed=config.seed
   )
 
 
 loss = regression.regression
-final_report = analysis.least_squares_report
+final_report = least_squares.final_report
 TARGETS = {"report.max_parameter_difference": ("<", 1e-3)}

@@ -3,7 +3,7 @@ cross-entropy, with an L2 penalty (l2 / 2) ||W||^2 on the weights, trained full-
 On two moons its boundary is a line, which cannot follow the moons (89% test accuracy
 measured). `:iris` fits the three iris species. The report puts scikit-learn's
 LogisticRegression, fitted to the same split with the same penalty (C from
-dlx.tasks.analysis.sklearn_c), beside it.
+dlx.tasks.classic.logistic.sklearn_c), beside it.
 
   ./launch.sh logistic_regression
   ./launch.sh logistic_regression:iris
@@ -12,8 +12,8 @@ dlx.tasks.analysis.sklearn_c), beside it.
 from dlx import config as config_lib
 from dlx import data
 from dlx.models import mlp
-from dlx.tasks import analysis
 from dlx.tasks import classification
+from dlx.tasks.classic import logistic
 
 _TRAIN_SIZES = {"two_moons": 600, "iris": 90}  # 60% of 1,000 and of 150
 
@@ -47,6 +47,6 @@ def get_dataset(config, data_dir):
 
 
 loss = classification.classification
-make_optimizer = analysis.l2_optimizer
-final_report = analysis.sklearn_logistic_report
+make_optimizer = logistic.make_optimizer
+final_report = logistic.final_report
 TARGETS = {"report.accuracy_difference": (">=", -0.01)}

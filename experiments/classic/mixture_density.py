@@ -4,13 +4,8 @@ softmax of logits, each precision as P P^T with P lower triangular and a positiv
 (exponentiated) diagonal. The report fits the same mixture by EM (from random training
 points) and by scikit-learn's GaussianMixture (same K, full covariances, k-means start)
 and compares the test mean log-likelihoods; density.png draws all three densities over
-the training points.
-
-Measured (5,000 points split 60/20/20, seed 0; test mean log-likelihood in nats/point):
-  two_moons, K = 8:  gradient descent -1.029, scikit-learn -1.028 (gap -0.001), EM -1.062
-  spirals, K = 24:   gradient descent -0.619, scikit-learn -0.601 (gap -0.018), EM -0.599
-EM never lowered the training likelihood. Gradient descent lands in a local optimum as
-EM does; from random means it matched the k-means-started scikit-learn fit within 0.02.
+the training points. Expected: a test mean log-likelihood of about -1.029 nats/point on
+two moons, level with scikit-learn's (experiments/classic/README.md has the measurements).
 
   ./launch.sh mixture_density                 # two_moons
   ./launch.sh mixture_density:spirals        # K = 24

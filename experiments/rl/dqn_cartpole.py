@@ -12,21 +12,19 @@ buffer, the environment's state and the target network live in the train state, 
 killed run resumes exactly. Validation plays 300 greedy episodes and keeps the best
 checkpoint by their mean return (DQN's returns oscillate); the report scores it on 100
 other episodes (`report.mean_return`; 500 is the maximum) and draws learning_curve.png
-(returns against environment steps). See dlx/tasks/rl.py.
+(returns against environment steps). See dlx/tasks/rl/.
 
-Measured (default config, 150k environment steps): seed 0 reaches 500 on every one of
-the 100 test episodes (best checkpoint at 70k steps; the final parameters also 500);
-seed 2 too (best at 87.5k; final 461). Tuning (with gymnax's CartPole, before dlx had
-its own): after 100k steps the best checkpoints scored 500, 500, 390 (seeds 0-2, Adam
-5e-4) and 495, 500, 500, 498 (seeds 0-3, Adam 2.5e-4); 150k steps at 2.5e-4 gave 500 for
-seeds 0, 2, 3 and 4.
+Expected: a mean return of 500 (the maximum) on the 100 test episodes after the default
+150k environment steps (experiments/rl/README.md has the measurements and the tuning).
 
   ./launch.sh dqn_cartpole
 """
 
 from dlx import config as config_lib
 from dlx.models import dqn
-from dlx.tasks import rl
+from dlx.tasks.rl import agent
+from dlx.tasks.rl import episodes
+from dlx.tasks.rl import transitions
 
 
 def get_config(arg=None):
@@ -79,19 +77,19 @@ def get_config(arg=None):
 
 
 def get_model(config):
-  return dqn.QNetwork(**config_lib.model_kwargs(config), memory=rl.initial_memory(config))
+  return dqn.QNetwork(**config_lib.model_kwargs(config), memory=agent.initial_memory(config))
 
 
 def get_dataset(config, data_dir):
   del data_dir  # the environment is the data
-  return rl.make_stream(config)
+  return transitions.make_stream(config)
 
 
-get_loss = rl.get_loss
-make_optimizer = rl.make_optimizer
-make_train_step = rl.make_dqn_step
-evaluate = rl.evaluate
-final_report = rl.report
+get_loss = transitions.get_loss
+make_optimizer = agent.make_optimizer
+make_train_step = agent.make_train_step
+evaluate = episodes.evaluate
+final_report = episodes.final_report
 
 OUTPUTS = ("learning_curve.png",)
 TARGETS = {"report.mean_return": (">=", 500.0)}

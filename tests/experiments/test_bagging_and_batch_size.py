@@ -11,7 +11,8 @@ from dlx import experiment
 from dlx import losses
 from dlx import train
 from dlx.ops import resampling
-from dlx.tasks import analysis
+from dlx.tasks.classic import bagging
+from dlx.tasks.classic import batch_regimes
 from tests import conftest
 
 
@@ -27,14 +28,14 @@ def _train(name, tmp_path, **overrides):
 
 def test_bootstrap_weights_give_the_resample_objective():
   n, members, seed = 50, 4, 3
-  weights = analysis.bootstrap_weights(n, members, seed)
+  weights = resampling.bootstrap_weights(n, members, seed)
   rows = resampling.bootstrap_indices(n, members, seed)  # (members, n) resampled rows
   for m in range(members):
     np.testing.assert_array_equal(weights[:, m], np.bincount(rows[m], minlength=n))
   rng = np.random.default_rng(0)
   logits = rng.standard_normal((n, members, 5)).astype(np.float32)
   labels = rng.integers(0, 5, n).astype(np.int32)
-  weighted = jax.jit(analysis.bagging_loss)(logits, {"targets": labels, "weights": weights})
+  weighted = jax.jit(bagging.loss)(logits, {"targets": labels, "weights": weights})
   member_ce = jax.jit(losses.softmax_cross_entropy)(
     logits, np.broadcast_to(labels[:, None], (n, members))
   )
@@ -63,7 +64,7 @@ def test_smaller_batches_reach_a_lower_loss_per_epoch(tmp_path):
     losses_after[batch_size] = results["report"]["final_train_objective"]
   report = results["report"]
   assert report["compared_runs"] == ["batch_size=32", "batch_size=1258"]
-  assert (tmp_path / "batch_size=32" / analysis.BATCH_REGIMES_PLOT).is_file()
+  assert (tmp_path / "batch_size=32" / batch_regimes.PLOT).is_file()
   # 3 GD updates against 117 mini-batch updates in the same 3 epochs.
   assert losses_after[32] < 0.5 * losses_after[1258]
   rows = conftest.read_jsonl(tmp_path / "batch_size=32" / "metrics.jsonl")

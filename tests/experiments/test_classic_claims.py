@@ -14,7 +14,8 @@ from dlx import experiment
 from dlx import losses
 from dlx import train
 from dlx.data import pipeline
-from dlx.tasks import analysis
+from dlx.tasks.classic import hessian
+from dlx.tasks.classic import logistic
 
 
 def _train(name, tmp_path, arg=None, **overrides):
@@ -110,7 +111,7 @@ def test_sklearn_c_gives_the_same_optimum(num_classes):
   x = rng.standard_normal((n, 3))
   y = rng.integers(0, num_classes, n)
   fit = linear_model.LogisticRegression(
-    C=analysis.sklearn_c(l2, n, num_classes), tol=1e-10, max_iter=10_000
+    C=logistic.sklearn_c(l2, n, num_classes), tol=1e-10, max_iter=10_000
   ).fit(x, y)
   if num_classes == 2:  # one vector: split it as the softmax's optimum does
     kernel = np.stack([-fit.coef_[0], fit.coef_[0]], 1) / 2
@@ -136,6 +137,6 @@ def test_fresh_init_is_the_trainers_init():
   sample = np.zeros((2, 2), np.float32)
   init = train.create_init_fn(model, exp.make_optimizer(config, 1), sample, config.seed)
   expected = jax.jit(init)(jax.random.PRNGKey(config.seed))
-  ours = analysis.fresh_init(model, sample, config.seed)
+  ours = hessian.fresh_init(model, sample, config.seed)
   for a, b in zip(jax.tree.leaves(ours["params"]), jax.tree.leaves(expected.params)):
     np.testing.assert_array_equal(a, b)

@@ -99,6 +99,18 @@ def test_kmeans_jits_with_random_init():
     np.testing.assert_allclose(centroids[c], x[assignments == c].mean(0), rtol=1e-4, atol=1e-4)
 
 
+def test_kmeans_restarts_keeps_the_lowest_inertia():
+  x = jnp.asarray(_overlapping_blobs(), jnp.float32)
+  inertia, assignments, query_assignments = clustering.kmeans_restarts(x, 4, _key(2), 3, x[:7])
+  runs = [clustering.kmeans(x, 4, key) for key in jax.random.split(_key(2), 3)]
+  inertias = [float(clustering.kmeans_inertia(x, c, a)) for c, a in runs]
+  assert inertia == pytest.approx(min(inertias), rel=1e-6)
+  best_centroids, best_assignments = runs[int(np.argmin(inertias))]
+  np.testing.assert_array_equal(assignments, best_assignments)
+  # Queries go to the nearest kept centroid: a training point to its own cluster.
+  np.testing.assert_array_equal(query_assignments, best_assignments[:7])
+
+
 def test_pca_matches_sklearn(x64):
   rng = np.random.default_rng(3)
   x = rng.standard_normal((200, 6)) @ rng.standard_normal((6, 6)) + rng.standard_normal(6)
@@ -145,6 +157,7 @@ def test_cluster_purity():
     lambda x: clustering.pca(x, 4),
     lambda x: clustering.pca(x[:1], 1),
     lambda x: clustering.cluster_purity([0, 1], [0]),
+    lambda x: clustering.kmeans_restarts(x, 2, _key(0), 0, x),
   ],
 )
 def test_bad_arguments_raise_config_error(call):

@@ -227,6 +227,22 @@ def test_spectral_density_matches_the_smoothed_spectrum(x64):
   assert half == pytest.approx(0.5, abs=0.06)
 
 
+def test_extremes_and_density_span_the_spectrum(x64):
+  eigenvalues = np.linspace(-1.0, 3.0, 40)
+  f, _, _ = _quadratic(eigenvalues, seed=4)
+  top, bottom, grid, density = hessian.extremes_and_density(
+    f, jnp.zeros(40), 2, _key(5), grid_points=201, num_iters=40, density_iters=40
+  )
+  # 40 Lanczos steps on 40 parameters: exact extremes.
+  np.testing.assert_allclose(top, [3.0, eigenvalues[-2]], atol=1e-8)
+  np.testing.assert_allclose(bottom, [-1.0, eigenvalues[1]], atol=1e-8)
+  assert all(a.dtype == np.float64 for a in (top, bottom, grid, density))
+  # The grid runs 5% of the range past each extreme; the density has all its mass on it.
+  assert grid.shape == density.shape == (201,)
+  np.testing.assert_allclose([grid[0], grid[-1]], [-1.2, 3.2], atol=1e-8)
+  assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-3)
+
+
 @pytest.mark.parametrize(
   "call",
   [

@@ -69,6 +69,15 @@ def test_bootstrap_indices():
   assert distinct == pytest.approx(1 - (1 - 1 / 1000) ** 1000, abs=0.005)
 
 
+def test_bootstrap_weights_count_each_resamples_draws():
+  weights = resampling.bootstrap_weights(50, 4, seed=3)
+  assert weights.shape == (50, 4) and weights.dtype == np.float32
+  rows = resampling.bootstrap_indices(50, 4, seed=3)
+  for m in range(4):
+    np.testing.assert_array_equal(weights[:, m], np.bincount(rows[m], minlength=50))
+  np.testing.assert_array_equal(weights.sum(0), 50)  # n draws per resample
+
+
 def test_bootstrap_interval_of_a_mean_is_the_normal_interval():
   sample = np.random.default_rng(0).normal(2.0, 3.0, 10_000)
   ci = resampling.bootstrap_confidence_interval(sample, num_resamples=2000, seed=1)

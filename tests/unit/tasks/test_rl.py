@@ -1,9 +1,7 @@
-"""DQN (dlx/tasks/rl.py): TD targets and the epsilon schedule on hand-computed cases,
-dlx's JAX CartPole (dlx/envs/cartpole.py) against gymnasium's and gymnax's step by step,
-and exact resume of the agent's whole state (parameters, target network, replay buffer,
-environment)."""
-
-import sys
+"""DQN (dlx/tasks/rl/): the Bellman residual on a hand-computed case, one-line config
+errors, exact resume of the agent's whole state (parameters, target network, replay
+buffer, environment) and greedy episodes against gymnasium. (The TD arithmetic:
+tests/unit/ops/test_q_learning.py; CartPole: tests/unit/envs/test_cartpole.py.)"""
 
 import gymnasium
 import jax
@@ -16,36 +14,16 @@ from dlx import experiment
 from dlx import losses
 from dlx import train
 from dlx.models import dqn
-from dlx.tasks import rl
+from dlx.tasks.rl import agent
+from dlx.tasks.rl import episodes
+from dlx.tasks.rl import transitions
 from dlx.training import checkpoint
 from tests import conftest
 
 
-def test_epsilon_decays_linearly_then_stays():
-  eps = lambda t: float(rl.epsilon(t, start=1.0, end=0.05, decay_steps=100))
-  assert eps(0) == 1.0
-  assert eps(50) == pytest.approx(0.525)
-  assert eps(100) == pytest.approx(0.05) and eps(10_000) == pytest.approx(0.05)
-
-
-def test_td_target_by_hand():
-  rewards = jnp.array([1.0, 0.5])
-  terminated = jnp.array([0.0, 1.0])
-  next_q_target = jnp.array([[1.0, 3.0], [2.0, 0.0]])
-  # DQN: r + 0.9 max_a Q_target(s', a); a terminal transition keeps only r.
-  np.testing.assert_allclose(
-    rl.td_targets(rewards, terminated, next_q_target, 0.9), [1.0 + 0.9 * 3.0, 0.5]
-  )
-  # Double DQN: the online net picks a* = (0, 1); the target net values it: 1.0 and 0.0.
-  next_q_online = jnp.array([[5.0, 0.0], [0.0, 5.0]])
-  np.testing.assert_allclose(
-    rl.td_targets(rewards, terminated, next_q_target, 0.9, next_q_online), [1.0 + 0.9 * 1.0, 0.5]
-  )
-
-
 def test_bellman_residual_by_hand():
   config = experiment.load("dqn_cartpole").config("smoke")
-  loss = rl.get_loss(config)  # gamma 0.99, Huber delta 1
+  loss = transitions.get_loss(config)  # gamma 0.99, Huber delta 1
   outputs = jnp.array([[[2.0, 0.5], [1.0, 4.0]]])  # Q(s) and Q(s') of one transition
   batch = {"action": jnp.array([1]), "reward": jnp.array([1.0]), "terminated": jnp.array([0.0])}
   values = loss(outputs, batch)
@@ -55,75 +33,11 @@ def test_bellman_residual_by_hand():
   np.testing.assert_allclose(values["q_max"], [2.0])
 
 
-def _random_episode(env, state, seed, reference_step):
-  """Steps `env` (a dlx.tasks.rl.Env) from `state` with random actions beside
-  `reference_step(action) -> (observation, reward, terminated, truncated)` until the
-  pole falls, comparing every step; returns the number of steps."""
-  actions = np.random.default_rng(seed).integers(0, 2, 200)
-  step = jax.jit(env.step)
-  for t, action in enumerate(actions):
-    expected, reward, terminated, truncated = reference_step(int(action))
-    _, state, got_reward, got_terminated, got_truncated, final = step(
-      jax.random.PRNGKey(t), state, jnp.asarray(action)
-    )
-    np.testing.assert_allclose(final, expected, atol=1e-5)
-    assert float(got_reward) == reward
-    assert (bool(got_terminated), bool(got_truncated)) == (terminated, truncated)
-    if terminated:
-      return t + 1
-  raise AssertionError("a random policy drops the pole within 200 steps")
-
-
-def test_cartpole_steps_as_gymnasium_does():
-  env = rl.make_env("CartPole-v1")
-  reference = gymnasium.make("CartPole-v1")
-  assert env.max_steps == reference.spec.max_episode_steps == 500
-  assert env.num_actions == reference.action_space.n == 2
-  for seed in range(3):
-    reference.reset(seed=seed)
-    obs, state = env.reset(jax.random.PRNGKey(seed))
-    assert np.all(np.abs(obs) <= 0.05)
-    reference.unwrapped.state = np.asarray(obs, np.float64)
-    _random_episode(env, state, seed, lambda a: reference.step(a)[:4])
-
-
-@pytest.mark.slow  # importing gymnax (all its environments) takes seconds
-def test_cartpole_matches_gymnax():
-  """gymnax's CartPole-v1 (the [rl] extra) from the same start state agrees too."""
-  gymnax = pytest.importorskip("gymnax", reason="gymnax comes with pip install -e .[rl]")
-  env = rl.make_env("CartPole-v1")
-  other, params = gymnax.make("CartPole-v1")
-  obs, state = env.reset(jax.random.PRNGKey(0))
-  _, other_state = other.reset(jax.random.PRNGKey(0), params)
-  other_state = other_state.replace(x=obs[0], x_dot=obs[1], theta=obs[2], theta_dot=obs[3])
-  box = {"state": other_state}
-
-  def reference_step(action):
-    _, box["state"], reward, terminated, truncated, info = other.step(
-      jax.random.PRNGKey(1), box["state"], action, params
-    )
-    return info["final_observation"], float(reward), bool(terminated), bool(truncated)
-
-  _random_episode(env, state, 0, reference_step)
-  # Other gymnax environments come through the same interface (dict states).
-  acrobot = rl.make_env("Acrobot-v1")
-  obs, state = acrobot.reset(jax.random.PRNGKey(0))
-  out = jax.jit(acrobot.step)(jax.random.PRNGKey(1), state, jnp.asarray(0))
-  assert out[0].shape == obs.shape and isinstance(out[1], dict) and acrobot.num_actions == 3
-
-
-def test_gymnax_environments_by_name_need_the_extra(monkeypatch):
-  monkeypatch.setitem(sys.modules, "gymnax", None)  # Python's way to block an import
-  rl.make_env.cache_clear()
-  with pytest.raises(errors.UserError, match=r"pip install -e \.\[rl\]"):
-    rl.make_env("Acrobot-v1")
-
-
 def test_bad_config_is_one_line():
   config = experiment.load("dqn_cartpole").config("smoke")
   config.gamma = 1.5
   with pytest.raises(errors.ConfigError, match="gamma"):
-    rl.check_config(config)
+    agent.check_config(config)
 
 
 def _agent():
@@ -185,7 +99,7 @@ def test_greedy_returns_of_a_fixed_policy():
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))["params"]
   params = jax.tree.map(jnp.zeros_like, params)
   params["Dense_1"]["bias"] = jnp.array([1.0, 0.0])
-  returns = rl.greedy_returns(
+  returns = episodes.greedy_returns(
     model, params, "CartPole-v1", 16, jax.random.PRNGKey(1), fast_compile=True
   )
   reference = gymnasium.make("CartPole-v1")
