@@ -4,10 +4,10 @@ docs/curriculum.md#f11).
 A backbone (YOLOv1's Darknet-like stem and stages, dlx/models/yolo.py) brings the image
 to a stride-8 feature map; a 3x3 convolution and two sibling 1x1 convolutions then score
 every anchor of every cell for objectness (one logit) and regress its box deltas
-(dx, dy, dw, dh, as `dlx.ops.boxes.encode_deltas`). Anchors, their assignment and the
-sampled loss live in dlx/tasks/detection.py: the network only knows how many anchors a
-cell has. Both 1x1 layers start near 0 (std 0.01, as the paper), so every proposal
-starts at its anchor.
+(dx, dy, dw, dh, as `dlx.ops.boxes.encode_deltas`). Anchors and their assignment live in
+dlx/ops/boxes.py, the sampled loss in dlx/tasks/detection/rpn.py: the network only knows
+how many anchors a cell has. Both 1x1 layers start near 0 (std 0.01, as the paper), so
+every proposal starts at its anchor.
 """
 
 from typing import Sequence

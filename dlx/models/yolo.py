@@ -1,7 +1,7 @@
 """YOLOv1 (Redmon et al., 2016; docs/curriculum.md#f10): one network pass maps an image to
 an S x S grid whose cells each predict B boxes (x, y, w, h, confidence) and C class
 scores, an (N, S, S, B*5 + C) output read by `dlx.losses.yolo_v1_loss` (#b11) and
-decoded in dlx/tasks/detection.py.
+decoded by `dlx.ops.boxes.decode_yolo_predictions` (dlx/tasks/detection/yolo.py).
 
 A small Darknet-like backbone (a 7x7 stride-2 stem and stages of 3x3 conv, batch norm
 and leaky ReLU 0.1, with 2x2 max pools, as the paper's network at a fraction of its

@@ -1,5 +1,8 @@
 """Box operations for detection (docs/curriculum.md#f10, #f11): areas and IoU, box
-encodings, non-maximum suppression, anchors, RoI pooling and RoI align.
+encodings, non-maximum suppression, anchors, RoI pooling and RoI align; and the
+detectors' non-learned array math: anchor assignment and sampling and region proposals
+(Faster R-CNN's RPN), YOLOv1's grid targets, their decoding and detections
+(dlx/tasks/detection/ holds the losses and evaluation around them).
 
 Boxes are (x1, y1, x2, y2) in pixels with x1 <= x2 and y1 <= y2; a pixel (row r, column c)
 covers [c, c + 1) x [r, r + 1). Everything is pure JAX with static shapes, so it jits and
@@ -16,6 +19,10 @@ where they occur:
   * `roi_pool` / `roi_align` take channels-last (N, H, W, C) features, like the rest of
     dlx, and return (K, out_h, out_w, C);
   * `roi_align` with an adaptive sampling ratio caps the per-bin grid at a static size.
+
+The detector-specific functions (`anchor_labels`, `sample_anchors`, `propose`,
+`encode_yolo_targets`, `decode_yolo_predictions`, `yolo_detect`) are tested on
+hand-built cases in the same test file.
 """
 
 import functools
@@ -483,3 +490,204 @@ def _roi_align(features, boxes, out_h, out_w, spatial_scale, adaptive, aligned, 
     return pooled / count
 
   return jax.vmap(align_one)(boxes)
+
+
+# ------------------------------------------------------------------ anchor assignment
+
+
+def anchor_labels(anchors, boxes, valid, positive_iou: float = 0.7, negative_iou: float = 0.3):
+  """Faster R-CNN's anchor assignment for one image (docs/curriculum.md#f11).
+
+  An anchor is positive (1) if its IoU with some object is >= positive_iou, or if it is
+  an object's best anchor (all anchors tied at that object's highest IoU, as
+  torchvision's `allow_low_quality_matches`, so that every object has a positive);
+  negative (0) if its IoU with every object is < negative_iou; ignored (-1) otherwise.
+
+  Args:
+    anchors: (A, 4); boxes: (M, 4) objects; valid: (M,) bool (padding is no object).
+
+  Returns:
+    (labels (A,) int32, matched (A,) int32: the index of the object with the highest IoU,
+    whose box a positive anchor regresses to).
+  """
+  iou = box_iou(anchors, boxes)  # (A, M)
+  iou = jnp.where(jnp.asarray(valid, bool)[None, :], iou, -1.0)
+  best = jnp.max(iou, axis=1)
+  matched = jnp.argmax(iou, axis=1).astype(jnp.int32)
+  labels = jnp.where(best >= positive_iou, 1, jnp.where(best < negative_iou, 0, -1))
+  object_best = jnp.max(iou, axis=0)  # (M,); -1 for padding
+  best_of_object = (iou == object_best[None, :]) & (object_best[None, :] > 0)
+  labels = jnp.where(jnp.any(best_of_object, axis=1), 1, labels)
+  return labels.astype(jnp.int32), matched
+
+
+def _random_subset(rng, candidates, size: int, limit=None):
+  """A uniformly random subset of the True entries of `candidates` (A,), of at most
+  `size` (static) entries, and at most `limit` (traced) if given: random scores, top-k."""
+  size = min(size, candidates.shape[0])
+  scores = jnp.where(candidates, jax.random.uniform(rng, candidates.shape), -1.0)
+  top_scores, top = jax.lax.top_k(scores, size)
+  take = top_scores >= 0
+  if limit is not None:
+    take &= jnp.arange(size) < limit
+  return jnp.zeros(candidates.shape, bool).at[top].set(take)
+
+
+def sample_anchors(rng, labels, num_samples: int = 256, positive_fraction: float = 0.5):
+  """(positive mask, negative mask), each (A,) bool, from `anchor_labels`' labels: up to
+  num_samples * positive_fraction random positives, then random negatives filling up to
+  num_samples (fewer where there are not enough). Static shapes: random scores and top-k,
+  no boolean indexing."""
+  pos_rng, neg_rng = jax.random.split(rng)
+  positive = _random_subset(pos_rng, labels == 1, int(num_samples * positive_fraction))
+  negative = _random_subset(
+    neg_rng, labels == 0, num_samples, limit=num_samples - jnp.sum(positive)
+  )
+  return positive, negative
+
+
+@functools.partial(jax.jit, static_argnames=("image_size", "num_proposals", "pre_nms_top_k"))
+def propose(
+  logits,
+  deltas,
+  anchors,
+  *,
+  image_size: tuple,
+  num_proposals: int = 100,
+  pre_nms_top_k: int = 600,
+  iou_threshold: float = 0.7,
+  min_size: float = 1.0,
+):
+  """Region proposals per image (docs/curriculum.md#f11): anchors moved by their deltas,
+  clipped to the image, boxes narrower or lower than `min_size` dropped, the
+  `pre_nms_top_k` best by objectness kept, NMS at `iou_threshold`, then the
+  `num_proposals` best. logits (N, A), deltas (N, A, 4), anchors (A, 4) ->
+  {'boxes' (N, P, 4), 'scores' (N, P) logits, 'valid' (N, P)}, best first."""
+  height, width = image_size
+  limit = jnp.asarray([width, height, width, height], jnp.float32)
+  boxes = jnp.clip(decode_deltas(anchors[None], deltas), 0.0, limit)
+  top_k = min(pre_nms_top_k, logits.shape[1])
+
+  def one_image(b, s):
+    s, top = jax.lax.top_k(s, top_k)
+    b = b[top]
+    big_enough = ((b[:, 2] - b[:, 0]) >= min_size) & ((b[:, 3] - b[:, 1]) >= min_size)
+    keep, ok = nms(b, s, iou_threshold, num_proposals, valid=big_enough)
+    return b[keep], s[keep], ok
+
+  out_boxes, out_scores, ok = jax.vmap(one_image)(boxes, logits)
+  return {"boxes": out_boxes, "scores": out_scores, "valid": ok}
+
+
+# ------------------------------------------------------------------ YOLOv1 grid encoding
+
+
+def encode_yolo_targets(boxes, labels, valid, grid_size: int, num_classes: int, image_size):
+  """Boxes -> YOLOv1 targets (N, S, S, 5 + C) = [x, y, w, h, obj, one-hot class]
+  (docs/curriculum.md#f10).
+
+  The cell holding a box's centre is responsible for it; x, y are the centre's offset
+  within that cell (in cells, [0, 1)), w, h the box's size relative to the image. A cell
+  holds one object: where two centres share a cell the larger box wins (ties: the
+  first), the other is lost, as in YOLOv1.
+
+  Args:
+    boxes: (N, M, 4) x1, y1, x2, y2 pixels; labels (N, M) ints; valid (N, M) bool.
+    grid_size: S (static). num_classes: C (static).
+    image_size: (height, width) in pixels.
+  """
+  boxes = jnp.asarray(boxes, jnp.float32)
+  valid = jnp.asarray(valid, bool)
+  height, width = image_size
+  s = grid_size
+  cx = (boxes[..., 0] + boxes[..., 2]) / 2 / width
+  cy = (boxes[..., 1] + boxes[..., 3]) / 2 / height
+  w = (boxes[..., 2] - boxes[..., 0]) / width
+  h = (boxes[..., 3] - boxes[..., 1]) / height
+  col = jnp.clip(jnp.floor(cx * s), 0, s - 1)
+  row = jnp.clip(jnp.floor(cy * s), 0, s - 1)
+  cell = (row * s + col).astype(jnp.int32)  # (N, M)
+  in_cell = (cell[..., None] == jnp.arange(s * s)) & valid[..., None]  # (N, M, S*S)
+  winner = jnp.argmax(jnp.where(in_cell, (w * h)[..., None], -1.0), axis=1)  # (N, S*S)
+  occupied = jnp.any(in_cell, axis=1)
+  one_hot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+  per_object = jnp.concatenate(
+    [jnp.stack([cx * s - col, cy * s - row, w, h, jnp.ones_like(w)], -1), one_hot], -1
+  )  # (N, M, 5 + C)
+  targets = jnp.take_along_axis(per_object, winner[..., None], axis=1)
+  targets = jnp.where(occupied[..., None], targets, 0.0)
+  return targets.reshape(boxes.shape[0], s, s, 5 + num_classes)
+
+
+def decode_yolo_predictions(predictions, num_boxes: int, num_classes: int, image_size):
+  """YOLOv1 outputs (N, S, S, B*5 + C) -> (boxes (N, S*S*B, 4) x1 y1 x2 y2 pixels,
+  confidence (N, S*S*B), class scores (N, S*S*B, C)), boxes in cell-major order, each
+  box with its cell's class scores. Raw values: negative sizes become 0. The targets of
+  `encode_yolo_targets` (B = 1) decode back to the boxes they encode."""
+  predictions = jnp.asarray(predictions)
+  n, s = predictions.shape[0], predictions.shape[1]
+  if predictions.shape[1:] != (s, s, num_boxes * 5 + num_classes):
+    raise errors.ConfigError(
+      f"predictions must be (N, S, S, {num_boxes * 5 + num_classes}), got {predictions.shape}"
+    )
+  height, width = image_size
+  b = predictions[..., : num_boxes * 5].reshape(n, s, s, num_boxes, 5)
+  col = jnp.arange(s, dtype=b.dtype)[None, None, :, None]
+  row = jnp.arange(s, dtype=b.dtype)[None, :, None, None]
+  cx = (col + b[..., 0]) / s * width
+  cy = (row + b[..., 1]) / s * height
+  half_w = jnp.maximum(b[..., 2], 0.0) * width / 2
+  half_h = jnp.maximum(b[..., 3], 0.0) * height / 2
+  corners = jnp.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=-1)
+  classes = jnp.broadcast_to(
+    predictions[..., None, num_boxes * 5 :], (n, s, s, num_boxes, num_classes)
+  )
+  return (
+    corners.reshape(n, -1, 4),
+    b[..., 4].reshape(n, -1),
+    classes.reshape(n, -1, num_classes),
+  )
+
+
+@functools.partial(
+  jax.jit,
+  static_argnames=("num_boxes", "num_classes", "image_size", "max_detections", "pre_nms_top_k"),
+)
+def yolo_detect(
+  predictions,
+  *,
+  num_boxes: int,
+  num_classes: int,
+  image_size: tuple,
+  score_threshold: float = 0.01,
+  iou_threshold: float = 0.5,
+  max_detections: int = 100,
+  pre_nms_top_k: int = 300,
+):
+  """YOLOv1 outputs -> detections {'boxes' (N, D, 4), 'scores', 'classes', 'valid'
+  (N, D)} with D = max_detections, best first.
+
+  Every box is a candidate for every class, scored as in the paper by
+  Pr(class | object) x confidence (each clipped to [0, 1], as the linear outputs may
+  stray); boxes are clipped to the image. The `pre_nms_top_k` best (box, class) pairs
+  with a score above `score_threshold` go through class-wise NMS (`batched_nms`)."""
+  boxes, confidence, class_scores = decode_yolo_predictions(
+    predictions, num_boxes, num_classes, image_size
+  )
+  height, width = image_size
+  limit = jnp.asarray([width, height, width, height], boxes.dtype)
+  boxes = jnp.clip(boxes, 0.0, limit)
+  scores = jnp.clip(confidence, 0.0, 1.0)[..., None] * jnp.clip(class_scores, 0.0, 1.0)
+  n, k = scores.shape[:2]
+  flat_scores = scores.reshape(n, k * num_classes)
+  top_k = min(pre_nms_top_k, k * num_classes)
+  top_scores, top = jax.lax.top_k(flat_scores, top_k)  # (N, top_k)
+  top_boxes = jnp.take_along_axis(boxes, (top // num_classes)[..., None], axis=1)
+  top_classes = (top % num_classes).astype(jnp.int32)
+
+  def one_image(b, sc, cl):
+    keep, ok = batched_nms(b, sc, cl, iou_threshold, max_detections, valid=sc > score_threshold)
+    return b[keep], sc[keep], cl[keep], ok
+
+  out_boxes, out_scores, out_classes, ok = jax.vmap(one_image)(top_boxes, top_scores, top_classes)
+  return {"boxes": out_boxes, "scores": out_scores, "classes": out_classes, "valid": ok}

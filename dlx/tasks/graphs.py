@@ -3,7 +3,7 @@ the report that puts an edge-blind baseline beside the GNN.
 
   graph_classification  softmax cross-entropy on one label per graph, with accuracy
   node_classification   the same per real node, averaged over each graph's nodes
-  baseline_report       trains `dlx.models.gnn.BagOfNodes` (the GNN's widths, no edges) with
+  final_report          trains `dlx.models.gnn.BagOfNodes` (the GNN's widths, no edges) with
                         the run's optimizer, batch size and steps on the same train split,
                         and reports its test accuracy beside the GNN's: what message
                         passing adds over the node features alone
@@ -16,6 +16,7 @@ import numpy as np
 from dlx import config as config_lib
 from dlx import losses
 from dlx.data import core
+from dlx.data import pipeline
 from dlx.models import gnn
 from dlx.tasks import classification
 from dlx.training import optim
@@ -42,12 +43,18 @@ LOSSES = {"graph": graph_classification, "node": node_classification}
 
 def split_accuracy(predict, params, split, loss_fn, batch_size: int) -> float:
   """The mean per-example 'accuracy' of `loss_fn` over a whole split, as the trainer's
-  evaluation averages it."""
-  total, n = 0.0, core.num_examples(split)
-  for start in range(0, n, batch_size):
-    batch = core.take(split, slice(start, start + batch_size))
-    total += float(jnp.sum(loss_fn(predict(params, batch["inputs"]), batch)["accuracy"]))
-  return total / n
+  evaluation averages it (`pipeline.apply_in_chunks`: padded rows are dropped)."""
+  keys = sorted(split["inputs"])
+
+  def accuracy(params, targets, *inputs):
+    batch = {"inputs": dict(zip(keys, inputs)), "targets": targets}
+    return loss_fn(predict(params, batch["inputs"]), batch)["accuracy"]
+
+  inputs = [split["inputs"][k] for k in keys]
+  values = pipeline.apply_in_chunks(
+    accuracy, params, split["targets"], *inputs, batch_size=batch_size
+  )
+  return float(np.sum(values, dtype=np.float64)) / core.num_examples(split)
 
 
 def train_model(model, train, loss_fn, *, optimizer_config, num_steps, batch_size, seed):
@@ -89,7 +96,7 @@ def baseline_model(config, info) -> gnn.BagOfNodes:
   )
 
 
-def baseline_report(ctx):
+def final_report(ctx):
   """Test accuracy of the trained GNN beside the bag-of-nodes baseline's, trained with the
   same optimizer, batch size, steps and seed on the same split, and their difference."""
   config, dataset = ctx.config, ctx.dataset

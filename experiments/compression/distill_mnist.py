@@ -11,21 +11,22 @@ the student alone comes from the teacher.
 """
 
 from dlx import config as config_lib
-from dlx.tasks import compression
+from dlx.tasks.compression import common
+from dlx.tasks.compression import distillation
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
-  config = compression.mnist_config(epochs=50.0, hidden=(800, 800), dropout_rate=0.0)
+  config = common.mnist_config(epochs=50.0, hidden=(800, 800), dropout_rate=0.0)
   config.temperature = 20.0
   config.alpha = 0.9  # weight of the soft (teacher) term
   if config_lib.SMOKE in args:
-    compression.smoke_mlp(config)
+    common.smoke_mlp(config)
   return config
 
 
-get_model = compression.mlp_model
-get_dataset = compression.mnist_dataset
-get_loss = compression.distillation
+get_model = common.mlp_model
+get_dataset = common.mnist_dataset
+get_loss = distillation.get_loss
 STARTS_FROM = {"teacher": "mlp_teacher_mnist"}
 TARGETS = {"test.accuracy": (">=", 0.98)}

@@ -1,10 +1,10 @@
 """Magnitude pruning of LeNet-300-100 (Han et al., 2015; docs/curriculum.md#g2): start
-from a trained dense run (experiments/compression/lenet300_mnist.py), raise the sparsity of the
-weight matrices to 92% (12.5x fewer weights; Han et al.: 12x, 1.59% error against the
-dense 1.64%) along a cubic schedule while fine-tuning, keeping pruned weights at zero
-through the optimizer, then fine-tune with the masks fixed. Reports per-layer sparsity,
-the test accuracy beside the dense run's, and sparsity_curve.png (one-shot pruning of the
-dense run without fine-tuning, against this run's path).
+from a trained dense run (experiments/compression/lenet300_mnist.py), raise the sparsity of
+the weight matrices to 92% (12.5x fewer weights; Han et al.: 12x) along a cubic schedule
+while fine-tuning, keeping pruned weights at zero through the optimizer, then fine-tune
+with the masks fixed. Reports per-layer sparsity, the test accuracy beside the dense
+run's, and sparsity_curve.png (one-shot pruning of the dense run without fine-tuning,
+against this run's path).
 
   ./launch.sh lenet300_mnist --data_dir=../shared/tfds            # the dense run, once
   ./launch.sh prune_lenet300_mnist --data_dir=../shared/tfds --config.init_from=runs/lenet300_mnist
@@ -13,15 +13,16 @@ dense run without fine-tuning, against this run's path).
 
 from dlx import config as config_lib
 from dlx.tasks import classification
-from dlx.tasks import compression
+from dlx.tasks.compression import common
+from dlx.tasks.compression import pruning
 
 _DENSE = config_lib.model_config(hidden=(300, 100), dropout_rate=0.0)  # lenet300_mnist's
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg, ("layerwise",))
-  config = compression.mnist_config(epochs=40.0, **_DENSE)
-  compression.pruning_config(config, sparsity=0.92)
+  config = common.mnist_config(epochs=40.0, **_DENSE)
+  pruning.pruning_config(config, sparsity=0.92)
   if "layerwise" in args:
     config.pruning.scope = "layerwise"
   # The dense run's AdamW (decoupled weight decay 0.05) at half its learning rate. Measured
@@ -32,17 +33,17 @@ def get_config(arg=None):
   config.eval_every_steps = 500
   config.best_metric = ""  # the sparsity rises during the run: keep the final model
   if config_lib.SMOKE in args:
-    compression.smoke_mlp(config, **{"pruning.every": 1})
+    common.smoke_mlp(config, **{"pruning.every": 1})
   return config
 
 
-get_model = compression.mlp_model
-get_dataset = compression.mnist_dataset
+get_model = common.mlp_model
+get_dataset = common.mnist_dataset
 loss = classification.classification
-make_optimizer = compression.pruning_optimizer
-evaluate = compression.pruning_evaluate
-final_report = compression.pruning_report
-OUTPUTS = compression.PRUNING_OUTPUTS
+make_optimizer = pruning.make_optimizer
+evaluate = pruning.evaluate
+final_report = pruning.final_report
+OUTPUTS = pruning.OUTPUTS
 STARTS_FROM = {"init_from": "lenet300_mnist"}
 TARGETS = {
   "report.sparsity": (">=", 0.9166),  # 12x fewer weights

@@ -15,7 +15,7 @@ the FLOPs that saves (dlx.tools.model_stats).
 from dlx import config as config_lib
 from dlx import experiment as experiment_lib
 from dlx.tasks import classification
-from dlx.tasks import compression
+from dlx.tasks.compression import pruning
 
 STRUCTURED = "structured"
 _DENSE = experiment_lib.load("lenet5_mnist")  # the model and data of the run it prunes
@@ -27,7 +27,7 @@ def get_config(arg=None):
   # Sparsity reaches 92% after 40% of the run, leaving 12 epochs to recover with the masks
   # fixed. Measured (test accuracy, dense 99.07%): 10 epochs with the ramp over 60%:
   # 98.76%; 20 epochs: 98.86%; 20 at lr 1e-3: 98.94%; this default: 98.98%.
-  compression.pruning_config(config, sparsity=0.92, fraction_of_training=0.4)
+  pruning.pruning_config(config, sparsity=0.92, fraction_of_training=0.4)
   config.num_epochs = 20.0
   config.eval_every_steps = 500
   config.optimizer.learning_rate = 5e-4  # a fine-tune: gentler than the dense run's 2e-3
@@ -45,9 +45,9 @@ def get_config(arg=None):
 get_model = _DENSE.get_model
 get_dataset = _DENSE.get_dataset
 loss = classification.classification
-make_optimizer = compression.pruning_optimizer
-evaluate = compression.pruning_evaluate
-final_report = compression.pruning_report
-OUTPUTS = compression.PRUNING_OUTPUTS
+make_optimizer = pruning.make_optimizer
+evaluate = pruning.evaluate
+final_report = pruning.final_report
+OUTPUTS = pruning.OUTPUTS
 STARTS_FROM = {"init_from": "lenet5_mnist"}
 TARGETS = {"report.sparsity": (">=", 0.9166), "report.accuracy_drop": ("<=", 0.001)}

@@ -12,7 +12,7 @@ their max or their 99.99th percentile.
 from dlx import config as config_lib
 from dlx import experiment as experiment_lib
 from dlx.tasks import classification
-from dlx.tasks import compression
+from dlx.tasks.compression import quantization
 
 _FLOAT = experiment_lib.load("lenet5_mnist")  # the model and data of the run it reads
 
@@ -20,12 +20,12 @@ _FLOAT = experiment_lib.load("lenet5_mnist")  # the model and data of the run it
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
   config = _FLOAT.get_config(config_lib.SMOKE if config_lib.SMOKE in args else None)
-  return compression.quantization_config(config)
+  return quantization.quantization_config(config)
 
 
 get_model = _FLOAT.get_model
 get_dataset = _FLOAT.get_dataset
 loss = classification.classification
-final_report = compression.quantization_report
+final_report = quantization.final_report
 STARTS_FROM = {"init_from": "lenet5_mnist"}
 TARGETS = {"report.int8_per_channel_drop": ("<", 0.005)}  # under half a point

@@ -10,7 +10,7 @@ convolutions and three dense layers of a trained experiments/vision/vgg_fashion_
 
 from dlx import config as config_lib
 from dlx import experiment as experiment_lib
-from dlx.tasks import compression
+from dlx.tasks.compression import quantization
 
 _FLOAT = experiment_lib.load("vgg_fashion_mnist")  # the model and data of the run it reads
 
@@ -18,12 +18,12 @@ _FLOAT = experiment_lib.load("vgg_fashion_mnist")  # the model and data of the r
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
   config = _FLOAT.get_config(config_lib.SMOKE if config_lib.SMOKE in args else None)
-  return compression.quantization_config(config)
+  return quantization.quantization_config(config)
 
 
 get_model = _FLOAT.get_model
 get_dataset = _FLOAT.get_dataset
 get_loss = _FLOAT.get_loss
-final_report = compression.quantization_report
+final_report = quantization.final_report
 STARTS_FROM = {"init_from": "vgg_fashion_mnist"}
 TARGETS = {"report.int8_per_channel_drop": ("<", 0.005)}

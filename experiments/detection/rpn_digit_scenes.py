@@ -9,13 +9,14 @@ objectness cross-entropy, smooth L1 on the positives' deltas. Reports the recall
 """
 
 from dlx import config as config_lib
-from dlx.models import rpn
-from dlx.tasks import detection
+from dlx.models import rpn as rpn_model
+from dlx.tasks.detection import rpn
+from dlx.tasks.detection import scenes
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
-  config = detection.rpn_config()
+  config = rpn.base_config()
   config.model = config_lib.model_config(
     num_anchors=9, features=(32, 64), convs_per_stage=1, stem_features=16, head_features=128
   )
@@ -36,16 +37,13 @@ def get_config(arg=None):
 
 
 def get_model(config):
-  return rpn.RPN(**config_lib.model_kwargs(config))
+  return rpn_model.RPN(**config_lib.model_kwargs(config))
 
 
-def get_augment(config):
-  return detection.rpn_augment(config)
-
-
-get_dataset = detection.get_dataset
-get_loss = detection.get_rpn_loss
-evaluate = detection.evaluate_proposals
-final_report = detection.rpn_final_report
-OUTPUTS = detection.RPN_OUTPUTS
+get_dataset = scenes.get_dataset
+get_loss = rpn.get_loss
+get_augment = rpn.get_augment
+evaluate = rpn.evaluate
+final_report = rpn.final_report
+OUTPUTS = rpn.OUTPUTS
 TARGETS = {"test.recall_at_50": (">=", 0.95)}

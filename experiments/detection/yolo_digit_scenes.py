@@ -7,13 +7,14 @@ NMS, per-class AP, and detections.png (true boxes in colour, predictions in whit
 """
 
 from dlx import config as config_lib
-from dlx.models import yolo
-from dlx.tasks import detection
+from dlx.models import yolo as yolo_model
+from dlx.tasks.detection import scenes
+from dlx.tasks.detection import yolo
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
-  config = detection.yolo_config()
+  config = yolo.base_config()
   config.model = config_lib.model_config(
     grid_size=6,
     num_boxes=2,
@@ -50,13 +51,13 @@ def get_config(arg=None):
 
 
 def get_model(config):
-  return yolo.YOLOv1(**config_lib.model_kwargs(config))
+  return yolo_model.YOLOv1(**config_lib.model_kwargs(config))
 
 
-get_dataset = detection.get_dataset
-get_loss = detection.get_loss
-get_augment = detection.get_augment
-evaluate = detection.evaluate
-final_report = detection.final_report
-OUTPUTS = detection.OUTPUTS
+get_dataset = scenes.get_dataset
+get_loss = yolo.get_loss
+get_augment = scenes.get_augment
+evaluate = yolo.evaluate
+final_report = yolo.final_report
+OUTPUTS = yolo.OUTPUTS
 TARGETS = {"test.map50": (">=", 0.85)}

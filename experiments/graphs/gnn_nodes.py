@@ -1,12 +1,12 @@
 """Node classification with a GCN (docs/curriculum.md#f25) on contextual stochastic block
 models: each example is a graph of 48 nodes in 3 blocks, edges fall mostly within a block
 (p 0.3 inside, 0.02 across) and a node's 8 features are its block's unit vector plus noise
-N(0, I), too much to classify it from its own features alone (the best such rule gets
-about 62%). Two layers of Kipf & Welling's convolution average over two hops of
-neighbours, most of them in the node's block. The report trains the bag-of-nodes baseline
-(a per-node MLP of the same widths, no edges) with the same budget beside it.
+N(0, I), too much to classify it from its own features alone. Two layers of Kipf &
+Welling's convolution average over two hops of neighbours, most of them in the node's
+block. The report trains the bag-of-nodes baseline (a per-node MLP of the same widths,
+no edges) with the same budget beside it.
 
-Measured (default config, seed 0): test accuracy 0.93, baseline 0.64.
+Expected: test accuracy about 0.93, well above the baseline.
 
   ./launch.sh gnn_nodes
 """
@@ -60,5 +60,5 @@ def get_dataset(config, data_dir):
 
 
 loss = graphs.node_classification
-final_report = graphs.baseline_report
+final_report = graphs.final_report
 TARGETS = {"test.accuracy": (">=", 0.9), "report.accuracy_gain": (">=", 0.2)}

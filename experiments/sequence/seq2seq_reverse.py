@@ -13,12 +13,13 @@ anti-diagonal of a reversal. `--config.model.attention=luong`,
 
 from dlx import config as config_lib
 from dlx.models import seq2seq as seq2seq_models
-from dlx.tasks import seq2seq
+from dlx.tasks.seq2seq import common
+from dlx.tasks.seq2seq import recurrent
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
-  config = seq2seq.seq2seq_config("reverse")
+  config = common.seq2seq_config("reverse")
   config.vocab_size = config.num_symbols + 3  # + PAD, BOS, EOS
   config.model = config_lib.model_config(
     source_vocab=config.get_ref("vocab_size"),
@@ -30,7 +31,7 @@ def get_config(arg=None):
   config.num_train_steps = 3000
   config.eval_every_steps = 500
   if config_lib.SMOKE in args:
-    seq2seq.smoke(config)
+    common.smoke(config)
   return config
 
 
@@ -38,19 +39,9 @@ def get_model(config):
   return seq2seq_models.Seq2Seq(**config_lib.model_kwargs(config))
 
 
-def _attention(model, variables, inputs):
-  _, weights = model.apply(variables, inputs, return_attention=True)
-  return weights
-
-
-get_dataset = seq2seq.seq2seq_dataset
-loss = seq2seq.sequence_loss
-
-
-def final_report(ctx):
-  return seq2seq.seq2seq_report(ctx, _attention)
-
-
-OUTPUTS = seq2seq.OUTPUTS
+get_dataset = common.seq2seq_dataset
+loss = common.sequence_loss
+final_report = recurrent.final_report
+OUTPUTS = common.OUTPUTS
 # Held-out strings of the training lengths, exact match (= greedy decoding's).
 TARGETS = {"test.sequence_accuracy": (">=", 0.99), "report.test.sequence_accuracy": (">=", 0.99)}

@@ -12,16 +12,17 @@ shuffled word each output position reads.
 """
 
 from dlx import config as config_lib
-from dlx.tasks import seq2seq
+from dlx.tasks.seq2seq import common
+from dlx.tasks.seq2seq import transformer
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
-  config = seq2seq.seq2seq_config("reorder")
+  config = common.seq2seq_config("reorder")
   config.max_words = 8
   config.max_vocab = 2000
   config.vocab_size = 2000
-  seq2seq.transformer_model_config(
+  transformer.model_config(
     config,
     max_length=32,
     num_layers=3,
@@ -34,13 +35,13 @@ def get_config(arg=None):
   config.num_train_steps = 3000
   config.eval_every_steps = 500
   if config_lib.SMOKE in args:
-    seq2seq.smoke(config)
+    common.smoke(config)
   return config
 
 
-get_model = seq2seq.transformer_model
-get_dataset = seq2seq.seq2seq_dataset
-loss = seq2seq.sequence_loss
-final_report = seq2seq.transformer_report
-OUTPUTS = seq2seq.OUTPUTS
+get_model = transformer.get_model
+get_dataset = common.seq2seq_dataset
+loss = common.sequence_loss
+final_report = transformer.final_report
+OUTPUTS = common.OUTPUTS
 TARGETS = {"test.sequence_accuracy": (">=", 0.45)}  # measured 48.2% (validation 49.5%)

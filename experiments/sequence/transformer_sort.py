@@ -11,15 +11,16 @@ attends to the input positions holding that symbol.
 """
 
 from dlx import config as config_lib
-from dlx.tasks import seq2seq
+from dlx.tasks.seq2seq import common
+from dlx.tasks.seq2seq import transformer
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
-  config = seq2seq.seq2seq_config("sort")
+  config = common.seq2seq_config("sort")
   config.vocab_size = config.num_symbols + 3  # + PAD, BOS, EOS
   # max_length: the longest sequence the model accepts (for the longer tests).
-  seq2seq.transformer_model_config(
+  transformer.model_config(
     config,
     max_length=32,
     num_layers=2,
@@ -32,13 +33,13 @@ def get_config(arg=None):
   config.num_train_steps = 3000
   config.eval_every_steps = 500
   if config_lib.SMOKE in args:
-    seq2seq.smoke(config)
+    common.smoke(config)
   return config
 
 
-get_model = seq2seq.transformer_model
-get_dataset = seq2seq.seq2seq_dataset
-loss = seq2seq.sequence_loss
-final_report = seq2seq.transformer_report
-OUTPUTS = seq2seq.OUTPUTS
+get_model = transformer.get_model
+get_dataset = common.seq2seq_dataset
+loss = common.sequence_loss
+final_report = transformer.final_report
+OUTPUTS = common.OUTPUTS
 TARGETS = {"test.sequence_accuracy": (">=", 0.99), "report.test.sequence_accuracy": (">=", 0.99)}

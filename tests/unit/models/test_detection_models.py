@@ -12,7 +12,7 @@ import pytest
 from dlx import errors
 from dlx.models import rpn
 from dlx.models import yolo
-from dlx.tasks import detection
+from dlx.tasks.detection import rpn as rpn_task
 
 SMALL = dict(features=(4, 8, 8), stem_features=4, head_features=8)
 
@@ -79,13 +79,13 @@ def test_backbone_stride():
 
 
 def test_rpn_outputs_line_up_with_the_configured_anchors():
-  config = detection.rpn_config()
+  config = rpn_task.base_config()
   model = rpn.RPN(num_anchors=9, features=(4, 8), stem_features=4, head_features=8)
   _, out = _apply(model, jnp.ones((2, 96, 96, 1)), train=True)
   assert out["objectness"].shape == (2, 12, 12, 9)
   assert out["deltas"].shape == (2, 12, 12, 9, 4)
-  logits, deltas = detection.flatten_rpn(out)
-  anchors = detection.make_anchors(config, (96, 96))
+  logits, deltas = rpn_task.flatten_outputs(out)
+  anchors = rpn_task.make_anchors(config, (96, 96))
   assert logits.shape == (2, len(anchors)) and deltas.shape == (2, len(anchors), 4)
   # Anchor order is cell-major: anchor 9 * (i * 12 + j) + k is centred on cell (i, j).
   centres = (anchors[:, :2] + anchors[:, 2:]) / 2

@@ -1,5 +1,8 @@
 """Tests for dlx/ops/boxes.py: hand-computed cases, and parity with torchvision's outputs
-stored in tests/unit/ops/fixtures/boxes.npz (made by fixtures/make_box_fixtures.py)."""
+stored in tests/unit/ops/fixtures/boxes.npz (made by fixtures/make_box_fixtures.py); the
+detectors' box math (YOLOv1 target encoding with a round trip back to the boxes, the
+decoder and class-wise NMS on a hand-built prediction, anchor assignment and sampling) on
+hand-built cases."""
 
 import functools
 import math
@@ -305,3 +308,175 @@ def test_bad_arguments_are_config_errors():
     B.roi_pool(jnp.zeros((4, 4, 1)), jnp.zeros((2, 5)), 2)
   with pytest.raises(errors.ConfigError, match="boxes1"):
     B.box_iou(jnp.zeros((2, 3)), jnp.zeros((2, 4)))
+
+
+# YOLOv1's grid encoding, decoding and detections; anchor assignment and sampling
+# (the digit-scene detectors of dlx/tasks/detection/).
+
+SIZE = (96, 96)
+
+
+def _scene_boxes():
+  """Two images of hand-placed boxes, each centre in its own cell of a 6x6 grid (16-px
+  cells); the second image has a padding slot."""
+  boxes = np.array(
+    [
+      [[20, 30, 40, 60], [2, 3, 16, 31], [60, 70, 95, 96], [50, 5, 54, 30]],
+      [[0, 0, 96, 96], [33, 17, 47, 45], [70, 40, 90, 52], [0, 0, 0, 0]],
+    ],
+    np.float32,
+  )
+  labels = np.array([[3, 0, 9, 1], [5, 7, 2, 0]], np.int32)
+  valid = np.array([[True] * 4, [True, True, True, False]])
+  return boxes, labels, valid
+
+
+def test_encode_yolo_targets_hand_computed():
+  boxes, labels, valid = _scene_boxes()
+  t = np.asarray(B.encode_yolo_targets(boxes, labels, valid, 6, 10, SIZE))
+  assert t.shape == (2, 6, 6, 15)
+  # Box (20, 30, 40, 60): centre (30, 45) px = (1.875, 2.8125) cells -> row 2, col 1.
+  np.testing.assert_allclose(t[0, 2, 1, :5], [0.875, 0.8125, 20 / 96, 30 / 96, 1.0], atol=1e-6)
+  assert t[0, 2, 1, 5 + 3] == 1.0 and t[0, 2, 1, 5:].sum() == 1.0
+  # The whole-image box: centre (48, 48) -> cell (3, 3) at offset 0, size 1.
+  np.testing.assert_allclose(t[1, 3, 3, : 6 + 5], [0, 0, 1, 1, 1] + [0] * 5 + [1], atol=1e-6)
+  assert t[0, ..., 4].sum() == 4 and t[1, ..., 4].sum() == 3  # padding is no object
+  empty = t[..., 4] == 0
+  assert not t[empty].any()
+
+
+def test_encode_yolo_targets_round_trips_to_the_boxes():
+  boxes, labels, valid = _scene_boxes()
+  targets = B.encode_yolo_targets(boxes, labels, valid, 6, 10, SIZE)
+  # Targets have the layout of a one-box prediction: decode them as one.
+  decoded, confidence, classes = B.decode_yolo_predictions(targets, 1, 10, SIZE)
+  for i in range(2):
+    found = np.asarray(confidence[i]) == 1.0
+    got = np.asarray(decoded[i])[found]
+    got_labels = np.asarray(classes[i]).argmax(-1)[found]
+    true = boxes[i][valid[i]]
+    order = np.lexsort(true.T[::-1])
+    got_order = np.lexsort(got.T[::-1])
+    np.testing.assert_allclose(got[got_order], true[order], atol=1e-4)
+    np.testing.assert_array_equal(got_labels[got_order], labels[i][valid[i]][order])
+
+
+def test_encode_yolo_targets_keeps_the_larger_of_two_boxes_in_one_cell():
+  boxes = np.array([[[16, 16, 30, 30], [10, 10, 38, 36], [17, 18, 29, 30]]], np.float32)
+  t = np.asarray(
+    B.encode_yolo_targets(boxes, np.array([[1, 2, 3]]), np.ones((1, 3), bool), 6, 10, SIZE)
+  )
+  assert t[..., 4].sum() == 1
+  np.testing.assert_allclose(t[0, 1, 1, 2:4], [28 / 96, 26 / 96], atol=1e-6)
+  assert t[0, 1, 1, 5:].argmax() == 2
+
+
+def _cell(x, y, w, h, conf):
+  return [x, y, w, h, conf]
+
+
+def test_decoder_and_classwise_nms_on_a_hand_built_prediction():
+  # S = 2 on a 64x64 image (32-px cells), B = 2, C = 3.
+  s, b, c, size = 2, 2, 3, (64, 64)
+  pred = np.zeros((1, s, s, b * 5 + c), np.float32)
+  # Cell (0, 0): two boxes on the same object, class 0 certain. Box 0: centre (16, 16),
+  # 20x20 -> (6, 6, 26, 26); box 1: centre (17, 16), 20x20 -> IoU 19/21 with box 0.
+  pred[0, 0, 0] = (
+    _cell(0.5, 0.5, 20 / 64, 20 / 64, 0.9) + _cell(17 / 32, 0.5, 20 / 64, 20 / 64, 0.8) + [1, 0, 0]
+  )
+  # Cell (1, 1): one box of class 1 or 2 (half each), centre (48, 48), 16x32; the other
+  # box has confidence 0.
+  pred[0, 1, 1] = _cell(0.5, 0.5, 0.25, 0.5, 0.6) + _cell(0.5, 0.5, 0.25, 0.5, 0.0) + [0, 0.5, 0.5]
+  # Cell (0, 1): a box overflowing the image on the right, class 2 (clipped at 64).
+  pred[0, 0, 1] = _cell(0.75, 0.5, 0.5, 0.25, 0.5) + _cell(0, 0, 0, 0, -0.3) + [0, 0, 1.2]
+
+  boxes, confidence, classes = B.decode_yolo_predictions(pred, b, c, size)
+  assert boxes.shape == (1, 8, 4) and confidence.shape == (1, 8) and classes.shape == (1, 8, 3)
+  np.testing.assert_allclose(boxes[0, 0], [6, 6, 26, 26], atol=1e-5)
+  np.testing.assert_allclose(boxes[0, 1], [7, 6, 27, 26], atol=1e-5)
+  np.testing.assert_allclose(boxes[0, 6], [40, 32, 56, 64], atol=1e-5)  # cell (1,1), box 0
+  np.testing.assert_allclose(boxes[0, 2], [40, 8, 72, 24], atol=1e-5)  # cell (0,1), box 0
+
+  found = jax.device_get(
+    B.yolo_detect(pred, num_boxes=b, num_classes=c, image_size=size, max_detections=10)
+  )
+  kept = found["valid"][0]
+  got = sorted(
+    (round(float(sc), 4), int(cl), tuple(np.round(bx, 3)))
+    for bx, sc, cl in zip(
+      found["boxes"][0][kept], found["scores"][0][kept], found["classes"][0][kept]
+    )
+  )
+  expected = sorted(
+    [
+      (0.9, 0, (6.0, 6.0, 26.0, 26.0)),  # box 1 (0.8, same class, IoU 0.9) is suppressed
+      (0.3, 1, (40.0, 32.0, 56.0, 64.0)),  # one box, two classes: both kept
+      (0.3, 2, (40.0, 32.0, 56.0, 64.0)),
+      (0.5, 2, (40.0, 8.0, 64.0, 24.0)),  # class score 1.2 clipped to 1; box clipped
+    ]
+  )
+  assert got == expected
+  assert list(found["scores"][0][kept]) == sorted(found["scores"][0][kept], reverse=True)
+
+
+def test_anchor_labels_hand_built():
+  objects = np.array([[0, 0, 10, 10], [50, 50, 60, 80], [5, 5, 15, 15]], np.float32)
+  valid = np.array([True, True, False])  # the third is padding
+  anchors = np.array(
+    [
+      [0, 0, 10, 10],  # IoU 1 with object 0: positive
+      [0, 0, 10, 12],  # IoU 100 / 120 = 0.83: positive
+      [0, 0, 10, 20],  # IoU 0.5: ignored
+      [5, 5, 15, 15],  # IoU 25 / 175 = 0.14 (1 with the padding): negative
+      [70, 0, 90, 20],  # no overlap: negative
+      [50, 50, 70, 70],  # object 1: IoU 200 / 500 = 0.4, its best anchor: positive
+      [40, 40, 60, 60],  # object 1: IoU 100 / 600 = 0.17: negative
+      [50, 52, 70, 72],  # object 1: IoU 200 / 500, tied with its best: positive too
+      [50, 50, 70, 66],  # object 1: IoU 160 / 460 = 0.35: ignored
+    ],
+    np.float32,
+  )
+  labels, matched = jax.device_get(B.anchor_labels(anchors, objects, valid))
+  np.testing.assert_array_equal(labels, [1, 1, -1, 0, 0, 1, 0, 1, -1])
+  np.testing.assert_array_equal(matched[labels == 1], [0, 0, 1, 1])
+  # No object at all: every anchor is negative.
+  labels, _ = B.anchor_labels(anchors, objects, np.zeros(3, bool))
+  np.testing.assert_array_equal(labels, np.zeros(9))
+
+
+@pytest.mark.parametrize(
+  "num_pos,num_neg,want_pos,want_neg",
+  [(10, 1000, 10, 246), (200, 1000, 128, 128), (5, 20, 5, 20), (0, 300, 0, 256)],
+)
+def test_sample_anchors_counts(num_pos, num_neg, want_pos, want_neg):
+  labels = np.full(1500, -1, np.int32)
+  order = np.random.default_rng(num_pos).permutation(1500)
+  labels[order[:num_pos]] = 1
+  labels[order[num_pos : num_pos + num_neg]] = 0
+  sample = jax.jit(B.sample_anchors, static_argnums=(2, 3))
+  pos, neg = jax.device_get(sample(jax.random.PRNGKey(0), labels, 256, 0.5))
+  assert pos.sum() == want_pos and neg.sum() == want_neg
+  assert (labels[pos] == 1).all() and (labels[neg] == 0).all()
+  pos2, neg2 = sample(jax.random.PRNGKey(1), labels, 256, 0.5)
+  if num_pos > want_pos or num_neg > want_neg:  # a choice to make: another key, another one
+    assert (np.asarray(pos2) != pos).any() or (np.asarray(neg2) != neg).any()
+
+
+def test_propose_decodes_clips_drops_small_boxes_and_suppresses():
+  anchors = np.array(
+    [[0, 0, 10, 10], [0, 0, 10, 11], [20, 20, 40, 40], [50, 50, 52, 52]], np.float32
+  )
+  logits = np.array([[3.0, 2.0, 1.0, 4.0]], np.float32)
+  deltas = np.zeros((1, 4, 4), np.float32)
+  # Anchor 2 moved 30 px right, half out of the 64x64 image: clipped at 64.
+  deltas[0, 2] = B.encode_deltas(anchors[2], np.array([50.0, 20.0, 70.0, 40.0]))
+  found = jax.device_get(
+    B.propose(
+      logits, deltas, jnp.asarray(anchors), image_size=(64, 64), num_proposals=4, min_size=3.0
+    )
+  )
+  # Anchor 3 scores best but is 2 px wide (< min_size); anchor 1 overlaps anchor 0 with
+  # IoU 100 / 110 > 0.7 and is suppressed.
+  np.testing.assert_array_equal(found["valid"][0], [True, True, False, False])
+  np.testing.assert_allclose(found["boxes"][0][:2], [[0, 0, 10, 10], [50, 20, 64, 40]], atol=1e-4)
+  np.testing.assert_array_equal(found["scores"][0][:2], [3.0, 1.0])

@@ -1,4 +1,4 @@
-"""Distillation, pruning and quantization through the trainer (dlx/tasks/compression.py):
+"""Distillation, pruning and quantization through the trainer (dlx/tasks/compression/):
 the distillation loss reads the teacher, masks survive training, checkpoints and resume,
 and a quantized copy of a trained run is scored beside it."""
 
@@ -16,7 +16,9 @@ from dlx import experiment as experiment_lib
 from dlx import losses
 from dlx import train
 from dlx.tasks import classification
-from dlx.tasks import compression
+from dlx.tasks.compression import distillation
+from dlx.tasks.compression import pruning
+from dlx.tasks.compression import quantization
 from tests import conftest
 
 STEPS = 40
@@ -25,7 +27,7 @@ STEPS = 40
 def test_distillation_loss_reads_the_teacher_outputs():
   config = config_lib.base_config()
   config.temperature, config.alpha = 4.0, 0.7
-  loss = compression.distillation(config)
+  loss = distillation.get_loss(config)
   rng = np.random.default_rng(0)
   student, teacher = (jnp.asarray(rng.normal(size=(6, 10)), jnp.float32) for _ in range(2))
   labels = jnp.asarray(rng.integers(0, 10, size=6))
@@ -48,9 +50,9 @@ def test_distillation_without_a_teacher_is_an_error_outside_smoke_runs():
   config.temperature, config.alpha = 4.0, 0.7
   logits, batch = jnp.zeros((2, 10)), {"targets": jnp.array([1, 2])}
   with pytest.raises(errors.ConfigError, match="teacher"):
-    compression.distillation(config)(logits, batch)
+    distillation.get_loss(config)(logits, batch)
   config.smoke = True  # a smoke run distills from a uniform teacher
-  assert np.all(np.isfinite(compression.distillation(config)(logits, batch)["loss"]))
+  assert np.all(np.isfinite(distillation.get_loss(config)(logits, batch)["loss"]))
 
 
 def test_an_experiment_that_starts_from_a_run_says_which_command_makes_it(tmp_path):
@@ -66,7 +68,7 @@ def test_an_experiment_that_starts_from_a_run_says_which_command_makes_it(tmp_pa
 def _pruning_config(**overrides):
   config = experiment_lib.load("mlp_xor").config()
   config.model.hidden = (32,)
-  compression.pruning_config(config, sparsity=0.5)
+  pruning.pruning_config(config, sparsity=0.5)
   config.pruning.every = 5
   config.pruning.one_shot_levels = (0.5, 0.9)
   config.num_train_steps = STEPS
@@ -83,9 +85,9 @@ def _pruning_experiment():
     get_model=xor.get_model,
     get_dataset=xor.get_dataset,
     loss=classification.classification,
-    make_optimizer=compression.pruning_optimizer,
-    evaluate=compression.pruning_evaluate,
-    final_report=compression.pruning_report,
+    make_optimizer=pruning.make_optimizer,
+    evaluate=pruning.evaluate,
+    final_report=pruning.final_report,
   )
 
 
@@ -183,16 +185,16 @@ def test_quantization_report_of_a_trained_run(pruned_run, tmp_path):
     get_model=xor.get_model,
     get_dataset=xor.get_dataset,
     loss=classification.classification,
-    final_report=compression.quantization_report,
+    final_report=quantization.final_report,
   )
-  config = compression.quantization_config(_pruning_config(init_from=f"{source}:latest"))
+  config = quantization.quantization_config(_pruning_config(init_from=f"{source}:latest"))
   del config.pruning
   config.quantization.calibration_examples = 100
   results = train.train_and_evaluate(config, str(tmp_path), experiment=exp)
   report = results["report"]
   assert results["step"] == 0
   assert report["float_accuracy"] == pytest.approx(results["test"]["accuracy"])
-  for scheme in compression.QUANTIZATION_SCHEMES:
+  for scheme in quantization.QUANTIZATION_SCHEMES:
     assert abs(report[f"{scheme}_drop"]) <= 0.05, report
   assert report["quantized_layers"] == ["Dense_0", "Dense_1"]
   weights = 2 * 32 + 32 * 2

@@ -1,4 +1,4 @@
-"""Tests for dlx.tasks.seq2seq (loss, layouts, exact match) and plots.plot_attention."""
+"""Tests for dlx.tasks.seq2seq.common (loss, layouts, exact match) and plots.plot_attention."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +9,7 @@ import pytest
 from dlx.data import core
 from dlx.data import sequences
 from dlx.models import seq2seq
-from dlx.tasks import seq2seq as seq2seq_task
+from dlx.tasks.seq2seq import common as seq2seq_task
 from dlx.viz import plots
 
 
@@ -61,7 +61,7 @@ def tiny_seq2seq():
 
 
 def test_teacher_forced_exact_match_equals_greedy_decoding(tiny_seq2seq):
-  """The claim in dlx.tasks.seq2seq's docstring: the teacher-forced score is what greedy
+  """The claim in dlx.tasks.seq2seq.common's docstring: the teacher-forced score is what greedy
   decoding scores. Targets = the model's own greedy output score 1; changing any one
   token of them scores 0 for that example."""
   model, variables, source = tiny_seq2seq

@@ -1,6 +1,7 @@
-"""Sequence-to-sequence tasks (docs/curriculum.md#f12, #f13): the masked per-example
-loss, the config and datasets the encoder-decoder experiments share (in the model's
-input layout), exact-match evaluation and the attention report.
+"""What the encoder-decoder experiments share (docs/curriculum.md#f12, #f13): the masked
+per-example loss, the config and datasets (in the model's input layout), exact-match
+evaluation and the attention report that `recurrent` and `transformer` plot their own
+attention in.
 
 Teacher-forced exact match equals greedy-decoding exact match: if every teacher-forced
 argmax equals the target (EOS included), greedy decoding feeds itself exactly the target
@@ -13,14 +14,13 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from dlx import config as config_lib
 from dlx import losses
 from dlx.data import core
+from dlx.data import pipeline
 from dlx.data import sequences
-from dlx.models import transformer
 from dlx.viz import plots
 
 OUTPUTS = ("attention.png",)
@@ -56,16 +56,23 @@ def as_model_dataset(dataset: core.Dataset) -> core.Dataset:
 
 def per_example(model, variables, split: core.Split, batch_size: int = 500) -> dict:
   """`sequence_loss`'s values for every example of a (model-input) split, as NumPy
-  arrays. One compiled batch shape: the last batch is padded and its padding dropped."""
+  arrays (`pipeline.apply_in_chunks`: one compiled batch shape, padding dropped)."""
   apply = jax.jit(lambda variables, inputs: model.apply(variables, inputs, train=False))
-  n = core.num_examples(split)
-  size = min(batch_size, n)
-  parts = []
-  for start in range(0, n, size):
-    batch = core.take(split, np.minimum(np.arange(start, start + size), n - 1))
-    values = jax.device_get(sequence_loss(apply(variables, batch["inputs"]), batch))
-    parts.append({k: np.asarray(v)[: n - start] for k, v in values.items()})
-  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+  def values(variables, source, target_in, targets, target_mask):
+    logits = apply(variables, {"source": source, "target_in": target_in})
+    return sequence_loss(logits, {"targets": targets, "target_mask": target_mask})
+
+  inputs = split["inputs"]
+  return pipeline.apply_in_chunks(
+    values,
+    variables,
+    inputs["source"],
+    inputs["target_in"],
+    split["targets"],
+    split["target_mask"],
+    batch_size=batch_size,
+  )
 
 
 def exact_match(model, variables, split: core.Split, batch_size: int = 500) -> dict:
@@ -186,29 +193,6 @@ def seq2seq_report(ctx, attention_fn) -> dict:
   )
   report["attention_plot"] = OUTPUTS[0]
   return report
-
-
-def transformer_cross_attention(model, variables, inputs):
-  """A dlx.models.transformer.Transformer's last-layer cross-attention, mean over heads:
-  (B, T, S)."""
-  _, attention = model.apply(variables, inputs, return_attention=True)
-  return jnp.mean(attention["cross"][-1], axis=1)
-
-
-def transformer_model_config(config, **kwargs):
-  """config.model for a dlx.models.transformer.Transformer: its keyword arguments, with
-  vocab_size following config.vocab_size."""
-  config.model = ml_collections.ConfigDict({"vocab_size": config.get_ref("vocab_size"), **kwargs})
-  return config
-
-
-def transformer_model(config):
-  return transformer.Transformer(**config_lib.model_kwargs(config))
-
-
-def transformer_report(ctx):
-  """`seq2seq_report` with the Transformer's last-layer cross-attention plotted."""
-  return seq2seq_report(ctx, transformer_cross_attention)
 
 
 def smoke(config):
