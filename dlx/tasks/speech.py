@@ -2,7 +2,7 @@
 and the report that draws log-mel spectrograms and counts the confusions.
 
   word_classification  softmax cross-entropy, accuracy and digit_error_rate
-  spectrogram_report   SPECTROGRAM_PLOT: the model's log-mel input for a few test
+  final_report         SPECTROGRAM_PLOT: the model's log-mel input for a few test
                        utterances with the word and the prediction; the test error rate
                        of each digit and the most frequent confusions
 
@@ -55,7 +55,7 @@ def plot_spectrograms(features, titles, path, frame_seconds: float | None = None
   plt.close(fig)
 
 
-def spectrogram_report(ctx, num_confusions: int = 5):
+def final_report(ctx, num_confusions: int = 5):
   """Writes SPECTROGRAM_PLOT (the first test utterance of each of up to
   `config.num_spectrograms` words (default 10), as the model's front end sees it) and
   returns the test digit error rate, the error rate of each digit (the fraction of its

@@ -15,7 +15,7 @@ import ml_collections
 
 from dlx import config as config_lib
 from dlx.models import mixture
-from dlx.tasks import density
+from dlx.tasks.density import mixture as mixture_task
 
 
 def get_config(arg=None):
@@ -45,8 +45,8 @@ def get_model(config):
   return mixture.GaussianMixture(**config_lib.model_kwargs(config))
 
 
-get_dataset = density.points
-loss = density.mixture_loss
-final_report = density.mixture_report
-OUTPUTS = (density.DENSITY_PLOT,)
+get_dataset = mixture_task.get_dataset
+loss = mixture_task.loss
+final_report = mixture_task.final_report
+OUTPUTS = (mixture_task.PLOT,)
 TARGETS = {"report.gap_to_sklearn": (">=", -0.05)}  # nats per point, test split

@@ -9,15 +9,9 @@ frozen LeNet-5 of a lenet5_mnist run in VGG's place (the squared distance of its
 penultimate features), + 1e-3 x adversarial. The report scores bicubic, the SRResNet and
 the SRGAN on the 10,000 test images: PSNR, SSIM, the classifier's accuracy on them and
 their MNIST-FID; grid.png shows 8 test digits (low-res | bicubic | SRResNet | SRGAN |
-original).
-
-Measured (default config, seed 0, 400 steps at batch 32 from the srresnet_mnist run
-above): PSNR bicubic 14.63 / SRResNet 19.34 / SRGAN 18.65 dB, SSIM 0.437 / 0.769 / 0.755,
-the classifier's accuracy 70.4% / 96.2% / 97.0% (originals 99.07%), MNIST-FID 13.5 / 0.37
-/ 0.19: the GAN gives up 0.7 dB for images the classifier finds closer to real digits,
-the paper's trade. That classifier is the one the content loss matches features of, so
-its accuracy and FID favour the SRGAN by construction; the visible change in grid.png
-is small (a faint grain on strokes and background). 310 s on 2 shared CPU cores.
+original). Expected: test PSNR about 18.65 dB, a little below the SRResNet's, for images
+the classifier finds closer to real digits (experiments/generative/README.md has the
+measurements).
 
   ./launch.sh lenet5_mnist --data_dir=../shared/tfds       # the perceptual network
   ./launch.sh srresnet_mnist --data_dir=../shared/tfds     # the generator's start
@@ -25,30 +19,30 @@ is small (a faint grain on strokes and background). 310 s on 2 shared CPU cores.
       --config.fid_classifier=runs/lenet5_mnist
 
 Two runs rather than one with an MSE phase and a GAN phase: a phase switch inside the
-compiled step (lax.cond on the step) runs the convolutions in its branches about 8x
-slower on XLA:CPU (measured: 5.5 s against 0.67 s for one SRResNet gradient), and the
-SRResNet run is an experiment (and a README row) of its own.
+compiled step (lax.cond on the step) runs the convolutions in its branches several times
+slower on XLA:CPU, and the SRResNet run is an experiment (and a README row) of its own.
 """
 
 from dlx import config as config_lib
-from dlx.tasks import super_resolution
+from dlx.tasks.super_resolution import common
+from dlx.tasks.super_resolution import srgan
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg)
-  config = super_resolution.srgan_config()
+  config = srgan.base_config()
   if config_lib.SMOKE in args:
-    super_resolution.smoke(config)
+    common.smoke(config)
   return config
 
 
-get_model = super_resolution.srgan_model
-get_dataset = super_resolution.mnist_dataset
-loss = super_resolution.loss
-make_optimizer = super_resolution.make_optimizers
-make_train_step = super_resolution.make_srgan_step
-final_report = super_resolution.srgan_report
-OUTPUTS = (super_resolution.GRID,)
+get_model = srgan.get_model
+get_dataset = common.mnist_dataset
+loss = common.loss
+make_optimizer = srgan.make_optimizers
+make_train_step = srgan.make_train_step
+final_report = srgan.final_report
+OUTPUTS = (common.GRID,)
 STARTS_FROM = {"init_from": "srresnet_mnist"}
 # The SRResNet it started from, and the GAN's own images, beat bicubic by >= 2 dB.
 TARGETS = {"report.srresnet_gain_db": (">=", 2.0), "report.srgan_gain_db": (">=", 2.0)}

@@ -33,7 +33,7 @@ class _LogMel:
     return method(x)
 
 
-def test_spectrogram_report_counts_errors_per_digit(tmp_path):
+def test_final_report_counts_errors_per_digit(tmp_path):
   words = ["zero", "one", "two"]
   targets = np.array([0, 0, 1, 1, 1, 1, 2, 2])
   predicted = np.array([0, 1, 1, 1, 1, 2, 2, 2])  # one zero as one, one one as two
@@ -47,7 +47,7 @@ def test_spectrogram_report_counts_errors_per_digit(tmp_path):
     model=_LogMel(),
     workdir=str(tmp_path),
   )
-  report = speech.spectrogram_report(ctx)
+  report = speech.final_report(ctx)
   assert report["digit_error_rate"] == 2 / 8
   assert report["per_digit_error_rate"] == {"zero": 0.5, "one": 0.25, "two": 0.0}
   assert report["top_confusions"] == [["one", "two", 1], ["zero", "one", 1]]

@@ -1,5 +1,5 @@
 """SRResNet / SRGAN (dlx/models/srgan.py) and the super-resolution task
-(dlx/tasks/super_resolution.py): pixel shuffle against torch, the degradation and the
+(dlx/tasks/super_resolution/): pixel shuffle against torch, the degradation and the
 bicubic baseline against PIL, parameter trees an SRGAN run can start from, the
 perceptual features against dlx.ops.fid's, and the content-loss choice."""
 
@@ -15,7 +15,8 @@ from dlx import errors
 from dlx.models import lenet
 from dlx.models import srgan
 from dlx.ops import fid
-from dlx.tasks import super_resolution as sr
+from dlx.tasks.super_resolution import common as sr
+from dlx.tasks.super_resolution import srgan as srgan_task
 
 
 @pytest.mark.parametrize("factor,channels", [(2, 3), (3, 2)])
@@ -93,7 +94,7 @@ def test_penultimate_features_are_fids():
   shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 1)))
   variables = jax.tree.map(lambda s: 0.3 * rng.standard_normal(s.shape, np.float32), shapes)
   images = rng.random((4, 28, 28, 1)).astype(np.float32)
-  ours = jax.jit(sr.penultimate_features, static_argnums=0)(model, variables, images)
+  ours = jax.jit(srgan_task.penultimate_features, static_argnums=0)(model, variables, images)
   theirs, _ = fid.classifier_outputs(model, variables, fid.lenet_inputs(images))
   assert ours.shape == (4, 84)
   np.testing.assert_allclose(ours, theirs, atol=1e-6)
@@ -106,10 +107,10 @@ def _content_config(content_loss="perceptual", smoke=False, classifier=""):
 
 
 def test_content_loss_choice():
-  assert sr.perceptual_network(_content_config("pixel"))[0] is None
-  network, why = sr.perceptual_network(_content_config(smoke=True))
+  assert srgan_task.perceptual_network(_content_config("pixel"))[0] is None
+  network, why = srgan_task.perceptual_network(_content_config(smoke=True))
   assert network is None and "smoke" in why
   with pytest.raises(errors.ConfigError, match="fid_classifier=runs/lenet5_mnist"):
-    sr.perceptual_network(_content_config())
+    srgan_task.perceptual_network(_content_config())
   with pytest.raises(errors.ConfigError, match="choose one of"):
-    sr.perceptual_network(_content_config("vgg"))
+    srgan_task.perceptual_network(_content_config("vgg"))

@@ -1,14 +1,8 @@
-"""Density estimation (docs/curriculum.md#f22): what the NADE and Gaussian-mixture
-experiments share.
-
-  nade           binarised MNIST (vae_mnist's fixed stochastic binarisation), the exact
-                 negative log-likelihood in nats as the loss, and samples_<step>.png /
-                 completions_<step>.png (ancestral sampling, pixel by pixel)
-  mixture        2-D point clouds (two_moons, spirals), the negative log-likelihood as the
-                 loss; the report fits the same mixture by EM (dlx/ops/mixture.py) and by
-                 scikit-learn's GaussianMixture and compares test log-likelihoods, and
-                 draws density.png (log-density contours of all three over the points)
-"""
+"""Gaussian mixtures fitted by gradient descent (docs/curriculum.md#f22): 2-D point
+clouds (two_moons, spirals) and the negative log-likelihood as the loss; the report fits
+the same mixture by EM (dlx/ops/mixture.py) and by scikit-learn's GaussianMixture,
+compares test log-likelihoods, and draws density.png (log-density contours of all three
+over the points)."""
 
 import os
 
@@ -20,62 +14,23 @@ from dlx import data
 from dlx import errors
 from dlx import viz
 from dlx.data import core
-from dlx.models import nade
 from dlx.ops import mixture
 
-# ------------------------------------------------------------------ NADE
-
-NADE_OUTPUTS = ("samples_{step}.png", "completions_{step}.png")
-
-
-def binary_mnist(config, data_dir):
-  """MNIST binarised once with a fixed seed (each pixel ~ Bernoulli(intensity)), the
-  same data as vae_mnist, so their test nats compare."""
-  del config
-  ds = data.load("mnist", data_dir=data_dir)
-  return ds.map(lambda split: data.transforms.binarize(data.transforms.scale_images(split)))
+PLOT = "density.png"
+DATASETS = ("two_moons", "spirals")
 
 
-def nade_loss(logits, batch):
-  """Per-image negative log-likelihood -log p(x) in nats (also reported as 'nll')."""
-  x = batch["inputs"]
-  nll = -nade.bernoulli_log_prob(logits, x.reshape((x.shape[0], -1)))
-  return {"loss": nll, "nll": nll}
-
-
-def nade_visualize(ctx, batch):
-  """64 samples, and completions: rows alternate 8 test images and NADE's completions of
-  their bottom half given the top half (the first 14 rows of pixels). One sampling pass
-  draws both (a per-row count of given pixels)."""
-  x = jnp.asarray(batch["inputs"][:32])
-  flat = x.reshape((x.shape[0], -1))
-  given = jnp.concatenate([jnp.zeros((64, flat.shape[1]), flat.dtype), flat])
-  num_given = jnp.concatenate([jnp.zeros(64, jnp.int32), jnp.full(32, flat.shape[1] // 2)])
-  drawn = ctx.model.apply(ctx.variables, ctx.rng, 96, given, num_given, method="sample")
-  samples, completed = drawn[:64], drawn[64:]
-  pairs = jnp.stack([x.reshape((4, 8) + x.shape[1:]), completed.reshape((4, 8) + x.shape[1:])], 1)
-  return {"samples": samples, "completions": pairs.reshape((-1,) + x.shape[1:])}
-
-
-# ------------------------------------------------------------------ Gaussian mixtures
-
-DENSITY_PLOT = "density.png"
-MIXTURE_DATASETS = ("two_moons", "spirals")
-
-
-def points(config, data_dir):
+def get_dataset(config, data_dir):
   """config.data.name's points (two_moons or spirals), with config.data's other fields."""
   del data_dir
   fields = config.data.to_dict()
   name = fields.pop("name")
-  if name not in MIXTURE_DATASETS:
-    raise errors.ConfigError(
-      f"--config.data.name={name!r}: choose one of {', '.join(MIXTURE_DATASETS)}"
-    )
+  if name not in DATASETS:
+    raise errors.ConfigError(f"--config.data.name={name!r}: choose one of {', '.join(DATASETS)}")
   return data.load(name, seed=config.seed, **fields)
 
 
-def mixture_loss(log_density, batch):
+def loss(log_density, batch):
   """Per-point negative log-likelihood (the loss) and log-likelihood, in nats."""
   del batch
   return {"loss": -log_density, "log_likelihood": log_density}
@@ -114,7 +69,7 @@ def _sklearn(x, k, seed, n_init):
   ).fit(np.asarray(x, np.float64))
 
 
-def mixture_report(ctx):
+def final_report(ctx):
   """Test and train mean log-likelihoods of the mixture fitted by gradient descent, by
   EM (dlx/ops/mixture.py, from random training points) and by scikit-learn's
   GaussianMixture (same K, full covariances, k-means start), and density.png."""
@@ -137,7 +92,7 @@ def mixture_report(ctx):
     }
     for name, params in fits.items()
   }
-  plot_densities(fits, np.asarray(train), os.path.join(ctx.workdir, DENSITY_PLOT), scores)
+  plot_densities(fits, np.asarray(train), os.path.join(ctx.workdir, PLOT), scores)
   gd_test, sk_test = scores["gradient descent"]["test"], scores["scikit-learn"]["test"]
   return {
     "dataset": config.data.name,
@@ -152,7 +107,7 @@ def mixture_report(ctx):
     "sklearn_train_log_likelihood": float(sk.score(np.asarray(train, np.float64))),
     "sklearn_n_init": config.sklearn_n_init,
     "gap_to_sklearn": gd_test - sk_test,
-    "density_plot": DENSITY_PLOT,
+    "density_plot": PLOT,
     "num_test": core.num_examples(ctx.dataset.test),
   }
 
