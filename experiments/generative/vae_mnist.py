@@ -8,13 +8,8 @@ coloured by class, as their first two principal components (the latent is 20-D; 
 title gives the variance share they keep; --config.model.latent_dim=2 plots a 2-D
 latent directly). With --config.fid_classifier, the report scores 10,000 prior samples
 (decoder means) by MNIST-FID against the grey test images (dlx/tasks/sample_quality.py).
-
-Measured (default config, seed 0): test negative ELBO 103.5 nats (reconstruction 76.3 +
-KL 27.2); MNIST-FID 6.95, confident fraction 0.598, class entropy 2.16 nats; the first
-two principal components keep 16% of the posterior means' variance (a VAE spreads its
-code over all 20 dimensions), so latent.png separates 0, 1 and 2 and overlaps the rest.
-With --config.model.latent_dim=2 the plot is the latent itself (0, 1 and 6 apart, 4/9/7
-and 3/5/8 overlapping) at a cost: -ELBO 156.8, MNIST-FID 20.2, class entropy 1.87.
+Expected: test negative ELBO about 103.4 nats (experiments/generative/README.md has the
+measurements and the pictures).
 
   ./launch.sh lenet5_mnist --data_dir=../shared/tfds   # the MNIST-FID classifier, once
   ./launch.sh vae_mnist --data_dir=../shared/tfds --config.fid_classifier=runs/lenet5_mnist

@@ -7,13 +7,8 @@ RMSprop(5e-5) for both players, 5 critic steps per generator step, batch 64 per 
 step, as in the paper (without its 100-critic-step bursts). The same DCGAN-shaped players
 as wgan_gp_mnist, with per-example LayerNorm in the critic in place of the paper's batch
 norm. The paper trains for 100k+ generator steps; this CPU budget allows 1000.
-
-Measured (seed 0, 1000 generator steps = 5000 critic steps, 1618 s on a shared 2-core
-CPU beside two other training runs; about 6 min alone): MNIST-FID 27.0, confident
-fraction 0.508, class entropy 1.73 nats (10,000 samples). The critic's Wasserstein
-estimate (in the clipped critic's units) peaks at 0.267 (step 250) and falls slowly to
-0.215: clipping plus RMSprop at 5e-5 learns slowly, and the samples are still faint
-blobs with strokes, no recognisable digits; compare wgan_gp_mnist and dcgan_mnist.
+Expected: MNIST-FID about 27.0, faint blobs with strokes and no recognisable digits yet;
+compare wgan_gp_mnist and dcgan_mnist.
 
   ./launch.sh wgan_clip_mnist --data_dir=../shared/tfds --config.fid_classifier=runs/lenet5_mnist
 """

@@ -5,13 +5,8 @@ lambda = 10, 5 critic steps per generator step, Adam(1e-4, beta1 0.5, beta2 0.9)
 Logs the critic's Wasserstein estimate; writes samples_<step>.png. With
 --config.fid_classifier the report scores 10,000 samples by MNIST-FID against the test
 images (dlx/tasks/sample_quality.py).
-
-Measured alone (seed 0, 10,000 samples): one 6000-step run (--config.num_train_steps=6000,
-3734 s of training, 1.6 steps/s), scored at its step-4000 checkpoint (the default length,
-about 2420 s): MNIST-FID 4.88, confident fraction 0.578, class entropy 2.24 nats; at 6000
-steps 3.86 / 0.621 / 2.27. Wasserstein estimate 2.78 (step 4000), 2.11 (6000). At step
-6000 about half the samples are recognisable digits (7, 4, 1, 0, 9, 5), the rest blurred
-strokes.
+Expected: MNIST-FID about 4.88 after the default 4000 generator steps
+(experiments/generative/README.md has the measurements).
 
   ./launch.sh wgan_gp_mnist --data_dir=../shared/tfds --config.fid_classifier=runs/lenet5_mnist
 """

@@ -12,10 +12,8 @@ random initialisation.
       --config.init_from=runs/simclr_fashion_mnist      # the linear head via the trainer
   ./launch.sh simclr_supervised_fashion_mnist --data_dir=../shared/tfds  # with labels
 
-Measured (default, 1,263 steps, 957 s beside other jobs on 2 shared CPU cores): linear
-probe 83.0% test (random init: 79.3%), 20-NN 82.7% (random init: 78.8%); the same encoder
-trained with labels for the same 3 epochs reaches 83.3%. Random convolutional features
-are already strong on Fashion-MNIST, so the gain is the figure to watch.
+Expected: linear probe about 83.0% test accuracy, a few points above the random-init
+encoder's (experiments/self_supervised/README.md has the measurements).
 """
 
 from dlx import config as config_lib

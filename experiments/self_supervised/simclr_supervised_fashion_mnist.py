@@ -5,8 +5,7 @@ with random flips and 2-pixel pad-and-crop translations.
 
   ./launch.sh simclr_supervised_fashion_mnist --data_dir=../shared/tfds
 
-Measured (1,263 steps, 674 s beside other jobs on 2 shared CPU cores): 83.3% test accuracy
-(validation 83.8%), against 83.0% for the linear probe of the SimCLR encoder.
+Expected: test accuracy about 83.3%, a little above the SimCLR encoder's linear probe.
 """
 
 import ml_collections

@@ -1,7 +1,6 @@
 """Vision Transformer (docs/curriculum.md#f15) on MNIST: 7x7 patches of the 28x28 digits
 (16 tokens) plus a class token, learned positions, a pre-norm Transformer encoder and a
-classifier on the class token. (4x4 patches, 49 tokens, cost about 4x more per step on
-the CPU for little gain on digits.)
+classifier on the class token.
 
   ./launch.sh vit_mnist --data_dir=../shared/tfds
 """
