@@ -5,6 +5,8 @@ pixel (background or the digit 0-9) on 96x96 canvases of MNIST digits
 segmentation.png (image | true mask | predicted mask).
 
   ./launch.sh fcn_digit_scenes --data_dir=../shared/tfds
+
+Expected: test mIoU about 0.58.
 """
 
 from dlx import config as config_lib
@@ -53,4 +55,4 @@ get_loss = segmentation.get_loss
 evaluate = segmentation.evaluate
 final_report = segmentation.final_report
 OUTPUTS = segmentation.OUTPUTS
-TARGETS = {"test.miou": (">=", 0.0)}  # placeholder until measured
+TARGETS = {"test.miou": (">=", 0.55)}  # measured 0.578 (experiments/detection/README.md)
