@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The front door of dlx.
 #   ./launch.sh                      bootstrap .venv, run the default experiment (lenet5_digits)
-#   ./launch.sh test [unit|experiments]  bootstrap .venv (with test extras), run the fast test
-#                                    suite: both tiers (what CI runs), or one tier
+#   ./launch.sh test [unit|system|experiments]  bootstrap .venv (with test extras), run the
+#                                    fast tests: every tier (what CI runs), or the ones named
 #   ./launch.sh test-slow            run the slow tests: experiments trained to their targets
 #   ./launch.sh NAME[:ARG] [flags]   run experiments/<family>/NAME.py (--config.FIELD=V, --workdir, --data_dir);
 #                                    every experiment takes :smoke (3 steps on tiny data)
@@ -65,13 +65,15 @@ case "$cmd" in
     bootstrap "[all]"
     run_experiment lenet5_digits --workdir="runs/lenet5_digits" ;;
   test)
-    # Tiers: unit (tests/unit/, mirrors dlx/), experiments (tests/experiments/: every
-    # experiment's smoke run and end-to-end claims); no tier named = both (what CI runs).
+    # Tiers: unit (tests/unit/, in-process, mirrors dlx/), system (tests/system/: real
+    # processes - the command line, several processes, signals), experiments
+    # (tests/experiments/: every experiment's smoke run and end-to-end claims).
+    # No tier named = all three (what CI runs).
     shift; bootstrap "[all,test]"
     tier_paths=()
     while [ $# -ge 1 ]; do
       case "$1" in
-        unit|experiments) tier_paths+=("tests/$1"); shift ;;
+        unit|system|experiments) tier_paths+=("tests/$1"); shift ;;
         *) break ;;
       esac
     done

@@ -195,3 +195,25 @@ def test_run_context_outputs_pad_to_one_shape_and_drop_the_padding():
   # A split smaller than the batch runs as one batch of its own size.
   shapes.clear()
   assert len(list(ctx.outputs(data_split, batch_size=100))) == 1 and shapes == [(7, 2)]
+
+
+def test_names_resolve_in_any_family_and_the_flat_path_still_works():
+  path = experiment.resolve("vae_mnist")
+  assert path.parent.name == "generative" and path.parent.parent == experiment.EXPERIMENTS_DIR
+  assert experiment.family("mlp_xor") == "classic"
+  assert experiment.resolve("experiments/vae_mnist.py") == path  # the layout before families
+  assert experiment.resolve(str(path)) == path
+  assert not list(experiment.EXPERIMENTS_DIR.glob("*.py")), "experiments/ root holds no experiment"
+  for family in {p.parent for p in experiment.EXPERIMENTS_DIR.glob("*/*.py")}:
+    assert (family / "README.md").is_file(), f"{family.name}/ has no README.md"
+
+
+def test_one_name_in_two_families_is_an_error(tmp_path):
+  for family in ("vision", "generative"):
+    (tmp_path / family).mkdir()
+    (tmp_path / family / "twin.py").write_text("")
+  (tmp_path / "vision" / "_helper.py").write_text("")
+  with pytest.raises(errors.UserError, match="two experiments are named 'twin'"):
+    experiment._experiment_files(tmp_path)
+  (tmp_path / "generative" / "twin.py").unlink()
+  assert list(experiment._experiment_files(tmp_path)) == ["twin"]
