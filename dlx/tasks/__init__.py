@@ -1,26 +1,38 @@
 """The task half of an experiment: loss and metrics, the task's base config, data
-adapters, reports and set-level evaluators, one module per kind of task.
+adapters, reports and set-level evaluators, one concern per module. A task that serves
+several unrelated experiments is a sub-package with one module each; in every module the
+hooks carry the protocol's names (`get_loss`, `evaluate`, `final_report`, ...).
 
   classification        softmax cross-entropy + accuracy, soft labels, auxiliary heads
-  image_classification  the CNN/ViT experiments' config, data, loss and filter plots
   regression            squared error or Huber, with MSE and MAE
+  image_classification  the CNN/ViT experiments' config, data, loss and filter plots
+  classic/              the classic experiments, one module each: batch_regimes, hessian,
+                        bagging, perceptron, least_squares, logistic, pca_kmeans
   language_model        next-token loss, the Shakespeare character budget, samples
   seq2seq/              encoder-decoders: common (masked sequence loss, data, exact
                         match, attention report), recurrent, transformer
+  speech                spoken digits: loss with the digit error rate, spectrograms report
   detection/            digit-scene detectors: scenes (shared data, config, shift
                         augmentation), yolo (YOLOv1 loss, mAP), rpn (proposals, recall)
-  compression/          making models small: common (MNIST MLPs, test accuracy),
-                        distillation, pruning, quantization
+  segmentation          per-pixel cross-entropy (+ Dice), mIoU, segmentation.png
+  autoencoder           (denoising) autoencoders: reconstruction loss, latent plot
+  variational           the VAE family's config, binarised data, negative ELBO and grids
   adversarial           two-player steps (DCGAN minimax, WGAN-GP, weight-clipped WGAN)
                         and the GANs' shared data, grids and sample report
-  super_resolution      SRResNet / SRGAN: degradation, bicubic baseline, PSNR/SSIM report
-  variational           the VAE family's config, binarised data, negative ELBO and grids
+  density/              nade (exact likelihood, samples), mixture (Gaussian mixtures
+                        against EM and scikit-learn)
+  super_resolution/     common (degradation, bicubic baseline, PSNR/SSIM report),
+                        srresnet, srgan (perceptual content loss, two-player step)
   sample_quality        MNIST-FID and classifier scores of generated digits (every
                         sampling experiment's report)
-  classic/              the classic experiments, one module each: batch_regimes, hessian,
-                        bagging, perceptron, least_squares, logistic, pca_kmeans
+  compression/          making models small: common (MNIST MLPs, test accuracy),
+                        distillation, pruning, quantization
+  contrastive           CLIP: the loss, zero-shot classification and retrieval
+  self_supervised       SimCLR: NT-Xent, linear and k-NN probes of the frozen encoder
   rl/                   DQN: agent (memory, train step), transitions (the probe
                         stream, Bellman residual), episodes (greedy returns, report)
+  graphs                graph and node classification, the edge-blind baseline report
 
-Tasks may import models, losses and data; the trainer imports no task.
+Tasks may import models, losses, data, envs, viz and the library; the trainer imports no
+task (tests/unit/test_layering.py).
 """

@@ -14,9 +14,12 @@ Plain text search, no imports of dlx: fast, and it catches a renamed or moved fi
 the docs still name. Each failure lists every broken reference as file:line.
 """
 
+import ast
 import os
 import pathlib
 import re
+
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CURRICULUM = REPO / "docs" / "curriculum.md"
@@ -176,3 +179,14 @@ def test_the_checks_catch_what_they_should():
   assert _PLACEHOLDER.search("experiments/FAMILY/NAME.py")
   assert not _PLACEHOLDER.search("experiments/vision/README.md")
   assert _slug("## A. The training system".lstrip("# ")) == "a-the-training-system"
+
+
+@pytest.mark.parametrize("package", ["tasks", "training", "tools", "envs", "viz"])
+def test_each_package_docstring_names_its_modules(package):
+  """A package's docstring is its table of contents: every module and sub-package in it."""
+  directory = REPO / "dlx" / package
+  doc = ast.get_docstring(ast.parse((directory / "__init__.py").read_text())) or ""
+  names = {p.stem for p in directory.glob("*.py") if p.stem != "__init__"}
+  names |= {p.name for p in directory.iterdir() if (p / "__init__.py").is_file()}
+  missing = sorted(n for n in names if not re.search(rf"\b{n}\b", doc))
+  assert not missing, f"dlx/{package}/__init__.py's docstring does not name {missing}"
