@@ -18,23 +18,8 @@ from dlx.ops import boxes as box_ops
 from dlx.tasks.detection import rpn
 from dlx.tasks.detection import scenes
 from dlx.tasks.detection import yolo
-
-SIZE = (96, 96)
-
-
-def _scene_boxes():
-  """Two images of hand-placed boxes, each centre in its own cell of a 6x6 grid (16-px
-  cells); the second image has a padding slot."""
-  boxes = np.array(
-    [
-      [[20, 30, 40, 60], [2, 3, 16, 31], [60, 70, 95, 96], [50, 5, 54, 30]],
-      [[0, 0, 96, 96], [33, 17, 47, 45], [70, 40, 90, 52], [0, 0, 0, 0]],
-    ],
-    np.float32,
-  )
-  labels = np.array([[3, 0, 9, 1], [5, 7, 2, 0]], np.int32)
-  valid = np.array([[True] * 4, [True, True, True, False]])
-  return boxes, labels, valid
+from tests.unit.ops.test_boxes import SIZE
+from tests.unit.ops.test_boxes import _scene_boxes
 
 
 def _perfect_predictions(boxes, labels, valid, num_boxes=2):
