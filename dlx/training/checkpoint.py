@@ -15,12 +15,18 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from dlx import errors
+
 
 def _manager(directory, **options):
+  # A save cut short (a kill, a full disk) leaves a *.orbax-checkpoint-tmp folder; the
+  # next run of this workdir removes it (the workdir lock keeps that next run alone).
   return ocp.CheckpointManager(
     os.path.abspath(directory),
     item_names=("state", "meta"),
-    options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False, **options),
+    options=ocp.CheckpointManagerOptions(
+      create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True, **options
+    ),
   )
 
 
@@ -83,9 +89,12 @@ def _to_host(state):
 
 
 def _restore_newest(manager, abstract_state):
-  """(state, meta) of the newest readable step; `abstract_state` is a TrainState of
-  shapes, whose `frozen` field the restored state keeps."""
+  """(state, meta) of the newest readable step, or None when there is no checkpoint;
+  `abstract_state` is a TrainState of shapes, whose `frozen` field the restored state
+  keeps. Checkpoints of which none restores are an error naming each and why: a run is
+  never started over silently on top of them."""
   abstract = abstract_state.checkpointed()
+  failures = []
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       restored = manager.restore(
@@ -97,13 +106,21 @@ def _restore_newest(manager, abstract_state):
       _check_complete(restored.state, abstract)
       return abstract_state.replace(**restored.state), dict(restored.meta)
     except Exception as e:  # pylint: disable=broad-except
+      why = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+      failures.append(f"step {step}: {why}")
       logging.warning(
-        "checkpoint at step %d in %s is unreadable (%s: %s); trying the one before it",
+        "checkpoint at step %d in %s is unreadable (%s); trying the one before it",
         step,
         manager.directory,
-        type(e).__name__,
-        str(e).splitlines()[0][:200] if str(e) else "",
+        why,
       )
+  if failures:
+    workdir = os.path.dirname(str(manager.directory))
+    raise errors.CheckpointsUnreadableError(
+      f"{manager.directory} holds checkpoints of which none restores "
+      f"({'; '.join(failures)}); nothing was changed: relaunch with --move_aside to move "
+      f"this run to {workdir}.discarded-<time> and start over, or pass another --workdir"
+    )
   return None
 
 

@@ -47,16 +47,23 @@ class MetricWriter:
 
   def __init__(self, workdir):
     self.enabled = jax.process_index() == 0
-    self._tb = EventWriter(workdir) if self.enabled else None
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a") if self.enabled else None
+    # Both files are opened at the first row: a run that stops before it (a checkpoint
+    # that does not restore) leaves the workdir as it was, and a resumed run first drops
+    # the rows logged after the checkpoint it restarts from (relaunch.keep_metrics_up_to).
+    self._workdir = workdir
+    self._tb = None
+    self._jsonl = None
 
   def write(self, step: int, split: str, metrics: dict):
     scalars = {k: float(v) for k, v in metrics.items()}
-    if self._tb:
-      self._tb.write_scalars(step, {f"{split}/{k}": v for k, v in scalars.items()})
-    if self._jsonl:
-      self._jsonl.write(json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
-      self._jsonl.flush()
+    if not self.enabled:
+      return
+    if self._tb is None:
+      self._tb = EventWriter(self._workdir)
+      self._jsonl = open(os.path.join(self._workdir, "metrics.jsonl"), "a")
+    self._tb.write_scalars(step, {f"{split}/{k}": v for k, v in scalars.items()})
+    self._jsonl.write(json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
+    self._jsonl.flush()
 
   def close(self):
     if self._tb:

@@ -254,9 +254,11 @@ def test_relaunching_a_finished_run_trains_no_further(baseline, tmp_path):
 
 @pytest.fixture(scope="module")
 def recovered(baseline, tmp_path_factory):
-  """The baseline workdir with every file of its newest checkpoint truncated, relaunched."""
+  """The baseline workdir with every file of its newest checkpoint truncated and no
+  results.json (a run whose last checkpoint was torn as it died), relaunched."""
   workdir = tmp_path_factory.mktemp("corrupt") / "w"
   shutil.copytree(baseline[0], workdir)
+  (workdir / "results.json").unlink()
   newest = workdir / "checkpoints" / str(STEPS)
   truncated = 0
   for f in newest.rglob("*"):
@@ -278,10 +280,12 @@ def test_corrupt_newest_checkpoint_is_skipped(baseline, recovered):
   workdir, again, messages = recovered
   warnings = [m for level, m in messages if level >= logging.WARNING and "unreadable" in m]
   assert warnings and f"step {STEPS}" in warnings[0]
-  # It resumed at step 20 (not from scratch): the relaunch's first train row is step 30.
+  # It resumed at step 20 (not from scratch), and the rows the first run logged after
+  # step 20 were dropped before the relaunch logged them again: each (split, step) once.
   rows = _read_jsonl(workdir / "metrics.jsonl")
-  relaunch = rows[len(_read_jsonl(baseline[0] / "metrics.jsonl")) :]
-  assert [r["step"] for r in relaunch if r["split"] == "train"] == [30, 40]
+  assert [r["step"] for r in rows if r["split"] == "train"] == [10, 20, 30, 40]
+  keys = [(r["split"], r["step"]) for r in rows]
+  assert len(keys) == len(set(keys))
   # Resumed from step 20: the same numbers as the uninterrupted run.
   assert again["step"] == STEPS
   for split in SPLITS:

@@ -134,10 +134,16 @@ def test_a_run_without_a_best_checkpoint_says_use_latest(tmp_path):
 
 def test_resuming_takes_the_runs_own_checkpoint_not_init_from(source_run, tmp_path):
   source, _ = source_run
-  first = _train(tmp_path, _config(num_train_steps=20))
-  # Relaunched with init_from set: it resumes at step 20 from its own checkpoint.
-  again = _train(tmp_path, _config(num_train_steps=20, init_from=str(source)))
-  assert again["test"] == first["test"]
+  straight = _train(tmp_path / "straight", _config(num_train_steps=20, init_from=str(source)))
+  # A run from init_from stopped at step 10 and relaunched to 20 resumes its own
+  # checkpoint: the same numbers as the straight run (not a second start from source).
+  _train(tmp_path / "w", _config(num_train_steps=10, init_from=str(source)))
+  resumed = _train(tmp_path / "w", _config(num_train_steps=20, init_from=str(source)))
+  assert resumed["test"] == straight["test"]
+  # Setting init_from on a run that has trained changes what it computes: refused.
+  _train(tmp_path / "plain", _config(num_train_steps=10))
+  with pytest.raises(errors.ConfigChangedError, match="init_from '' -> "):
+    _train(tmp_path / "plain", _config(num_train_steps=10, init_from=str(source)))
 
 
 # ------------------------------------------------------------------ teacher
