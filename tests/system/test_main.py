@@ -275,7 +275,7 @@ def _status_by_run(workdir):
     }
 
 
-def test_a_failed_run_is_a_row_and_a_relaunch_skips_finished_runs(tmp_path):
+def test_a_failed_run_is_a_row_and_a_relaunch_keeps_finished_runs(tmp_path):
   workdir = tmp_path / "sweep"
   done = _sweep_with_a_failing_value(workdir)
   assert done.returncode == 1, done.stderr[-3000:]  # some run failed; the sweep finished
@@ -285,11 +285,21 @@ def test_a_failed_run_is_a_row_and_a_relaunch_skips_finished_runs(tmp_path):
     assert status[("nosuch", seed)].startswith("failed: unknown optimizer 'nosuch'")
   rows = (workdir / "results.md").read_text().splitlines()[2:]
   assert len(rows) == 4 and sum("| failed: unknown optimizer" in r for r in rows) == 2
-  finished = (workdir / "optimizer.name=adam,seed=0" / "results.json").stat().st_mtime
-  again = _sweep_with_a_failing_value(workdir)
-  assert "optimizer.name=adam,seed=0: finished, skipped" in again.stdout
-  assert (workdir / "optimizer.name=adam,seed=0" / "results.json").stat().st_mtime == finished
+  finished = (workdir / "optimizer.name=adam,seed=0" / "results.json").read_bytes()
+  _sweep_with_a_failing_value(workdir)
+  assert (workdir / "optimizer.name=adam,seed=0" / "results.json").read_bytes() == finished
   assert _status_by_run(workdir) == status
+  # A flag changed outside the grid changes what the finished runs computed: each is a
+  # row that says why, never the old numbers, and their results.json stay as they were.
+  changed = _sweep_with_a_failing_value(workdir, "--config.optimizer.learning_rate=0.5")
+  assert changed.returncode == 1
+  refused = _status_by_run(workdir)
+  for seed in ("0", "1"):
+    assert refused[("adam", seed)].startswith("failed: ")
+    assert "optimizer.learning_rate 0.03 -> 0.5" in refused[("adam", seed)]
+  rows = json.loads((workdir / "results.json").read_text())
+  assert not any("test/accuracy" in r for r in rows)
+  assert (workdir / "optimizer.name=adam,seed=0" / "results.json").read_bytes() == finished
 
 
 @pytest.mark.slow  # 20-30 s for a Ray instance; the fast suite sweeps locally (15-min budget)
