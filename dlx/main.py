@@ -5,12 +5,16 @@
 
 Relaunching with the same --workdir resumes from its newest checkpoint. Bad input (an
 unknown experiment or config field, a bad value, missing data) prints one line saying
-what was wrong and exits with status 2. The console shows compact progress lines; the
-full absl log (timestamps, source lines) goes to WORKDIR/log.txt.
+what was wrong and exits with status 2. SIGTERM or Ctrl-C stops after the step in flight
+and saves it, prints one line and exits with 128 + the signal's number (143, 130; see
+dlx/training/preemption.py). The console shows compact progress lines; the full absl log
+(timestamps, source lines) goes to WORKDIR/log.txt.
 """
 
+import errno
 import logging as std_logging
 import os
+import signal
 import sys
 
 # Before TensorFlow or JAX load: TF only reads data and must not take GPU memory.
@@ -37,6 +41,12 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 flags.DEFINE_string("data_dir", None, "Prepared tensorflow-datasets dir (default: $TFDS_DATA_DIR).")
+flags.DEFINE_bool(
+  "move_aside",
+  False,
+  "Start this workdir's run over: first move its contents to WORKDIR.discarded-<UTC time> "
+  "beside it (nothing is deleted).",
+)
 # Multi-host (with --config.distributed=True): where process 0 listens, how many processes
 # there are and which one this is. Left unset, the DLX_* environment variables are read,
 # and then JAX's own detection (SLURM, Open MPI, Cloud TPU).
@@ -59,6 +69,52 @@ flags.DEFINE_string(
 def _fail(message: str):
   sys.stderr.write(f"dlx: error: {message}\n")
   sys.exit(2)
+
+
+_SIGINT_STATUS = 130  # 128 + SIGINT, the shell's status for a process that Ctrl-C ended
+
+
+def _stop(message: str, status: int, *, at_once: bool = False):
+  """A run stopped by a signal: one line, and 128 + the signal's number. `at_once` skips
+  the interpreter's shutdown, whose threads (an orbax save a second Ctrl-C cut short)
+  would print tracebacks; a Ctrl-C during the ordinary shutdown exits at once too."""
+  sys.stderr.write(f"dlx: {message}\n")
+  sys.stderr.flush()
+  if at_once:
+    sys.stdout.flush()
+    os._exit(status)  # pylint: disable=protected-access
+  signal.signal(signal.SIGINT, _exit_now)
+  sys.exit(status)
+
+
+def _exit_now(*_):
+  os._exit(_SIGINT_STATUS)  # pylint: disable=protected-access
+
+
+def _os_error_in(error):
+  """The OSError behind `error` (itself, or one it was raised from), else None: orbax and
+  TensorFlow wrap the disk's errors in their own."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    if isinstance(error, OSError) and error.errno is not None:
+      return error
+    seen.add(id(error))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def _os_error_message(error: OSError, workdir: str) -> str:
+  """One line for a failed read or write: what, where, and what to do."""
+  where = error.filename or workdir
+  advice = {
+    errno.ENOSPC: "free space (or pass another --workdir) and relaunch the same command; "
+    "the last checkpoint is intact and the run resumes from it",
+    errno.EROFS: "the file system is read-only: pass a writable --workdir",
+    errno.EACCES: "no permission: pass a --workdir you can write to",
+    errno.EEXIST: "--workdir must be a directory: pass another path",
+    errno.ENOTDIR: "--workdir must be a directory: pass another path",
+  }.get(error.errno, "check the path and the disk, then relaunch the same command")
+  return f"{error.strerror or type(error).__name__}: {where}; {advice}"
 
 
 def _experiment_names_to_paths(argv):
@@ -155,7 +211,10 @@ class _ConsoleFormatter(std_logging.Formatter):
 
 
 def _log_to_file(workdir: str, process_index: int):
-  """absl's full format in the workdir's log file (the console has compact lines)."""
+  """absl's full format in the workdir's log file (the console has compact lines). A log
+  line that cannot be written (a full disk) is dropped quietly: the error that matters
+  comes from the run itself, as one line."""
+  std_logging.raiseExceptions = False
   os.makedirs(workdir, exist_ok=True)
   name = "log.txt" if process_index == 0 else f"log_process{process_index}.txt"
   file_handler = std_logging.FileHandler(os.path.join(workdir, name))
@@ -198,6 +257,7 @@ def main(argv):
   from dlx import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from dlx import train  # pylint: disable=g-import-not-at-top
   from dlx.training import parallel  # pylint: disable=g-import-not-at-top
+  from dlx.training import relaunch  # pylint: disable=g-import-not-at-top
 
   config = FLAGS.config
   _enable_compilation_cache(compilation_cache_dir(FLAGS.compilation_cache))
@@ -216,12 +276,30 @@ def main(argv):
     )
     import jax  # pylint: disable=g-import-not-at-top
 
+    if FLAGS.move_aside and jax.process_index() == 0:
+      moved = relaunch.move_aside(FLAGS.workdir)
+      if moved:
+        logging.warning("--move_aside: the previous contents of %s are in %s", FLAGS.workdir, moved)
     _log_to_file(FLAGS.workdir, jax.process_index())
     results = train.train_and_evaluate(
       config, FLAGS.workdir, data_dir=FLAGS.data_dir, experiment=experiment
     )
   except errors.UserError as e:
     _fail(str(e))
+  except Exception as e:  # pylint: disable=broad-except
+    cause = _os_error_in(e)
+    if cause is None:
+      raise
+    _fail(_os_error_message(cause, FLAGS.workdir))
+  except errors.Preempted as e:  # SIGTERM or SIGINT: the step in flight is saved
+    _stop(e.message(), e.exit_status)
+  except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
+    _stop(
+      "interrupted; stopped at once, without saving the step in flight (saved checkpoints "
+      "are kept); relaunch the same command to resume",
+      _SIGINT_STATUS,
+      at_once=True,
+    )
   logging.info("results written to %s", os.path.join(FLAGS.workdir, "results.json"))
   print(f"test: {_format(results['test'])}")
 

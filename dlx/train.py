@@ -8,7 +8,6 @@ metrics, runs to start from and frozen teachers come through the same protocol.
 """
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -34,8 +33,11 @@ from dlx.training import metric_writers as metrics_lib
 from dlx.training import optim
 from dlx.training import parallel
 from dlx.training import precision
+from dlx.training import preemption
+from dlx.training import relaunch
 from dlx.training import steps
 from dlx.training import warm_start
+from dlx.training import workdir_lock
 from dlx.training.state import TrainState
 from dlx.viz import plots
 
@@ -401,6 +403,8 @@ def _init_or_restore(run: _Run):
         f", sub-trees {run.config.init_from_keys}" if run.config.init_from_keys else "",
       )
   start_step = int(state.step)
+  if jax.process_index() == 0:  # rows logged after this step would appear twice
+    relaunch.keep_metrics_up_to(run.workdir, start_step, metrics_lib.read_metrics)
   run.guard = FiniteGuard(start_step if restored is not None else None)
   num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
   logging.info(
@@ -537,6 +541,8 @@ def _train_loop(run: _Run, state, start_step: int):
   put = lambda item: (run.runner.put_batch(item[0]), item[1])
   batches = pipeline.prefetch(_train_batches(run, start_step), put)
   history, step, data_state = [], start_step, run.data_state
+  # SIGTERM or SIGINT: finish this step, save it, raise errors.Preempted (no final evaluation).
+  signals = preemption.StopSignals().install()
   try:
     while step < run.num_steps and not run.tracker.stopped:
       batch, data_state = next(batches)
@@ -560,12 +566,17 @@ def _train_loop(run: _Run, state, start_step: int):
         and step != run.num_steps
       ):
         _visualize(run, state, step)
-      if _due(step, config.checkpoint_every_steps, run.num_steps) or run.tracker.stopped:
+      stopping = signals.should_stop(step)  # all processes agree on the same step
+      due = _due(step, config.checkpoint_every_steps, run.num_steps)
+      if due or run.tracker.stopped or stopping:
         guard.check()
         guard.check_params(state, step)
         run.ckpt.save(step, _checkpointable(run, state), _checkpoint_meta(run, data_state))
         guard.last_checkpoint = step
+      if stopping:
+        raise errors.Preempted(signals.stop_signal, step)
   finally:
+    signals.restore()
     batches.close()  # stops the prefetch thread (it may be waiting to hand over a batch)
   return state
 
@@ -616,9 +627,16 @@ def train_and_evaluate(
   experiment_lib.check_starts_from(experiment, config)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  # One run per workdir: a second launch stops here, before it writes anything.
+  with workdir_lock.hold(workdir):
+    return _train_in_workdir(experiment, config, workdir, data_dir)
+
+
+def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
+  """`train_and_evaluate` from its first write to the workdir on, under the workdir's lock."""
+  finished = _check_relaunch(config, workdir)
+  if finished is not None:
+    return finished
 
   run = _setup(experiment, config, workdir, data_dir)
   try:
@@ -630,9 +648,40 @@ def train_and_evaluate(
     run.writer.close()
     run.ckpt.close()
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-      json.dump(results, f, indent=2, sort_keys=True)
-    plots.plot_loss_curves(
-      metrics_lib.read_metrics(workdir), os.path.join(workdir, "loss_curve.png")
+    relaunch.write_json_atomic(
+      os.path.join(workdir, "results.json"), results, indent=2, sort_keys=True
     )
+    try:  # a figure never fails a finished run
+      plots.plot_loss_curves(
+        metrics_lib.read_metrics(workdir), os.path.join(workdir, "loss_curve.png")
+      )
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning("loss_curve.png not drawn (%s: %s)", type(e).__name__, e)
   return results
+
+
+def _check_relaunch(config, workdir) -> Optional[dict]:
+  """A relaunch into `workdir` must describe the same run (dlx/training/relaunch.py):
+  a change of what it computes is refused; allowed changes are recorded, and a
+  results.json they make stale is kept as results_step<N>.json. Writes config.json.
+  Returns the results of a finished run relaunched unchanged (nothing to do), else None."""
+  config_json = config.to_json_best_effort(indent=2, sort_keys=True)
+  allowed = relaunch.check(workdir, config_json)
+  results_file = os.path.join(workdir, "results.json")
+  saved = relaunch.read_json(results_file)
+  if saved is not None and not allowed:
+    logging.info(
+      "%s holds a finished run (step %s); its results.json is kept. To train further, "
+      "relaunch with a larger --config.num_train_steps; for a new run, a new --workdir",
+      workdir,
+      saved.get("step"),
+    )
+    return saved
+  if jax.process_index() == 0:
+    if allowed:
+      relaunch.record(workdir, allowed, relaunch.latest_checkpoint_step(workdir))
+      logging.info("relaunch changes %s", ", ".join(f"{f}: {a!r} -> {b!r}" for f, a, b in allowed))
+      if saved is not None:
+        os.replace(results_file, os.path.join(workdir, f"results_step{saved.get('step')}.json"))
+    relaunch.write_json_atomic(os.path.join(workdir, relaunch.CONFIG_FILE), config_json)
+  return None

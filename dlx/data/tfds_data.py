@@ -149,12 +149,28 @@ def _decode_split(name, split, data_dir, image_key, label_key):
       f"dataset {name!r} (split {split!r}) is not prepared in {where} and this job does "
       f"not download; {_OFFLINE_HINT}"
     ) from e
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+    raise errors.DataCorruptError(_corrupt_message(name, split, data_dir, e)) from e
   if not chunks:
     raise errors.DataNotFoundError(f"split {split!r} of {name!r} in {data_dir} is empty")
   return {
     "inputs": np.concatenate([c[image_key] for c in chunks]),
     "targets": np.concatenate([c[label_key] for c in chunks]).astype(np.int32),
   }
+
+
+def _corrupt_message(name, split, data_dir, error) -> str:
+  """One line naming the split's files and how to prepare them again."""
+  root = pathlib.Path(data_dir or os.path.expanduser("~/tensorflow_datasets")) / name
+  part = split.split("[")[0]
+  files = sorted(str(f) for f in root.rglob(f"{name}-{part}.*") if f.is_file())
+  first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+  return (
+    f"dataset {name!r} (split {split!r}) could not be read: a file is truncated or corrupt "
+    f"({', '.join(files) or root}; TensorFlow: {first[:160]}); prepare it again: delete "
+    f"{root} and copy a fresh prepared copy there (`tfds build {name}` on a machine with a "
+    "network writes one)"
+  )
 
 
 def load(

@@ -8,4 +8,7 @@ precision       compute dtypes (bfloat16 with float32 parameters)
 optim           optimizers and schedules from the config, EMA of the weights
 metric_writers  console, TensorBoard and metrics.jsonl writers, and the metrics.jsonl reader
 warm_start      runs that start from runs (`init_from`) and frozen teachers (`teacher`)
+relaunch        what a relaunch into a workdir may change; atomic writes; torn files survived
+workdir_lock    one run per workdir: the lock a run holds, and a second launch's one-line error
+preemption      SIGTERM and Ctrl-C: save the step in flight and stop (all processes alike)
 """

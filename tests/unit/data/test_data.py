@@ -1,5 +1,6 @@
 """Tests for dlx.data: embedded datasets, tfds loading, the batch pipeline, transforms."""
 
+import shutil
 import threading
 import time
 
@@ -474,3 +475,16 @@ def test_dataset_map_and_split_names(loaded):
   np.testing.assert_array_equal(doubled.test["inputs"], ds.test["inputs"] * 2)
   with pytest.raises(ValueError, match="unknown split"):
     ds.split("val")
+
+
+def test_a_truncated_tfrecord_is_one_error_naming_the_file(tfds_dir, tmp_path, monkeypatch):
+  from dlx.data import tfds_data  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setenv("DLX_CACHE_DIR", str(tmp_path / "cache"))
+  shutil.copytree(f"{tfds_dir}/mnist", tmp_path / "data" / "mnist")
+  (record,) = (tmp_path / "data" / "mnist").rglob("mnist-test.tfrecord*")
+  record.write_bytes(record.read_bytes()[: record.stat().st_size // 2])
+  with pytest.raises(errors.DataCorruptError) as corrupt:
+    tfds_data.load_split("mnist", "test", data_dir=str(tmp_path / "data"))
+  message = str(corrupt.value)
+  assert "\n" not in message and str(record) in message and "prepare it again" in message
