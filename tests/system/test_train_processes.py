@@ -80,6 +80,9 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, arg):
   assert "resuming from step" in done.stderr
   with open(workdir / "results.json") as f:
     resumed = json.load(f)
+  # The rows the killed run logged after its last checkpoint are not there twice.
+  keys = [(r["split"], r["step"]) for r in conftest.read_jsonl(workdir / "metrics.jsonl")]
+  assert len(keys) == len(set(keys))
 
   # The uninterrupted reference, in-process with the same configuration.
   mod = experiment_lib.load("mlp_xor")
