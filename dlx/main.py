@@ -203,10 +203,12 @@ class _ConsoleFormatter(std_logging.Formatter):
 
   def format(self, record):
     message = record.getMessage()
+    if "orbax" in record.pathname:  # its errors carry tracebacks: those go to log.txt only
+      message = f"orbax: {message.strip().splitlines()[0][:300]} (details in log.txt)"
+    elif record.exc_info:
+      message += "\n" + self.formatException(record.exc_info)
     if record.levelno >= std_logging.WARNING:
       message = f"{record.levelname.lower()}: {message}"
-    if record.exc_info:
-      message += "\n" + self.formatException(record.exc_info)
     return message
 
 

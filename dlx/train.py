@@ -374,6 +374,7 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
       keep=config.keep_checkpoints,
       best_metric=config.best_metric,
       best_mode=config.best_mode,
+      asynchronous=config.get("checkpoint_async", False),
     ),
     writer=metrics_lib.MetricWriter(workdir),
     tracker=BestTracker(config.best_metric, config.best_mode, config.early_stopping_patience),

@@ -18,14 +18,19 @@ import orbax.checkpoint as ocp
 from dlx import errors
 
 
-def _manager(directory, **options):
+def _manager(directory, asynchronous: bool = False, **options):
   # A save cut short (a kill, a full disk) leaves a *.orbax-checkpoint-tmp folder; the
   # next run of this workdir removes it (the workdir lock keeps that next run alone).
+  # Asynchronous: `save` returns once the state is copied to host memory and a thread
+  # writes it; the step counts as saved only when orbax renames the finished folder.
   return ocp.CheckpointManager(
     os.path.abspath(directory),
     item_names=("state", "meta"),
     options=ocp.CheckpointManagerOptions(
-      create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True, **options
+      create=True,
+      enable_async_checkpointing=asynchronous,
+      cleanup_tmp_directories=True,
+      **options,
     ),
   )
 
@@ -34,12 +39,23 @@ class Checkpointer:
   """Saves and restores a TrainState (its `checkpointed()` fields) plus a small JSON
   `meta` dict."""
 
-  def __init__(self, workdir, *, keep: int = 3, best_metric: str = "", best_mode: str = "min"):
-    self.latest = _manager(os.path.join(workdir, "checkpoints"), max_to_keep=keep)
+  def __init__(
+    self,
+    workdir,
+    *,
+    keep: int = 3,
+    best_metric: str = "",
+    best_mode: str = "min",
+    asynchronous: bool = False,
+  ):
+    self.latest = _manager(
+      os.path.join(workdir, "checkpoints"), asynchronous=asynchronous, max_to_keep=keep
+    )
     self.best = None
     if best_metric:
       self.best = _manager(
         os.path.join(workdir, "best_checkpoint"),
+        asynchronous=asynchronous,
         max_to_keep=1,
         best_fn=lambda metrics: metrics[best_metric],
         best_mode=best_mode,

@@ -42,6 +42,7 @@ EXTENDS_OR_OBSERVES = frozenset(
     "eval_every_steps",
     "checkpoint_every_steps",
     "keep_checkpoints",
+    "checkpoint_async",
     "sample_every_steps",
     "eval_examples",
     "train_eval_examples",

@@ -244,6 +244,20 @@ def test_resume_is_bit_identical(baseline, tmp_path):
   )
 
 
+def test_asynchronous_checkpoints_resume_bit_identically(baseline, tmp_path):
+  """--config.checkpoint_async=True: the state is written on orbax's thread, and a run
+  stopped at step 20 and relaunched still ends exactly where the straight run ends."""
+  workdir, results = baseline
+  _train(tmp_path, num_train_steps=STEPS // 2, checkpoint_async=True)
+  assert _steps(tmp_path / "checkpoints") == [STEPS // 2]
+  resumed = _train(tmp_path, checkpoint_async=True)
+  for split in SPLITS:
+    assert resumed[split] == results[split]
+  state, _ = _restore(tmp_path / "checkpoints", STEPS)
+  reference, _ = _restore(workdir / "checkpoints", STEPS)
+  _assert_trees_equal(state, reference)
+
+
 def test_relaunching_a_finished_run_trains_no_further(baseline, tmp_path):
   workdir, results = baseline
   shutil.copytree(workdir, tmp_path / "w")
