@@ -41,6 +41,15 @@ def test_cpu_kernels_benchmark_runs():
   assert "speed-up" in done.stdout
 
 
+def test_checkpoint_stall_benchmark_runs(tmp_path):
+  out = tmp_path / "stall.json"
+  _run("benchmarks/checkpoint_stall.py", "--params_millions=0.2", "--steps=3", f"--json={out}")
+  rows = json.loads(out.read_text())
+  assert [r["mode"] for r in rows] == ["sync", "async"]
+  for row in rows:
+    assert row["save_call_s"] > 0 and row["written_s"] > 0 and row["step_alone_ms"] > 0
+
+
 def test_int8_inference_benchmark_runs(tmp_path):
   out = tmp_path / "int8.json"
   done = _run(
