@@ -156,7 +156,7 @@ def test_wgan_gp_mnist_trains(tmp_path, data_dir):
 @pytest.mark.slow
 def test_distillation_beats_the_student_alone(tmp_path, data_dir, finished_run):
   """Hinton et al.'s claim on MNIST: the same student makes fewer test errors when it
-  learns from the teacher's soft targets (measured: 145 alone, see README)."""
+  learns from the teacher's soft targets (measured: experiments/compression/README.md)."""
   with open(os.path.join(finished_run("mlp_student_mnist", data_dir), "results.json")) as f:
     alone = json.load(f)
   exp = experiment.load("distill_mnist")
