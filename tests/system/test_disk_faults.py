@@ -89,3 +89,11 @@ def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
   path.write_text("x")
   line = _assert_one_line_error(_run("--config=mlp_xor:smoke", f"--workdir={path}")[0])
   assert str(path) in line and "must be a directory" in line
+
+
+def test_a_read_only_file_system_is_one_line(small_disk):
+  subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+  line = _assert_one_line_error(
+    _run("--config=mlp_xor:smoke", f"--workdir={small_disk / 'run'}")[0]
+  )
+  assert "Read-only file system" in line and "writable --workdir" in line
