@@ -36,6 +36,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from dlx import errors
 from dlx import experiment
 
 _DEFAULT_RNG_NAMES = ("params", "dropout", "sample")
@@ -346,8 +347,11 @@ def main(argv=None):
     for size in (3, 5):
       print(format_reduction_example(reduction_saving_example(kernel_size=size)))
     return
-  shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
-  print(experiment_table(args.experiment, shape))
+  try:
+    shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
+    print(experiment_table(args.experiment, shape))
+  except (ValueError, errors.UserError) as e:  # bad input: one line, no traceback
+    raise SystemExit(f"dlx model_stats: error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -207,3 +207,10 @@ def test_experiment_table_and_cli(capsys):
   assert "11,689,512" not in capsys.readouterr().out  # 10 classes, not 1000
   model_stats.main([])
   assert "3.6" in capsys.readouterr().out  # the 1x1-reduction saving for a 3x3
+
+
+def test_bad_input_to_the_command_is_one_line():
+  with pytest.raises(SystemExit, match="^dlx model_stats: error: lenet5_mnist has no config.image"):
+    model_stats.main(["lenet5_mnist"])
+  with pytest.raises(SystemExit, match="^dlx model_stats: error: .*unknown experiment 'nosuch'"):
+    model_stats.main(["nosuch"])
