@@ -212,3 +212,61 @@ def test_grain_sigkill_then_relaunch_matches_uninterrupted_run(
   assert resumed["step"] == reference["step"] == GRAIN_MNIST["num_train_steps"]
   for split in SPLITS:
     assert resumed[split] == reference[split]
+
+
+# Wide enough that writing a checkpoint (about 50 MB with Adam's moments) takes long
+# enough to be caught half-written.
+ASYNC_FLAGS = (
+  "--config.checkpoint_async=True",
+  "--config.model.hidden=(2048,2048)",
+  "--config.num_train_steps=60",
+  "--config.checkpoint_every_steps=20",
+  "--config.eval_every_steps=60",
+  "--config.log_every_steps=20",
+)
+
+
+def test_sigkill_during_an_asynchronous_save_never_restores_a_torn_checkpoint(tmp_path):
+  """Killed while orbax's thread writes a checkpoint (its *.orbax-checkpoint-tmp folder
+  on disk), the run leaves no checkpoint that restores wrong: the relaunch resumes from
+  a complete one and ends as an uninterrupted run does."""
+  workdir = tmp_path / "killed"
+  cmd = [*_main_cmd(workdir)[:5], *ASYNC_FLAGS]
+  proc = subprocess.Popen(
+    cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+  )
+  caught = False
+  try:
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+      checkpoints = workdir / "checkpoints"
+      if checkpoints.is_dir() and any(
+        "orbax-checkpoint-tmp" in p.name for p in checkpoints.iterdir()
+      ):
+        os.kill(proc.pid, signal.SIGKILL)
+        caught = True
+        break
+      time.sleep(0.002)
+    proc.wait(timeout=30)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+  assert caught, "the run ended before a save could be caught half-written"
+  assert not (workdir / "results.json").exists()
+
+  done = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert not list((workdir / "checkpoints").glob("*orbax-checkpoint-tmp*"))
+  resumed = json.loads((workdir / "results.json").read_text())
+
+  mod = experiment_lib.load("mlp_xor")
+  cfg = config_lib.override(
+    mod.config(),
+    **{"model.hidden": (2048, 2048), "num_train_steps": 60, "checkpoint_every_steps": 20},
+    eval_every_steps=60,
+    log_every_steps=20,
+  )
+  reference = _train(tmp_path / "straight", cfg)
+  for split in SPLITS:
+    assert resumed[split] == reference[split]
