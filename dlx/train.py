@@ -532,9 +532,13 @@ def _visualize(run: _Run, state, step: int):
       plots.save_image_grid(np.asarray(grid), os.path.join(run.workdir, f"{name}_{step}.png"))
 
 
-def _train_loop(run: _Run, state, start_step: int):
+def _train_loop(run: _Run, state, start_step: int, signals: preemption.StopSignals):
+  """Trains from `start_step`. `signals` were installed before the run's setup, so a
+  SIGTERM or SIGINT that came during setup or restore stops the run after its first step
+  here; they are restored when the loop ends (the final evaluation has the defaults)."""
   config, guard = run.config, run.guard
   if start_step >= run.num_steps or run.tracker.stopped:
+    signals.restore()
     return state  # a finished run, relaunched: start no input pipeline (grain's workers)
   progress = metrics_lib.Progress(run.num_steps, start_step, main_metric=config.best_metric)
   # The prefetch thread reads ahead; each batch travels with the data state right after it,
@@ -543,7 +547,6 @@ def _train_loop(run: _Run, state, start_step: int):
   batches = pipeline.prefetch(_train_batches(run, start_step), put)
   history, step, data_state = [], start_step, run.data_state
   # SIGTERM or SIGINT: finish this step, save it, raise errors.Preempted (no final evaluation).
-  signals = preemption.StopSignals().install()
   try:
     while step < run.num_steps and not run.tracker.stopped:
       batch, data_state = next(batches)
@@ -639,13 +642,19 @@ def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
   if finished is not None:
     return finished
 
-  run = _setup(experiment, config, workdir, data_dir)
+  signals = preemption.StopSignals().install()  # from here on a signal stops cleanly
+  try:
+    run = _setup(experiment, config, workdir, data_dir)
+  except BaseException:
+    signals.restore()
+    raise
   try:
     state, start_step, num_params = _init_or_restore(run)
     start_time = time.perf_counter()
-    state = _train_loop(run, state, start_step)
+    state = _train_loop(run, state, start_step, signals)
     results = _final_evaluation(run, state, num_params, time.perf_counter() - start_time)
   finally:
+    signals.restore()
     run.writer.close()
     run.ckpt.close()
   if jax.process_index() == 0:

@@ -20,12 +20,14 @@ KeyboardInterrupt from the handler, at once: the step in flight is not saved, th
 saved checkpoint is kept, and `dlx.main` prints one line and exits with status 130. A
 second SIGTERM is ignored: the run is already stopping.
 
-Outside the loop (setup, restoring, the final evaluation) the handlers from before are in
-place: there a single process ends at SIGTERM (status 143, no message), which costs no
-trained step, and Ctrl-C ends it with dlx.main's one line, status 130. Under
-jax.distributed, a SIGTERM before the loop is caught by JAX's own handler (below) and
-nothing acts on it: the run trains on until it is killed. After the loop, SIGTERM has its
-default action again (Python restores SIG_DFL, its own record of the handler before).
+The handlers are installed before the run's setup (`dlx.train._train_in_workdir`), so a
+signal during data loading, model building, restoring or the first compilation is kept
+and the run stops after its first step. They are restored when the loop ends: during
+the final evaluation a single process ends at SIGTERM (status 143, no message), which
+costs no trained step, and Ctrl-C ends it with dlx.main's one line, status 130. Before
+`train_and_evaluate` (interpreter start, imports, jax.distributed's start) the defaults
+hold too; under jax.distributed a SIGTERM that early is caught by JAX's own handler
+(below) and nothing acts on it.
 
 Several processes (jax.distributed) must stop after the same step: every step's
 collectives need all of them, and orbax writes one checkpoint from all of them. JAX has a

@@ -131,6 +131,36 @@ def test_a_signal_saves_the_step_and_the_relaunch_ends_as_an_uninterrupted_run(
     assert resumed[split] == reference[split], split
 
 
+def test_a_sigterm_during_setup_stops_after_the_first_step(tmp_path, reference):
+  """The handlers are in place from the run's setup on (data, model, restoring, the
+  first compilation): a SIGTERM there is not lost, the run stops cleanly early on."""
+  workdir = tmp_path / "run"
+  cmd = _command(workdir)
+  proc = _start(cmd, tmp_path / "first.out")
+  try:
+    deadline = time.time() + 120
+    while not (workdir / "config.json").exists() and time.time() < deadline:
+      assert proc.poll() is None, (tmp_path / "first.out").read_text()[-2000:]
+      time.sleep(0.005)
+    time.sleep(0.2)  # config.json comes just before the handlers; setup follows them
+    steps_before = _logged_train_steps(workdir)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+  finally:
+    _kill_all([proc])
+  step = _stopped_step((tmp_path / "first.out").read_text(), "SIGTERM")
+  assert step >= 1 and max(conftest.checkpoint_steps(workdir / "checkpoints")) == step
+  if not steps_before:  # the signal came before the first logged step (the usual case)
+    assert step <= RUN["log_every_steps"]
+  done = subprocess.run(
+    cmd, cwd=conftest.REPO, env=conftest.subprocess_env(), capture_output=True, text=True
+  )
+  assert done.returncode == 0 and f"resuming from step {step} in" in done.stderr
+  resumed = json.loads((workdir / "results.json").read_text())
+  for split in SPLITS:
+    assert resumed[split] == reference[split], split
+
+
 def test_a_second_ctrl_c_exits_at_once(tmp_path, reference):
   """Two Ctrl-C in a row: status 130 and one line, whether the second came while the
   first was being handled (KeyboardInterrupt at once: the save of the step in flight cut
