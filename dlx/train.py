@@ -405,7 +405,7 @@ def _init_or_restore(run: _Run):
       )
   start_step = int(state.step)
   if jax.process_index() == 0:  # rows logged after this step would appear twice
-    relaunch.keep_metrics_up_to(run.workdir, start_step, metrics_lib.read_metrics)
+    metrics_lib.keep_rows_up_to(run.workdir, start_step)
   run.guard = FiniteGuard(start_step if restored is not None else None)
   num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
   logging.info(

@@ -9,6 +9,7 @@ one before it is used.
 """
 
 import os
+import pathlib
 
 from absl import logging
 import jax
@@ -33,6 +34,15 @@ def _manager(directory, asynchronous: bool = False, **options):
       **options,
     ),
   )
+
+
+def saved_steps(directory) -> list[int]:
+  """The steps saved under a checkpoint directory (orbax's numbered folders, readable or
+  not), oldest first; [] when there is none."""
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():
+    return []
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
 
 class Checkpointer:

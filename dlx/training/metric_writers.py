@@ -13,6 +13,8 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.summary.writer import record_writer
 
+from dlx.training import relaunch
+
 
 class EventWriter:
   """Scalars as a TensorBoard event file (`events.out.tfevents.*`), written with
@@ -49,7 +51,7 @@ class MetricWriter:
     self.enabled = jax.process_index() == 0
     # Both files are opened at the first row: a run that stops before it (a checkpoint
     # that does not restore) leaves the workdir as it was, and a resumed run first drops
-    # the rows logged after the checkpoint it restarts from (relaunch.keep_metrics_up_to).
+    # the rows logged after the checkpoint it restarts from (keep_rows_up_to).
     self._workdir = workdir
     self._tb = None
     self._jsonl = None
@@ -96,6 +98,17 @@ def read_metrics(workdir_or_file, split: str | None = None) -> list[dict]:
       if split is None or row["split"] == split:
         rows.append(row)
   return rows
+
+
+def keep_rows_up_to(workdir, step: int):
+  """Rewrites metrics.jsonl (atomically) with only the rows of steps <= `step`, the step a
+  resumed run restarts from, torn lines dropped: the rows a killed run logged after its
+  last checkpoint would otherwise appear twice."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return
+  kept = [row for row in read_metrics(path) if row["step"] <= step]
+  relaunch.write_json_atomic(path, "".join(json.dumps(row) + "\n" for row in kept))
 
 
 def mean_of(history):

@@ -28,6 +28,7 @@ import pathlib
 import time
 
 from dlx import errors
+from dlx.training import checkpoint
 
 CONFIG_FILE = "config.json"
 CHANGES_FILE = "config_changes.jsonl"
@@ -86,11 +87,7 @@ def computing(field: str) -> bool:
 
 def latest_checkpoint_step(workdir) -> int | None:
   """The newest step under WORKDIR/checkpoints (readable or not), or None."""
-  checkpoints = pathlib.Path(workdir) / "checkpoints"
-  steps = (
-    [int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()] if checkpoints.is_dir() else []
-  )
-  return max(steps, default=None)
+  return max(checkpoint.saved_steps(pathlib.Path(workdir) / "checkpoints"), default=None)
 
 
 def has_trained(workdir) -> bool:
@@ -159,17 +156,6 @@ def record(workdir, allowed: list, step: int | None):
   }
   with open(os.path.join(workdir, CHANGES_FILE), "a") as f:
     f.write(json.dumps(row) + "\n")
-
-
-def keep_metrics_up_to(workdir, step: int, read_rows):
-  """Rewrites metrics.jsonl with only the rows of steps <= `step` (the step a resumed run
-  restarts from), dropping torn lines: the rows a killed run logged after its last
-  checkpoint would otherwise appear twice. `read_rows` is metric_writers.read_metrics."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return
-  kept = [row for row in read_rows(path) if row["step"] <= step]
-  write_json_atomic(path, "".join(json.dumps(row) + "\n" for row in kept))
 
 
 def move_aside(workdir) -> str | None:

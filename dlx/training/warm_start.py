@@ -19,6 +19,7 @@ import orbax.checkpoint as ocp
 from dlx import config as config_lib
 from dlx import errors
 from dlx import experiment as experiment_lib
+from dlx.training import checkpoint
 from dlx.training import precision
 
 WHICH = ("best", "latest")
@@ -33,12 +34,6 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
   return ref, None
 
 
-def _steps(directory: pathlib.Path) -> list[int]:
-  if not directory.is_dir():
-    return []
-  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
-
-
 def locate(ref: str, field: str) -> tuple[pathlib.Path, int]:
   """(checkpoint directory, step) that `ref` names; `field` is the config field, for
   the error messages."""
@@ -47,9 +42,9 @@ def locate(ref: str, field: str) -> tuple[pathlib.Path, int]:
   if not root.is_dir():
     raise errors.ConfigError(f"--config.{field}={ref!r}: no such run directory")
   if which is None:
-    which = "best" if _steps(root / _DIRS["best"]) else "latest"
+    which = "best" if checkpoint.saved_steps(root / _DIRS["best"]) else "latest"
   directory = root / _DIRS[which]
-  steps = _steps(directory)
+  steps = checkpoint.saved_steps(directory)
   if not steps:
     hint = (
       " (it ran with best_metric=''; use :latest)" if which == "best" else "; train that run first"
