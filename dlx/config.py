@@ -30,9 +30,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
   # Write checkpoints on a background thread (orbax async): training goes on while the
-  # host copy of the state is written. Off by default: an async write that fails (a full
-  # disk) is also reported by orbax's threads with tracebacks, not only as one line.
-  c.checkpoint_async = False
+  # host copy of the state is written (benchmarks/checkpoint_stall.py). A failed write
+  # (a full disk) surfaces at the next save or at the end, as one line.
+  c.checkpoint_async = True
   # The validation metric that picks the best checkpoint and drives early stopping.
   c.best_metric = "loss"
   c.best_mode = "min"  # min | max

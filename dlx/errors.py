@@ -42,20 +42,26 @@ class Preempted(BaseException):
   `dlx.main` prints `message()` and exits with `exit_status`, 128 + the signal's number
   (143 for SIGTERM, 130 for SIGINT)."""
 
-  def __init__(self, signum: int, step: int):
+  def __init__(self, signum: int, step: int, final_evaluation: bool = False):
     self.signum, self.step = int(signum), int(step)
+    self.final_evaluation = bool(final_evaluation)
     self.signal_name = _signal_name(self.signum)
     self.exit_status = 128 + self.signum
     super().__init__(self.message())
 
   def message(self) -> str:
+    if self.final_evaluation:
+      return (
+        f"stopped by {self.signal_name} during the final evaluation; training finished at "
+        f"step {self.step} and is saved; relaunch the same command to evaluate it"
+      )
     return (
       f"stopped by {self.signal_name} at step {self.step}; checkpoint saved; "
       "relaunch the same command to resume"
     )
 
   def __reduce__(self):
-    return (type(self), (self.signum, self.step))
+    return (type(self), (self.signum, self.step, self.final_evaluation))
 
 
 def _signal_name(signum: int) -> str:

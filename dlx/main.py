@@ -14,8 +14,10 @@ dlx/training/preemption.py). The console shows compact progress lines; the full 
 import errno
 import logging as std_logging
 import os
+import re
 import signal
 import sys
+import threading
 
 # Before TensorFlow or JAX load: TF only reads data and must not take GPU memory.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -91,13 +93,20 @@ def _exit_now(*_):
   os._exit(_SIGINT_STATUS)  # pylint: disable=protected-access
 
 
+# How tensorstore (orbax's array writer) reports a failed system call in its ValueError.
+_TENSORSTORE_ERRNO = re.compile(r"os_error_code='(\d+)'")
+
+
 def _os_error_in(error):
   """The OSError behind `error` (itself, or one it was raised from), else None: orbax and
-  TensorFlow wrap the disk's errors in their own."""
+  TensorFlow wrap the disk's errors in their own, and tensorstore names only the errno."""
   seen = set()
   while error is not None and id(error) not in seen:
     if isinstance(error, OSError) and error.errno is not None:
       return error
+    code = _TENSORSTORE_ERRNO.search(str(error))
+    if code:
+      return OSError(int(code.group(1)), os.strerror(int(code.group(1))))
     seen.add(id(error))
     error = error.__cause__ or error.__context__
   return None
@@ -192,10 +201,20 @@ def _keep_record(record) -> bool:
   return record.levelno >= 30 or not noisy
 
 
+def _on_console(record) -> bool:
+  """Orbax's background save threads each log a failed write, and asyncio logs each of
+  their futures whose error nobody read; the console keeps the main thread's report of
+  it (the rest is in log.txt)."""
+  if record.name == "asyncio":
+    return False
+  return not ("orbax" in record.pathname and record.threadName != "MainThread")
+
+
 def _quiet_library_logs():
   handler = logging.get_absl_handler()
   for h in (handler, handler.python_handler):  # ABSLHandler delegates to python_handler
     h.addFilter(_keep_record)
+    h.addFilter(_on_console)
 
 
 class _ConsoleFormatter(std_logging.Formatter):
@@ -224,6 +243,42 @@ def _log_to_file(workdir: str, process_index: int):
   file_handler.setLevel(std_logging.INFO)
   file_handler.addFilter(_keep_record)
   std_logging.getLogger().addHandler(file_handler)
+  _background_errors_to(file_handler)
+
+
+def _background_errors_to(file_handler):
+  """Errors that library threads print themselves (orbax's background save, tensorstore's
+  callbacks into an event loop that a failed write closed) go to log.txt only: the run's
+  own error, one line, says what went wrong. The main thread's errors are left alone."""
+
+  def to_log(kind, value, traceback, where):
+    file_handler.handle(
+      std_logging.LogRecord(
+        "dlx.background",
+        std_logging.ERROR,
+        __file__,
+        0,
+        f"in {where}: %s",
+        (value,),
+        (kind, value, traceback),
+      )
+    )
+
+  main_excepthook = sys.excepthook
+
+  def excepthook(kind, value, traceback):
+    if threading.current_thread() is threading.main_thread():
+      main_excepthook(kind, value, traceback)
+    else:
+      to_log(kind, value, traceback, threading.current_thread().name)
+
+  sys.excepthook = excepthook
+  threading.excepthook = lambda a: to_log(
+    a.exc_type, a.exc_value, a.exc_traceback, getattr(a.thread, "name", "a thread")
+  )
+  sys.unraisablehook = lambda u: to_log(
+    u.exc_type, u.exc_value, u.exc_traceback, u.err_msg or repr(u.object)
+  )
 
 
 def compilation_cache_dir(flag_value, environ=os.environ):

@@ -374,7 +374,7 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
       keep=config.keep_checkpoints,
       best_metric=config.best_metric,
       best_mode=config.best_mode,
-      asynchronous=config.get("checkpoint_async", False),
+      asynchronous=config.get("checkpoint_async", True),
     ),
     writer=metrics_lib.MetricWriter(workdir),
     tracker=BestTracker(config.best_metric, config.best_mode, config.early_stopping_patience),
@@ -652,7 +652,10 @@ def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
     state, start_step, num_params = _init_or_restore(run)
     start_time = time.perf_counter()
     state = _train_loop(run, state, start_step, signals)
-    results = _final_evaluation(run, state, num_params, time.perf_counter() - start_time)
+    train_time = time.perf_counter() - start_time
+    # The last step is saved: a signal from here on stops the run at once.
+    with preemption.StopAtOnce(int(jax.device_get(run.runner.host_state(state).step))):
+      results = _final_evaluation(run, state, num_params, train_time)
   finally:
     signals.restore()
     run.writer.close()

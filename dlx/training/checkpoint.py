@@ -24,6 +24,8 @@ def _manager(directory, asynchronous: bool = False, **options):
   # next run of this workdir removes it (the workdir lock keeps that next run alone).
   # Asynchronous: `save` returns once the state is copied to host memory and a thread
   # writes it; the step counts as saved only when orbax renames the finished folder.
+  # Each manager names its own cross-process barriers: with the same names, two managers
+  # saving the same step in a multi-process run (latest and best) fail each other's.
   return ocp.CheckpointManager(
     os.path.abspath(directory),
     item_names=("state", "meta"),
@@ -31,6 +33,9 @@ def _manager(directory, asynchronous: bool = False, **options):
       create=True,
       enable_async_checkpointing=asynchronous,
       cleanup_tmp_directories=True,
+      multiprocessing_options=ocp.options.MultiprocessingOptions(
+        barrier_sync_key_prefix=os.path.basename(os.path.normpath(directory))
+      ),
       **options,
     ),
   )

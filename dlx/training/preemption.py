@@ -22,12 +22,14 @@ second SIGTERM is ignored: the run is already stopping.
 
 The handlers are installed before the run's setup (`dlx.train._train_in_workdir`), so a
 signal during data loading, model building, restoring or the first compilation is kept
-and the run stops after its first step. They are restored when the loop ends: during
-the final evaluation a single process ends at SIGTERM (status 143, no message), which
-costs no trained step, and Ctrl-C ends it with dlx.main's one line, status 130. Before
+and the run stops after its first step. When the loop ends, the last step is saved, and
+`StopAtOnce` takes over for the final evaluation: a signal then stops the run at once
+(an evaluation and a report can take minutes, more than a scheduler's grace period) with
+one line, `stopped by SIGTERM during the final evaluation; ...`, and the same status; the
+relaunch restores the last step, trains nothing and evaluates. Before
 `train_and_evaluate` (interpreter start, imports, jax.distributed's start) the defaults
-hold too; under jax.distributed a SIGTERM that early is caught by JAX's own handler
-(below) and nothing acts on it.
+hold; under jax.distributed a SIGTERM that early is caught by JAX's own handler (below)
+and nothing acts on it.
 
 Several processes (jax.distributed) must stop after the same step: every step's
 collectives need all of them, and orbax writes one checkpoint from all of them. JAX has a
@@ -61,6 +63,8 @@ from typing import Callable, Optional
 
 import jax
 import numpy as np
+
+from dlx import errors
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SYNC_TARGET_S = 1.0  # seconds of training between two agreements of several processes
@@ -157,3 +161,31 @@ class StopSignals:
     self._next_sync = step + self._interval
     self._last_sync = time.monotonic()
     return False
+
+
+class StopAtOnce:
+  """SIGTERM and SIGINT handlers for the final evaluation, after the last step is saved:
+  the first signal raises `dlx.errors.Preempted` (marked `final_evaluation`) where the
+  evaluation is, so the run stops at once; nothing trained is lost.
+
+    with StopAtOnce(final_step):
+      evaluate()"""
+
+  def __init__(self, step: int):
+    self._step = int(step)
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    raise errors.Preempted(signum, self._step, final_evaluation=True)
+
+  def __enter__(self) -> "StopAtOnce":
+    if threading.current_thread() is threading.main_thread():
+      for signum in SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc_info):
+    while self._previous:
+      signum, handler = self._previous.popitem()
+      signal.signal(signum, signal.SIG_DFL if handler is None else handler)

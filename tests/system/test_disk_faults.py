@@ -41,7 +41,10 @@ def _fill(directory):
       pass
 
 
-def test_a_full_disk_mid_run_is_one_line_and_the_last_checkpoint_resumes(small_disk):
+@pytest.mark.parametrize("asynchronous", [True, False], ids=["async_save", "sync_save"])
+def test_a_full_disk_mid_run_is_one_line_and_the_last_checkpoint_resumes(small_disk, asynchronous):
+  """With asynchronous saves (the default) the failed write happens on orbax's threads and
+  surfaces at the next save: still one line, the threads' tracebacks only in log.txt."""
   workdir = small_disk / "run"
   args = [
     "--config=mlp_xor",
@@ -49,6 +52,7 @@ def test_a_full_disk_mid_run_is_one_line_and_the_last_checkpoint_resumes(small_d
     "--config.num_train_steps=3000",
     "--config.checkpoint_every_steps=500",
     "--config.log_every_steps=100",
+    f"--config.checkpoint_async={asynchronous}",
   ]
   proc = subprocess.Popen(
     [sys.executable, "-m", "dlx.main", *args],

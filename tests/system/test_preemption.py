@@ -161,6 +161,67 @@ def test_a_sigterm_during_setup_stops_after_the_first_step(tmp_path, reference):
     assert resumed[split] == reference[split], split
 
 
+# mlp_xor with a final report that marks its start and then waits: a signal sent once
+# the mark exists lands in the final evaluation.
+_SLOW_REPORT = """
+
+def final_report(ctx):
+  import pathlib
+  import time
+
+  pathlib.Path(ctx.workdir, "reporting").touch()
+  # Short sleeps, like a report's many small computations: a signal that the system
+  # hands to another thread runs its Python handler only when the main thread wakes.
+  deadline = time.time() + float(os.environ.get("DLX_TEST_REPORT_SECONDS", "0"))
+  while time.time() < deadline:
+    time.sleep(0.05)
+  return {"reported": 1}
+"""
+
+
+def test_a_sigterm_during_the_final_evaluation_stops_at_once(tmp_path, reference):
+  """After the last step is saved, a signal stops the run at once with one line (an
+  evaluation and a report can outlast a scheduler's grace period); the relaunch trains
+  nothing, evaluates, and ends as an uninterrupted run does."""
+  source = (conftest.REPO / "experiments" / "classic" / "mlp_xor.py").read_text()
+  experiment = tmp_path / "xor_slow_report.py"
+  experiment.write_text("import os\n" + source + _SLOW_REPORT)
+  workdir = tmp_path / "run"
+  cmd = _command(workdir, config=str(experiment))
+  proc = _start(
+    cmd, tmp_path / "first.out", env=conftest.subprocess_env(DLX_TEST_REPORT_SECONDS="120")
+  )
+  try:
+    deadline = time.time() + 120
+    while not (workdir / "reporting").exists() and time.time() < deadline:
+      assert proc.poll() is None, (tmp_path / "first.out").read_text()[-2000:]
+      time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+  finally:
+    _kill_all([proc])
+  output = (tmp_path / "first.out").read_text()
+  assert "Traceback" not in output, output[-3000:]
+  lines = [line for line in output.splitlines() if line.startswith("dlx: ")]
+  final = RUN["num_train_steps"]
+  assert lines == [
+    f"dlx: stopped by SIGTERM during the final evaluation; training finished at step {final} "
+    "and is saved; relaunch the same command to evaluate it"
+  ], lines
+  assert not (workdir / "results.json").exists()
+  assert max(conftest.checkpoint_steps(workdir / "checkpoints")) == final
+
+  done = subprocess.run(
+    cmd, cwd=conftest.REPO, env=conftest.subprocess_env(), capture_output=True, text=True
+  )
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert f"resuming from step {final} in" in done.stderr
+  resumed = json.loads((workdir / "results.json").read_text())
+  assert resumed["report"] == {"reported": 1}
+  for split in SPLITS:
+    assert resumed[split] == reference[split], split
+
+
 def test_a_second_ctrl_c_exits_at_once(tmp_path, reference):
   """Two Ctrl-C in a row: status 130 and one line, whether the second came while the
   first was being handled (KeyboardInterrupt at once: the save of the step in flight cut

@@ -6,6 +6,7 @@ thread, at once). The real processes, signalled from outside, are in
 tests/system/test_preemption.py."""
 
 import json
+import pickle
 import signal
 import threading
 
@@ -160,6 +161,24 @@ def test_preempted_says_what_happened_and_is_no_ordinary_exception():
   assert preemption.exit_status(signal.SIGINT) == 130
   assert not isinstance(e, Exception)  # `except Exception` lets it through
   assert not isinstance(e, errors.UserError)
+
+
+@pytest.mark.parametrize("signum", preemption.SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_during_the_final_evaluation_a_signal_stops_at_once(signum):
+  before = _handlers()
+  with pytest.raises(errors.Preempted) as stopped, preemption.StopAtOnce(600):
+    signal.raise_signal(signum)
+    raise AssertionError("the handler raises: nothing after the signal runs")
+  assert _handlers() == before
+  e = stopped.value
+  assert (e.signum, e.step, e.final_evaluation, e.exit_status) == (signum, 600, True, 128 + signum)
+  name = signal.Signals(signum).name
+  assert e.message() == (
+    f"stopped by {name} during the final evaluation; training finished at step 600 and "
+    "is saved; relaunch the same command to evaluate it"
+  )
+  copied = pickle.loads(pickle.dumps(e))  # a sweep's Ray task carries it back
+  assert (copied.step, copied.final_evaluation) == (600, True)
 
 
 def test_the_trainer_saves_the_step_and_raises_preempted(tmp_path, monkeypatch):
