@@ -12,6 +12,8 @@ from dlx.training import precision
 
 PARALLEL_MODES = ("mesh", "pmap")
 INPUT_PIPELINES = ("memory", "grain")
+# Where metrics go besides metrics.jsonl, which is always written (`jsonl` may be named).
+LOGGERS = ("tensorboard", "jsonl", "wandb", "mlflow")
 SMOKE = "smoke"  # every experiment's `NAME:smoke`: a few steps on tiny data
 
 
@@ -26,6 +28,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_train_steps = -1
   c.num_epochs = 10.0
   c.log_every_steps = 100
+  # Comma-separated: tensorboard, wandb, mlflow (docs/tracking.md); metrics.jsonl is
+  # always written (resume, reports, sweeps and plots read it).
+  c.loggers = "tensorboard"
   c.eval_every_steps = 0  # validation every N steps; 0 = once per epoch
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
@@ -145,6 +150,20 @@ def from_json(text: str):
   return ml_collections.ConfigDict(freeze(json.loads(text)))
 
 
+def loggers(config) -> tuple[str, ...]:
+  """config.loggers as names, each once, in order; an unknown one is a ConfigError that
+  lists the valid names."""
+  value = config.get("loggers", "tensorboard")
+  names = [w.strip() for w in str(value).split(",") if w.strip()]
+  for name in names:
+    if name not in LOGGERS:
+      raise errors.ConfigError(
+        f"--config.loggers={value!r}: unknown logger {name!r}; choose from "
+        f"{', '.join(LOGGERS)} (comma-separated)"
+      )
+  return tuple(dict.fromkeys(names))
+
+
 def validate(config, num_devices: int):
   """Raises ConfigError naming the field when a value cannot work."""
 
@@ -155,6 +174,7 @@ def validate(config, num_devices: int):
     fail("parallel", f"choose one of {', '.join(PARALLEL_MODES)}")
   if config.get("input_pipeline", "memory") not in INPUT_PIPELINES:
     fail("input_pipeline", f"choose one of {', '.join(INPUT_PIPELINES)}")
+  loggers(config)
   if config.get("grain_workers", 0) < 0:
     fail("grain_workers", "must be >= 0 (0 = read in the training process)")
   if config.get("dtype", "float32") not in precision.COMPUTE_DTYPES:

@@ -3,7 +3,9 @@ is missing (docs/curriculum.md#a1).
 
 `pip install dlx` (the core) is enough for `dlx.losses`, `dlx.nn`, `dlx.models` and
 `dlx.ops`: JAX, Flax, Optax and NumPy. The trainer needs `[train]`, reading datasets
-`[data]`; `./launch.sh` installs `[all]`.
+`[data]`, reading and writing other libraries' checkpoints (`dlx.interop`) `[interop]`;
+`./launch.sh` installs `[all]`. The experiment trackers of `--config.loggers` are extras
+of their own, `[wandb]` and `[mlflow]`, outside `[all]`.
 """
 
 import importlib.util
@@ -25,18 +27,21 @@ PROVIDERS = {
   "grain": ("grain", "data"),
   "array_record": ("array_record", "data"),
   "ray": ("ray", "ray"),
+  "wandb": ("wandb", "wandb"),
+  "mlflow": ("mlflow-skinny", "mlflow"),
+  "safetensors": ("safetensors", "interop"),
 }
 TRAINER = ("absl", "ml_collections", "orbax", "tensorboard", "matplotlib")
+# Extras that [all] (what ./launch.sh installs) leaves out: the experiment trackers.
+NOT_IN_ALL = ("wandb", "mlflow")
 
 
 def message(module: str, what: str) -> str:
   """The one line that says which extra to install for `module` (an import name)."""
   top = module.split(".")[0]
   requirement, extra = PROVIDERS.get(top, (top, "all"))
-  return (
-    f"{what} needs {requirement}, from dlx's [{extra}] extra: pip install 'dlx[{extra}]' "
-    "(or 'dlx[all]'; ./launch.sh installs everything)"
-  )
+  also = "" if extra in NOT_IN_ALL else " (or 'dlx[all]'; ./launch.sh installs everything)"
+  return f"{what} needs {requirement}, from dlx's [{extra}] extra: pip install 'dlx[{extra}]'{also}"
 
 
 def require(what: str, *modules: str):

@@ -8,6 +8,7 @@ metrics, runs to start from and frozen teachers come through the same protocol.
 """
 
 import dataclasses
+import glob
 import math
 import os
 import time
@@ -34,6 +35,7 @@ from dlx.training import optim
 from dlx.training import parallel
 from dlx.training import precision
 from dlx.training import preemption
+from dlx.training import provenance
 from dlx.training import relaunch
 from dlx.training import steps
 from dlx.training import warm_start
@@ -291,6 +293,8 @@ class _Run:
 
 
 def _setup(experiment, config, workdir, data_dir) -> _Run:
+  # First, so that a chosen tracker whose package is missing stops the run at once.
+  writer = metrics_lib.MetricWriter(workdir, config, experiment.name)
   grain = config.get("input_pipeline", "memory") == "grain"
   # With grain, a train split prepared as ArrayRecord streams from disk (a LazySplit).
   with tfds_data.mocked(config.tfds_mock_examples), tfds_data.streaming(grain):
@@ -376,7 +380,7 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
       best_mode=config.best_mode,
       asynchronous=config.get("checkpoint_async", True),
     ),
-    writer=metrics_lib.MetricWriter(workdir),
+    writer=writer,
     tracker=BestTracker(config.best_metric, config.best_mode, config.early_stopping_patience),
   )
 
@@ -650,16 +654,27 @@ def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
     raise
   try:
     state, start_step, num_params = _init_or_restore(run)
+    # What produced this launch; after the restore, since a workdir none restores stays untouched.
+    if jax.process_index() == 0:
+      provenance.record(
+        workdir,
+        experiment_name=experiment.name,
+        experiment_path=experiment.path,
+        start_step=start_step,
+      )
     start_time = time.perf_counter()
     state = _train_loop(run, state, start_step, signals)
     train_time = time.perf_counter() - start_time
     # The last step is saved: a signal from here on stops the run at once.
     with preemption.StopAtOnce(int(jax.device_get(run.runner.host_state(state).step))):
       results = _final_evaluation(run, state, num_params, train_time)
+  except BaseException:
+    run.writer.close()  # a finished run's writer closes after its results, below
+    raise
   finally:
     signals.restore()
-    run.writer.close()
     run.ckpt.close()
+  results["provenance"] = provenance.FILE
   if jax.process_index() == 0:
     relaunch.write_json_atomic(
       os.path.join(workdir, "results.json"), results, indent=2, sort_keys=True
@@ -670,7 +685,18 @@ def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
       )
     except Exception as e:  # pylint: disable=broad-except
       logging.warning("loss_curve.png not drawn (%s: %s)", type(e).__name__, e)
+  _send_results(run, results)
   return results
+
+
+def _send_results(run: _Run, results: dict):
+  """The results and the workdir's figures (loss_curve.png is drawn by now) to the
+  trackers of `config.loggers`; then the writer closes, the run finished."""
+  try:
+    run.writer.write_results(results)
+    run.writer.write_images(sorted(glob.glob(os.path.join(glob.escape(run.workdir), "*.png"))))
+  finally:
+    run.writer.close()
 
 
 def _check_relaunch(config, workdir) -> Optional[dict]:

@@ -1,6 +1,7 @@
 """Command-line tools, each run as `python -m dlx.tools.NAME`.
 
 sweep        a grid of runs of one experiment (locally or as Ray tasks), one results table
+compare      runs side by side: the config fields that differ, final metrics, loss curves
 crossval     k-fold cross-validation of an experiment
 model_stats  parameters and FLOPs per layer of an experiment's model
 """

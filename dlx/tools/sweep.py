@@ -9,7 +9,8 @@ finished run with the same config reports its saved results at once, an interrup
 resumes from its checkpoint, and one whose config now computes something else (a flag
 changed outside the grid) is refused. A run that fails or is refused is a
 `failed: <its one-line error>` row, never the old numbers, and not a failed sweep. The table goes
-to DIR/results.md and DIR/results.json.
+to DIR/results.md and DIR/results.json; DIR/compare.png overlays the finished runs'
+loss curves (dlx/tools/compare.py, which also compares any runs afterwards).
 
 Backends: `local` runs the runs one after another in this process's machine; `ray`
 submits each run as a Ray task (docs/curriculum.md#a9) with `--cpus_per_run` and
@@ -88,9 +89,11 @@ def flatten(results, prefix=""):
   return out
 
 
-def table(rows, fields):
+def table(rows, fields, figure=None):
   metrics = sorted({k for _, r in rows for k in r if k.startswith("test/")})
-  header = [f[len("config.") :] for f in fields] + metrics + ["status"]
+  # The figure's link sits in the header: results.md stays one table.
+  status = f"status ([curves]({figure}))" if figure else "status"
+  header = [f[len("config.") :] for f in fields] + metrics + [status]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for assignment, results in rows:
     cells = [v for _, v in assignment]
@@ -239,6 +242,21 @@ def _ray_runner(args):
   return submit_all
 
 
+def _figure(base, workdirs):
+  """compare.png of the finished runs (dlx/tools/compare.py), its name, or None when
+  there is none; a figure that fails is a warning, never a failed sweep."""
+  try:
+    # Imported here: compare imports this module, and its failing import is a warning too.
+    from dlx.tools import compare  # pylint: disable=g-import-not-at-top
+
+    if workdirs:
+      compare.write_figure(compare.load_runs(workdirs), os.path.join(base, compare.FIGURE))
+      return compare.FIGURE
+  except Exception as e:  # pylint: disable=broad-except
+    sys.stderr.write(f"dlx sweep: warning: no comparison figure ({type(e).__name__}: {e})\n")
+  return None
+
+
 def _row(workdir, code, last_line):
   results = relaunch.read_json(os.path.join(workdir, "results.json"))
   if code == 0 and results is not None:
@@ -308,7 +326,8 @@ def main(argv=None):
     sys.stderr.write(stop.message() + "\n")
     return 128 + stop.signum
   rows = [(a, _row(w, *outcomes.get(w, (0, "")))) for a, w in assignments]
-  text = table(rows, fields)
+  finished = [w for (_, w), (_, r) in zip(assignments, rows) if "status" not in r]
+  text = table(rows, fields, _figure(base, finished))
   relaunch.write_json_atomic(os.path.join(base, "results.md"), text + "\n")
   relaunch.write_json_atomic(
     os.path.join(base, "results.json"), [{**dict(a), **r} for a, r in rows], indent=2

@@ -1,6 +1,8 @@
-"""Metric writers: console (absl logging), TensorBoard and `workdir/metrics.jsonl`; and
-`read_metrics`, the one reader of metrics.jsonl (loss curves, reports, sweeps use it)."""
+"""Metric writers: console (absl logging), TensorBoard, `workdir/metrics.jsonl` and the
+experiment trackers of `--config.loggers` (dlx/training/trackers.py); and `read_metrics`,
+the one reader of metrics.jsonl (loss curves, reports, sweeps use it)."""
 
+import contextlib
 import json
 import os
 import socket
@@ -13,7 +15,9 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.summary.writer import record_writer
 
+from dlx import config as config_lib
 from dlx.training import relaunch
+from dlx.training import trackers
 
 
 class EventWriter:
@@ -44,34 +48,97 @@ class EventWriter:
 
 
 class MetricWriter:
-  """Writes `{split}/{name}` scalars to TensorBoard and one JSON object per call to
-  metrics.jsonl: {"step": ..., "split": ..., "<name>": ...}. Only process 0 writes."""
+  """Writes one JSON object per call to metrics.jsonl, always: {"step": ..., "split":
+  ..., "<name>": ...}; and `{split}/{name}` scalars to TensorBoard and the trackers that
+  `config.loggers` names (default: TensorBoard only), which also get the config, the
+  results and the figures. Only process 0 writes."""
 
-  def __init__(self, workdir):
+  def __init__(self, workdir, config=None, experiment: str = ""):
     self.enabled = jax.process_index() == 0
-    # Both files are opened at the first row: a run that stops before it (a checkpoint
-    # that does not restore) leaves the workdir as it was, and a resumed run first drops
-    # the rows logged after the checkpoint it restarts from (keep_rows_up_to).
+    self._loggers = ("tensorboard",) if config is None else config_lib.loggers(config)
+    if self.enabled:
+      trackers.require(self._loggers)  # a missing package: one line now, not at the first row
+    self._config = config
+    self._experiment = experiment or (config is not None and config.get("experiment")) or "dlx"
+    # The files and trackers are opened at the first row: a run that stops before it (a
+    # checkpoint that does not restore) leaves the workdir as it was, and a resumed run
+    # first drops the rows logged after the checkpoint it restarts from (keep_rows_up_to).
     self._workdir = workdir
     self._tb = None
     self._jsonl = None
+    self._trackers = []
+    self._finished = False
+
+  def _open(self):
+    if "tensorboard" in self._loggers:
+      self._tb = EventWriter(self._workdir)
+    self._jsonl = open(os.path.join(self._workdir, "metrics.jsonl"), "a")
+    self._trackers = trackers.open_trackers(self._loggers, self._workdir, self._experiment)
+    if self._trackers:
+      if self._config is not None:
+        self._send("write_config", self._config.to_dict())
+      # metrics.jsonl holds every row up to the step this run starts from: a tracker gets
+      # those it lacks (a killed run's unflushed rows; all, when it is new to the run).
+      for row in read_metrics(self._workdir):
+        self._send("write_scalars", row["step"], _tagged(row["split"], _values(row)))
+
+  def _send(self, method: str, *args):
+    for tracker in list(self._trackers):
+      try:
+        getattr(tracker, method)(*args)
+      except Exception as e:  # pylint: disable=broad-except
+        # A tracker (its server, its disk) never stops training; a relaunch sends it the
+        # rows it lacks.
+        logging.warning(
+          "%s: %s failed, no more is sent to it (%s: %s)", tracker.name, method, type(e).__name__, e
+        )
+        self._trackers.remove(tracker)
+        if method != "close":
+          with contextlib.suppress(Exception):
+            tracker.close(False)
 
   def write(self, step: int, split: str, metrics: dict):
     scalars = {k: float(v) for k, v in metrics.items()}
     if not self.enabled:
       return
-    if self._tb is None:
-      self._tb = EventWriter(self._workdir)
-      self._jsonl = open(os.path.join(self._workdir, "metrics.jsonl"), "a")
-    self._tb.write_scalars(step, {f"{split}/{k}": v for k, v in scalars.items()})
+    if self._jsonl is None:
+      self._open()
+    if self._tb:
+      self._tb.write_scalars(step, _tagged(split, scalars))
     self._jsonl.write(json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
     self._jsonl.flush()
+    self._send("write_scalars", int(step), _tagged(split, scalars))
+
+  def write_results(self, results: dict):
+    """results.json's content, to the trackers; the run then closes as finished."""
+    if self.enabled:
+      if self._jsonl is None:
+        self._open()
+      self._finished = True
+      self._send("write_results", results)
+
+  def write_images(self, paths):
+    """PNG files (the loss curve, sample grids), to the trackers."""
+    if self.enabled and paths:
+      if self._jsonl is None:
+        self._open()
+      self._send("write_images", list(paths))
 
   def close(self):
+    self._send("close", self._finished)
+    self._trackers = []
     if self._tb:
       self._tb.close()
     if self._jsonl:
       self._jsonl.close()
+
+
+def _tagged(split: str, scalars: dict) -> dict:
+  return {f"{split}/{k}": v for k, v in scalars.items()}
+
+
+def _values(row: dict) -> dict:
+  return {k: v for k, v in row.items() if k not in ("step", "split")}
 
 
 def read_metrics(workdir_or_file, split: str | None = None) -> list[dict]:

@@ -40,6 +40,7 @@ EXTENDS_OR_OBSERVES = frozenset(
     "num_epochs",
     "early_stopping_patience",
     "log_every_steps",
+    "loggers",  # where the metrics also go; the run computes the same
     "eval_every_steps",
     "checkpoint_every_steps",
     "keep_checkpoints",

@@ -59,6 +59,42 @@ def plot_loss_curves(rows, path, metric="loss"):
   plt.close(fig)
 
 
+def plot_run_comparison(runs, path, metric=None):
+  """Several runs' loss curves overlaid, one colour per run (train solid, validation
+  dashed), and a second panel of `metric` (e.g. accuracy) when given.
+
+  runs: {name: the run's metrics.jsonl rows}, in legend order."""
+  plt = viz.pyplot()
+  panels = ["loss"] + ([metric] if metric else [])
+  fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
+  colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20").colors
+  for ax, name in zip(axes[0], panels):
+    for i, (label, rows) in enumerate(runs.items()):
+      labelled = False  # one legend entry per run, not per split
+      for split, style in (("train", "-"), ("validation", "--")):
+        points = {r["step"]: r[name] for r in rows if r["split"] == split and name in r}
+        steps = sorted(points)
+        if not steps:
+          continue
+        ax.plot(
+          steps,
+          [points[s] for s in steps],
+          style,
+          color=colours[i % len(colours)],
+          marker="." if len(steps) < 20 else None,
+          label=None if labelled else label,
+        )
+        labelled = True
+    ax.set_xlabel("step")
+    ax.set_ylabel(name)
+    ax.set_title(f"{name} (solid: train, dashed: validation)", fontsize=10)
+    ax.grid(alpha=0.3)
+  axes[0, 0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
 def plot_tradeoff(curves, path, *, xlabel, ylabel, title=None):
   """Lines of (x, y) points, one per label (a single point is drawn as a marker), e.g.
   error against sparsity for several pruning methods."""
