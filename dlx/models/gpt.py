@@ -5,7 +5,8 @@ self-attention blocks. Here, as in GPT-2: token embedding + learned
 positions -> dropout -> `num_layers` pre-norm blocks (masked self-attention,
 GELU FFN with 4 * features hidden units) -> final LayerNorm -> logits
 h @ E^T, with the output projection tied to the token embedding E (plus a
-learned output bias).
+learned output bias; `output_bias=False` drops it, which is GPT-2 exactly:
+dlx/interop/hf_gpt2.py loads and saves Hugging Face GPT-2 weights).
 
 Sampling (`generate`): the next-token distribution is softmax(logits / T).
 Temperature T -> 0 tends to greedy argmax decoding, T = 1 samples the model's
@@ -41,6 +42,8 @@ class GPT(nn.Module):
   features: int
   dropout_rate: float = 0.0
   decode: bool = False
+  # GPT-2 has none; True (dlx's original model) keeps existing runs and checkpoints as they were.
+  output_bias: bool = True
 
   @nn.compact
   def __call__(self, tokens, train: bool = False):
@@ -77,8 +80,11 @@ class GPT(nn.Module):
       decode=self.decode,
       name="decoder",
     )(x, self_mask=mask, train=train)
+    logits = embed.attend(x)
+    if not self.output_bias:
+      return logits
     bias = self.param("output_bias", nn.initializers.zeros, (self.vocab_size,))
-    return embed.attend(x) + bias
+    return logits + bias
 
 
 def sample_next(logits, rng, temperature=1.0, top_k=None):

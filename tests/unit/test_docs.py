@@ -181,7 +181,7 @@ def test_the_checks_catch_what_they_should():
   assert _slug("## A. The training system".lstrip("# ")) == "a-the-training-system"
 
 
-@pytest.mark.parametrize("package", ["tasks", "training", "tools", "envs", "viz"])
+@pytest.mark.parametrize("package", ["tasks", "training", "tools", "envs", "viz", "interop"])
 def test_each_package_docstring_names_its_modules(package):
   """A package's docstring is its table of contents: every module and sub-package in it."""
   directory = REPO / "dlx" / package

@@ -3,6 +3,8 @@
 dlx/nn/, dlx/ops/    import nothing else of dlx (dlx.errors excepted)
 dlx/envs/            imports only envs/ (and dlx.errors)
 dlx/models/          imports only nn/ and ops/ (and other models)
+dlx/interop/         imports only models/, nn/, ops/ (and dlx.errors, dlx.optional_deps):
+                     checkpoint formats sit on the models, below the trainer and the tasks
 dlx/data/            imports only data/ (and dlx.errors, dlx.optional_deps)
 dlx/viz/             imports only viz/ and ops/ (figures know no trainer)
 dlx/tasks/           may import models, losses, data, envs, viz and the library, never the loop
@@ -27,6 +29,14 @@ RULES = {  # package -> the dlx packages / modules its files may import
   "ops": ("dlx.ops", "dlx.errors"),
   "models": ("dlx.models", "dlx.nn", "dlx.ops", "dlx.errors"),
   "data": ("dlx.data", "dlx.errors", "dlx.optional_deps"),
+  "interop": (
+    "dlx.interop",
+    "dlx.models",
+    "dlx.nn",
+    "dlx.ops",
+    "dlx.errors",
+    "dlx.optional_deps",
+  ),
 }
 
 
@@ -74,7 +84,8 @@ def test_the_top_level_is_what_a_newcomer_reads_first():
   assert len(modules) <= 8, f"dlx/ has {len(modules)} top-level modules: {modules}"
   assert set(modules) == set(TOP_LEVEL), "update TOP_LEVEL and the README's layout map"
   packages = {p.name for p in DLX.iterdir() if (p / "__init__.py").is_file()}
-  assert {"training", "tools", "viz", "envs", "tasks", "data", "nn", "models", "ops"} <= packages
+  wanted = {"training", "tools", "viz", "envs", "tasks", "data", "nn", "models", "ops", "interop"}
+  assert wanted <= packages
 
 
 def test_the_modules_the_tasks_package_replaced_are_gone():
