@@ -24,6 +24,7 @@ MODULES = (
   "dlx.losses",
   "dlx.nn",
   "dlx.models",
+  "dlx.interop",
   "dlx.ops",
   "dlx.data",
   "dlx.experiment",
