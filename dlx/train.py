@@ -665,7 +665,9 @@ def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
     start_time = time.perf_counter()
     state = _train_loop(run, state, start_step, signals)
     train_time = time.perf_counter() - start_time
-    # The last step is saved: a signal from here on stops the run at once.
+    # The last step is saved (a report may read it back): a signal from here on stops the
+    # run at once.
+    run.ckpt.wait_until_saved()
     with preemption.StopAtOnce(int(jax.device_get(run.runner.host_state(state).step))):
       results = _final_evaluation(run, state, num_params, train_time)
   except BaseException:

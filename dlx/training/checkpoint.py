@@ -100,6 +100,13 @@ class Checkpointer:
   def restore_best(self, abstract_state):
     return None if self.best is None else _restore_newest(self.best, abstract_state)
 
+  def wait_until_saved(self):
+    """Returns once every save begun has been written (asynchronous saves finish on
+    orbax's thread): what follows may read the checkpoints, or count on them."""
+    for m in (self.latest, self.best):
+      if m is not None:
+        m.wait_until_finished()
+
   def close(self):
     for m in (self.latest, self.best):
       if m is not None:
