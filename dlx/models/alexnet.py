@@ -18,11 +18,18 @@ then 27 -> 13 -> 6, a 6x6x256 final map, 62,378,344 parameters at 1000
 classes. (227x227 unpadded gives the same sizes.) Other input sizes pass an
 adaptive average pool to pooled_size x pooled_size (a no-op at 224x224).
 
+torchvision's AlexNet is `AlexNet(conv_widths=TORCHVISION_WIDTHS, use_lrn=False)`: the
+same layers, pools, padding and classifier (dropout before fc6 and fc7) with
+64, 192, 384, 256, 256 filters and no LRN, 61,100,840 parameters at 1000 classes
+(dlx.interop.from_torchvision loads its weights).
+
 small_input=True replaces conv1 by a 3x3/1 conv (padding 1) for 28x28 /
 32x32 inputs: 32 -> 15 -> 7 -> 3 after the three pools. Recommended narrow
 model for 32x32 grayscale: AlexNet(10, width_multiplier=0.25,
 small_input=True, pooled_size=3).
 """
+
+from typing import Sequence
 
 import flax.linen as nn
 
@@ -30,6 +37,10 @@ from dlx.nn.blocks import adaptive_avg_pool
 from dlx.nn.blocks import conv_init
 from dlx.nn.blocks import require_nhwc
 from dlx.nn.normalization import LocalResponseNorm
+
+# Filters of conv1..conv5: the paper's one-stream widths, and torchvision's.
+PAPER_WIDTHS = (96, 256, 384, 384, 256)
+TORCHVISION_WIDTHS = (64, 192, 384, 256, 256)
 
 
 class AlexNet(nn.Module):
@@ -44,6 +55,7 @@ class AlexNet(nn.Module):
     stem_stride: stride of the small-input 3x3 stem (2 halves the cost of every later
       layer by 4: how the CPU experiments fit their time budget).
     pooled_size: side of the adaptive average pool before the classifier.
+    conv_widths: filters of conv1..conv5 (before width_multiplier).
   """
 
   num_classes: int = 1000
@@ -53,6 +65,7 @@ class AlexNet(nn.Module):
   small_input: bool = False
   stem_stride: int = 1
   pooled_size: int = 6
+  conv_widths: Sequence[int] = PAPER_WIDTHS
 
   def _width(self, width):
     return max(1, round(width * self.width_multiplier))
@@ -79,20 +92,23 @@ class AlexNet(nn.Module):
         name=name,
       )
 
+    if len(self.conv_widths) != 5:
+      raise ValueError(f"AlexNet: conv_widths needs 5 widths, got {tuple(self.conv_widths)}")
+    w1, w2, w3, w4, w5 = self.conv_widths
     if self.small_input:
-      x = nn.relu(conv(96, 3, self.stem_stride, 1, "conv1")(x))
+      x = nn.relu(conv(w1, 3, self.stem_stride, 1, "conv1")(x))
     else:
-      x = nn.relu(conv(96, 11, 4, 2, "conv1")(x))
+      x = nn.relu(conv(w1, 11, 4, 2, "conv1")(x))
     if self.use_lrn:
       x = LocalResponseNorm()(x)
     x = overlapping_pool(x)
-    x = nn.relu(conv(256, 5, 1, 2, "conv2")(x))
+    x = nn.relu(conv(w2, 5, 1, 2, "conv2")(x))
     if self.use_lrn:
       x = LocalResponseNorm()(x)
     x = overlapping_pool(x)
-    x = nn.relu(conv(384, 3, 1, 1, "conv3")(x))
-    x = nn.relu(conv(384, 3, 1, 1, "conv4")(x))
-    x = nn.relu(conv(256, 3, 1, 1, "conv5")(x))
+    x = nn.relu(conv(w3, 3, 1, 1, "conv3")(x))
+    x = nn.relu(conv(w4, 3, 1, 1, "conv4")(x))
+    x = nn.relu(conv(w5, 3, 1, 1, "conv5")(x))
     x = overlapping_pool(x)
     x = adaptive_avg_pool(x, (self.pooled_size, self.pooled_size))
     x = x.reshape((x.shape[0], -1))

@@ -25,6 +25,12 @@ eval mode, or with aux_logits=False, it returns the main logits only. The aux
 heads' parameters are created at init in either mode, so the variables are
 the same for training and evaluation.
 
+transform_input=True is torchvision's `transform_input`, on for its pretrained weights:
+those were trained on images normalized with mean 0.5 and std 0.5, so inputs normalized
+with the ImageNet mean and std are mapped back to that first (x * std / 0.5 +
+(mean - 0.5) / 0.5 per channel). With dropout_rate=0.2 the model then computes
+torchvision's GoogLeNet (dlx.interop.from_torchvision loads its weights).
+
 small_input=True replaces the 7x7/2 stem conv by a 3x3/1 conv and drops the
 first max pool (/8 instead of /32), for 28x28 / 32x32 inputs. Recommended
 narrow model for 32x32 grayscale: GoogLeNet(10, width_multiplier=0.25,
@@ -55,6 +61,9 @@ INCEPTION_CONFIG = {
   "5a": (256, 160, 320, 32, 128, 128),
   "5b": (384, 192, 384, 48, 128, 128),
 }
+# The ImageNet normalization that transform_input undoes, per RGB channel.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -108,6 +117,8 @@ class GoogLeNet(nn.Module):
     small_input: 3x3/1 stem conv and no first max pool, for 28x28 / 32x32.
     stem_stride: stride of the small-input 3x3 stem (2 halves the cost of every later
       layer by 4: how the CPU experiments fit their time budget).
+    transform_input: map ImageNet-normalized RGB to mean-0.5/std-0.5 normalized first
+      (torchvision's pretrained GoogLeNet).
   """
 
   num_classes: int = 1000
@@ -119,6 +130,7 @@ class GoogLeNet(nn.Module):
   width_multiplier: float = 1.0
   small_input: bool = False
   stem_stride: int = 1
+  transform_input: bool = False
 
   def _width(self, width):
     return max(1, round(width * self.width_multiplier))
@@ -126,6 +138,11 @@ class GoogLeNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     require_nhwc(x, "GoogLeNet")
+    if self.transform_input:
+      if x.shape[-1] != 3:
+        raise ValueError(f"GoogLeNet: transform_input needs RGB inputs, got shape {x.shape}")
+      std, mean = jnp.asarray(IMAGENET_STD, x.dtype), jnp.asarray(IMAGENET_MEAN, x.dtype)
+      x = x * (std / 0.5) + (mean - 0.5) / 0.5
 
     def conv(features, kernel_size, strides, name):
       return ConvBNReLU(

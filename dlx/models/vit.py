@@ -6,11 +6,18 @@ convolution with kernel = stride = P does exactly that in one op. A learned
 class token is prepended, learned position embeddings are added, a pre-norm
 Transformer encoder (GELU FFN) mixes the N + 1 tokens, and a linear
 classifier reads the final class-token vector.
+
+torchvision's VisionTransformer is this model with `layer_norm_epsilon=1e-6` and
+`activation='gelu_exact'` (PyTorch's nn.GELU() is the erf form; Flax's default is the
+tanh approximation): the same conv patch embedding, class token, learned positions,
+pre-norm blocks, final LayerNorm and linear head on the class token
+(dlx.interop.from_torchvision loads its weights).
 """
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dlx.nn.transformer import LAYER_NORM_EPSILON
 from dlx.nn.transformer import Encoder
 from dlx.nn.transformer import LearnedPositionalEmbedding
 
@@ -31,6 +38,8 @@ class ViT(nn.Module):
   features: int
   hidden: int
   dropout_rate: float = 0.0
+  layer_norm_epsilon: float = LAYER_NORM_EPSILON
+  activation: str = "gelu"  # 'gelu_exact' for torchvision's weights
 
   @nn.compact
   def __call__(self, images, train: bool = False):
@@ -59,7 +68,8 @@ class ViT(nn.Module):
       self.hidden,
       self.dropout_rate,
       norm="pre",
-      activation="gelu",
+      activation=self.activation,
+      layer_norm_epsilon=self.layer_norm_epsilon,
       name="encoder",
     )(x, train=train)
     self.sow("intermediates", "tokens", x)

@@ -14,9 +14,13 @@ residual connection and a layer norm. Two orderings are supported:
                stack then ends with one more LayerNorm.
 
 Layer norms use epsilon 1e-5 (PyTorch's default), so the layers can be checked
-against torch.nn.TransformerEncoderLayer with copied weights.
+against torch.nn.TransformerEncoderLayer with copied weights; the encoder's
+`layer_norm_epsilon` changes it (torchvision's ViT: 1e-6). Activations: 'relu', 'gelu'
+(Flax's default tanh approximation, GPT-2's) and 'gelu_exact' (the erf form, PyTorch's
+nn.GELU(), torchvision's ViT).
 """
 
+import functools
 from typing import Optional
 
 import flax.linen as nn
@@ -26,11 +30,15 @@ from dlx.nn.attention import MultiHeadAttention
 from dlx.nn.embeddings import sinusoidal_embedding
 
 LAYER_NORM_EPSILON = 1e-5
-ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu}
+ACTIVATIONS = {
+  "relu": nn.relu,
+  "gelu": nn.gelu,
+  "gelu_exact": functools.partial(nn.gelu, approximate=False),
+}
 
 
-def _layer_norm(name):
-  return nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, name=name)
+def _layer_norm(name, epsilon: float = LAYER_NORM_EPSILON):
+  return nn.LayerNorm(epsilon=epsilon, name=name)
 
 
 def _check_norm(norm):
@@ -109,18 +117,26 @@ class FeedForward(nn.Module):
     return nn.Dense(features, name="output")(x)
 
 
-def _sublayer(x, sublayer, norm: str, norm_name: str, dropout_rate: float, train: bool):
+def _sublayer(
+  x,
+  sublayer,
+  norm: str,
+  norm_name: str,
+  dropout_rate: float,
+  train: bool,
+  epsilon: float = LAYER_NORM_EPSILON,
+):
   """Residual sub-layer with add & norm; call inside a compact method.
 
   `sublayer(h)` returns (features, attention weights or None).
   pre:  x + Dropout(sublayer(LayerNorm(x))).
   post: LayerNorm(x + Dropout(sublayer(x))).
   """
-  h = _layer_norm(norm_name)(x) if norm == "pre" else x
+  h = _layer_norm(norm_name, epsilon)(x) if norm == "pre" else x
   out, weights = sublayer(h)
   x = x + nn.Dropout(dropout_rate)(out, deterministic=not train)
   if norm == "post":
-    x = _layer_norm(norm_name)(x)
+    x = _layer_norm(norm_name, epsilon)(x)
   return x, weights
 
 
@@ -137,6 +153,7 @@ class EncoderLayer(nn.Module):
   dropout_rate: float = 0.0
   norm: str = "post"
   activation: str = "relu"
+  layer_norm_epsilon: float = LAYER_NORM_EPSILON
 
   @nn.compact
   def __call__(self, x, mask=None, train: bool = False, return_attention: bool = False):
@@ -152,6 +169,7 @@ class EncoderLayer(nn.Module):
       "attention_norm",
       self.dropout_rate,
       train,
+      self.layer_norm_epsilon,
     )
     x, _ = _sublayer(
       x,
@@ -160,6 +178,7 @@ class EncoderLayer(nn.Module):
       "feed_forward_norm",
       self.dropout_rate,
       train,
+      self.layer_norm_epsilon,
     )
     return (x, weights) if return_attention else x
 
@@ -253,6 +272,7 @@ class Encoder(nn.Module):
   dropout_rate: float = 0.0
   norm: str = "post"
   activation: str = "relu"
+  layer_norm_epsilon: float = LAYER_NORM_EPSILON
 
   @nn.compact
   def __call__(self, x, mask=None, train: bool = False, return_attention: bool = False):
@@ -265,11 +285,12 @@ class Encoder(nn.Module):
         self.dropout_rate,
         self.norm,
         self.activation,
+        self.layer_norm_epsilon,
         name=f"layer_{i}",
       )(x, mask, train, return_attention=True)
       weights.append(w)
     if self.norm == "pre":
-      x = _layer_norm("final_norm")(x)
+      x = _layer_norm("final_norm", self.layer_norm_epsilon)(x)
     return (x, tuple(weights)) if return_attention else x
 
 
