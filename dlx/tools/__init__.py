@@ -3,5 +3,6 @@
 sweep        a grid of runs of one experiment (locally or as Ray tasks), one results table
 compare      runs side by side: the config fields that differ, final metrics, loss curves
 crossval     k-fold cross-validation of an experiment
+export       a run's weights in another format: Hugging Face GPT-2, flat safetensors
 model_stats  parameters and FLOPs per layer of an experiment's model
 """

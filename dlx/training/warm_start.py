@@ -7,10 +7,20 @@ A reference is a workdir, optionally with the checkpoint to take:
     WORKDIR          the best checkpoint if the run kept one, else the latest
     WORKDIR:best     the best checkpoint (an error if the run kept none)
     WORKDIR:latest   the newest periodic checkpoint
+
+`init_from` also takes weights from outside dlx, `PREFIX:SPEC` with a prefix of
+dlx.interop.formats.SOURCES (docs/interop.md#starting-a-run-from-external-weights):
+
+    hf-gpt2:DIR             a Hugging Face GPT-2 directory (save_pretrained's)
+    safetensors:FILE        a flat file python -m dlx.tools.export --format=safetensors wrote
+
+They are grafted as a run's are, so `init_from_keys` works the same. Such weights have
+no step of a dlx run; the step reported for them is 0.
 """
 
 import os
 import pathlib
+import re
 
 import jax
 import numpy as np
@@ -19,6 +29,7 @@ import orbax.checkpoint as ocp
 from dlx import config as config_lib
 from dlx import errors
 from dlx import experiment as experiment_lib
+from dlx.interop import formats
 from dlx.training import checkpoint
 from dlx.training import precision
 
@@ -34,13 +45,56 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
   return ref, None
 
 
-def locate(ref: str, field: str) -> tuple[pathlib.Path, int]:
+# 'hf-gpt2:/x', 'safetensors:w.st': a prefix that looks like a scheme (no '/', no '.').
+_PREFIXED = re.compile(r"([A-Za-z][A-Za-z0-9_+-]*):(.*)", re.DOTALL)
+
+
+def spellings() -> str:
+  """What `init_from` accepts, for the errors: 'WORKDIR[:best|latest], hf-gpt2:DIR, ...'."""
+  usages = [source.usage for source in formats.SOURCES.values()]
+  return ", ".join([f"WORKDIR[:{'|'.join(WHICH)}]", *usages])
+
+
+def external(ref: str, field: str = "init_from") -> tuple[str, str] | None:
+  """(prefix, spec) when `ref` names weights from outside dlx ('hf-gpt2:DIR'); None for
+  a workdir. A prefix that is no source's is a ConfigError, unless `ref` is a workdir
+  after all (an existing directory, or 'NAME:best')."""
+  match = _PREFIXED.fullmatch(ref)
+  if match is None:
+    return None
+  prefix, spec = match.groups()
+  if prefix in formats.SOURCES:
+    return prefix, spec
+  workdir, which = parse_ref(ref)
+  if which is not None or pathlib.Path(workdir).expanduser().is_dir():
+    return None
+  raise errors.ConfigError(
+    f"--config.{field}={ref!r}: unknown source {prefix + ':'!r}; give {spellings()}"
+  )
+
+
+def load_external(ref: str, field: str = "init_from") -> dict:
+  """The variables of an external reference ('hf-gpt2:DIR'), as nested dicts."""
+  prefix, spec = external(ref, field)
+  try:
+    variables = formats.SOURCES[prefix].load(spec)
+  except errors.UserError as e:
+    raise errors.ConfigError(f"--config.{field}={ref!r}: {e}") from None
+  if "params" not in variables:
+    raise errors.ConfigError(f"--config.{field}={ref!r}: holds no parameters")
+  return variables
+
+
+def locate(ref: str, field: str, *, label: str | None = None) -> tuple[pathlib.Path, int]:
   """(checkpoint directory, step) that `ref` names; `field` is the config field, for
-  the error messages."""
+  the error messages (`label` replaces '--config.FIELD=REF' in them)."""
+  label = label or f"--config.{field}={ref!r}"
+  if external(ref, field) is not None:
+    raise errors.ConfigError(f"{label}: {ref} is not a dlx run; {field} needs a WORKDIR here")
   workdir, which = parse_ref(ref)
   root = pathlib.Path(workdir).expanduser()
   if not root.is_dir():
-    raise errors.ConfigError(f"--config.{field}={ref!r}: no such run directory")
+    raise errors.ConfigError(f"{label}: no such run directory")
   if which is None:
     which = "best" if checkpoint.saved_steps(root / _DIRS["best"]) else "latest"
   directory = root / _DIRS[which]
@@ -49,13 +103,13 @@ def locate(ref: str, field: str) -> tuple[pathlib.Path, int]:
     hint = (
       " (it ran with best_metric=''; use :latest)" if which == "best" else "; train that run first"
     )
-    raise errors.ConfigError(f"--config.{field}={ref!r}: {workdir} has no {which} checkpoint{hint}")
+    raise errors.ConfigError(f"{label}: {workdir} has no {which} checkpoint{hint}")
   return directory.resolve(), steps[-1]
 
 
-def restore_state(ref: str, field: str) -> tuple[dict, int]:
+def restore_state(ref: str, field: str, *, label: str | None = None) -> tuple[dict, int]:
   """The saved train state of `ref` as nested dicts of NumPy arrays, and its step."""
-  directory, step = locate(ref, field)
+  directory, step = locate(ref, field, label=label)
   with ocp.CheckpointManager(str(directory), item_names=("state", "meta")) as manager:
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
   return restored.state, step
@@ -102,7 +156,9 @@ def graft(target, source, keys=(), *, what: str):
     )
     for path, leaf in mine_flat.items():
       if path not in theirs_flat:
-        raise errors.ConfigError(f"parameter {path!r} of this model is not in {what}")
+        # A new head on a taken backbone: name the sub-trees to take.
+        hint = "" if keys else "; take only what it has with --config.init_from_keys=A,B"
+        raise errors.ConfigError(f"parameter {path!r} of this model is not in {what}{hint}")
       shape = np.shape(theirs_flat[path])
       if shape != np.shape(leaf):
         raise errors.ConfigError(
@@ -130,12 +186,21 @@ def keys_of(config) -> tuple[str, ...]:
   return tuple(k.strip().strip("/") for k in config.init_from_keys.split(",") if k.strip())
 
 
+def _init_source(ref: str) -> tuple[dict, int, str]:
+  """(state-like {'params', 'model_state'}, step, how errors name it) of `init_from`."""
+  if external(ref) is None:
+    source, step = restore_state(ref, "init_from")
+    return source, step, f"the run {ref} (step {step})"
+  variables = load_external(ref)
+  params = variables.pop("params")
+  return {"params": params, "model_state": variables}, 0, ref
+
+
 def init_from(state, config):
-  """`state` with the parameters and model state of `config.init_from`'s run (the
-  sub-trees `config.init_from_keys` only, when set); optimizer state, step and rng
-  stay fresh."""
-  source, step = restore_state(config.init_from, "init_from")
-  what = f"the run {config.init_from} (step {step})"
+  """`state` with the parameters and model state of `config.init_from`'s run or
+  external weights (the sub-trees `config.init_from_keys` only, when set); optimizer
+  state, step and rng stay fresh. Returns it and the source's step (0 if external)."""
+  source, step, what = _init_source(config.init_from)
   keys = keys_of(config)
   params = graft(state.params, source["params"], keys, what=what)
   model_state = {}

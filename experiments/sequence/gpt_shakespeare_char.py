@@ -2,6 +2,7 @@
 
   ./launch.sh gpt_shakespeare_char
   ./launch.sh gpt_shakespeare_char:nanogpt   # nanoGPT's CPU example configuration
+  ./launch.sh gpt_shakespeare_char:gpt2      # the same run with GPT-2's exact architecture
 
 Reports validation and test loss in nats per character and writes samples.txt
 (temperature 0.8, top-k 40) generated with the key/value cache. The default IS the
@@ -15,6 +16,12 @@ a GPU.
 clipping at 1. (nanoGPT splits the text 90/10; here whole plays are held out, which is
 harder: the held-out plays' names and words are new.) nanoGPT's cosine floor is 1e-4
 = 0.1 x lr, here `optimizer.min_learning_rate_factor`.
+
+`:gpt2` drops the output bias (`model.output_bias=False`), the one place dlx's GPT
+differs from GPT-2 (biased attention and MLP, GELU with the tanh approximation and
+LayerNorm eps 1e-5 are already its defaults), so the run exports as a Hugging Face
+GPT-2: `python -m dlx.tools.export WORKDIR --format=hf-gpt2 --out=DIR` (docs/interop.md).
+It combines with the others: `:gpt2,smoke`.
 """
 
 import jax
@@ -24,11 +31,17 @@ from dlx import config as config_lib
 from dlx.models import gpt
 from dlx.tasks import language_model as lm
 
+_GPT2 = "gpt2"  # the `:gpt2` argument: no output bias, as GPT-2
+
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, (lm.NANOGPT,))
-  config = lm.language_model_config(num_layers=4, num_heads=4, features=128, dropout_rate=0.0)
+  args = config_lib.parse_arg(arg, (lm.NANOGPT, _GPT2))
+  config = lm.language_model_config(
+    num_layers=4, num_heads=4, features=128, dropout_rate=0.0, output_bias=True
+  )
   config.model.max_length = config.get_ref("context_length")
+  if _GPT2 in args:
+    config.model.output_bias = False
   if config_lib.SMOKE in args:
     lm.smoke(config)
   return config
