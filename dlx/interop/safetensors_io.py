@@ -79,7 +79,8 @@ def write(path, tensors: dict, metadata: dict | None = None):
   """
   path = pathlib.Path(path)
   st = _numpy_api()
-  arrays = {name: np.ascontiguousarray(np.asarray(x)) for name, x in tensors.items()}
+  # order="C" rather than np.ascontiguousarray, which turns a 0-d array into shape (1,).
+  arrays = {name: np.asarray(x, order="C") for name, x in tensors.items()}
   partial = path.with_name(path.name + ".partial")
   st.save_file(arrays, str(partial), metadata=metadata)
   os.replace(partial, path)

@@ -18,6 +18,7 @@ against torch.nn.TransformerEncoderLayer with copied weights; the encoder's
 `layer_norm_epsilon` changes it (torchvision's ViT: 1e-6). Activations: 'relu', 'gelu'
 (Flax's default tanh approximation, GPT-2's) and 'gelu_exact' (the erf form, PyTorch's
 nn.GELU(), torchvision's ViT).
+'quick_gelu' is x * sigmoid(1.702 x), OpenAI CLIP's (Hugging Face's CLIPModel).
 """
 
 import functools
@@ -34,6 +35,7 @@ ACTIVATIONS = {
   "relu": nn.relu,
   "gelu": nn.gelu,
   "gelu_exact": functools.partial(nn.gelu, approximate=False),
+  "quick_gelu": lambda x: x * nn.sigmoid(1.702 * x),
 }
 
 

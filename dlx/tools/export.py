@@ -13,6 +13,10 @@ The formats are dlx.interop.formats.EXPORTS:
   safetensors  --out=FILE: every variable of any model, named by its path
                ('params/decoder/layer_0/...'); --config.init_from=safetensors:FILE
                starts a run from it
+  torchvision  --out=FILE.safetensors (or .pth, with torch): torchvision's state dict of
+               the architecture whose variables the run's model has (found from them:
+               resnet18_finetune_fashion_mnist trains resnet18), which load_state_dict
+               (strict=True) takes; --config.init_from=torchvision:ARCH:FILE reads it
 
 Bad input (no such run, no checkpoint, a model the format cannot hold) is one line on
 stderr and exit status 2.

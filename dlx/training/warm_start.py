@@ -12,6 +12,8 @@ A reference is a workdir, optionally with the checkpoint to take:
 dlx.interop.formats.SOURCES (docs/interop.md#starting-a-run-from-external-weights):
 
     hf-gpt2:DIR             a Hugging Face GPT-2 directory (save_pretrained's)
+    hf-clip:DIR             a Hugging Face CLIPModel directory
+    torchvision:ARCH:FILE   a torchvision state dict of ARCH (.pth or .safetensors)
     safetensors:FILE        a flat file python -m dlx.tools.export --format=safetensors wrote
 
 They are grafted as a run's are, so `init_from_keys` works the same. Such weights have

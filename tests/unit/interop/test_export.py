@@ -174,7 +174,8 @@ def test_init_from_sources_and_their_errors(tmp_path):
     warm_start.external("hf:/a/b")
   assert str(error.value) == (
     "--config.init_from='hf:/a/b': unknown source 'hf:'; "
-    "give WORKDIR[:best|latest], hf-gpt2:DIR, safetensors:FILE"
+    "give WORKDIR[:best|latest], hf-clip:DIR, hf-gpt2:DIR, safetensors:FILE, "
+    "torchvision:ARCH:FILE"
   )
   with pytest.raises(errors.ConfigError, match="safetensors:.*no such safetensors file"):
     warm_start.load_external(f"safetensors:{tmp_path}/none.safetensors")
