@@ -8,6 +8,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import sys  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# torch 2.14.1 (the build torchvision 0.29 needs) imports triton when transformers loads
+# torch._dynamo, and triton's native library segfaults in a process that has TensorFlow
+# and jaxlib loaded (an xdist worker after a tfds test). The CPU tests never compile with
+# triton: a None entry makes `import triton` fail, and torch then runs without it.
+sys.modules.setdefault("triton", None)
+
 import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import math  # pylint: disable=wrong-import-position
 import pathlib  # pylint: disable=wrong-import-position
