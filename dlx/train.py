@@ -589,9 +589,10 @@ def _train_loop(run: _Run, state, start_step: int, signals: preemption.StopSigna
   return state
 
 
-def _final_evaluation(run: _Run, state, num_params: int, train_time: float) -> dict:
+def _final_evaluation(
+  run: _Run, state, final_step: int, num_params: int, train_time: float
+) -> dict:
   config = run.config
-  final_step = int(jax.device_get(run.runner.host_state(state).step))
   results = {
     "experiment": config.experiment,
     "step": final_step,
@@ -668,8 +669,9 @@ def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
     # The last step is saved (a report may read it back): a signal from here on stops the
     # run at once.
     run.ckpt.wait_until_saved()
-    with preemption.StopAtOnce(int(jax.device_get(run.runner.host_state(state).step))):
-      results = _final_evaluation(run, state, num_params, train_time)
+    final_step = int(jax.device_get(run.runner.host_state(state).step))
+    with preemption.StopAtOnce(final_step):
+      results = _final_evaluation(run, state, final_step, num_params, train_time)
   except BaseException:
     run.writer.close()  # a finished run's writer closes after its results, below
     raise

@@ -48,17 +48,6 @@ class Run:
   results: dict | None  # results.json; None while unfinished
 
 
-def flatten_config(config, prefix=""):
-  """{'optimizer': {'name': 'adam'}} -> {'optimizer.name': 'adam'}."""
-  out = {}
-  for key, value in config.items():
-    if isinstance(value, dict):
-      out.update(flatten_config(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
 def is_workdir(path) -> bool:
   return any(os.path.isfile(os.path.join(path, name)) for name in _RUN_FILES)
 
@@ -136,7 +125,7 @@ def load_runs(paths) -> list[Run]:
   for (workdir, rows), name in zip(metrics.items(), short_names(metrics)):
     config = relaunch.read_json(os.path.join(workdir, relaunch.CONFIG_FILE)) or {}
     results = relaunch.read_json(os.path.join(workdir, "results.json"))
-    runs.append(Run(workdir, name, flatten_config(config), rows, results))
+    runs.append(Run(workdir, name, relaunch.flatten(config), rows, results))
   return runs
 
 
@@ -163,7 +152,7 @@ def final_metrics(run) -> dict:
   if run.results is None:
     last = run.rows[-1]
     out = {"status": "unfinished", "step": last["step"]}
-    out.update({f"{last['split']}/{k}": v for k, v in last.items() if k not in ("step", "split")})
+    out.update(metric_writers.row_scalars(last))
     return out
   out = {"status": "finished", "step": run.results.get("step")}
   for split in ("test", "validation"):

@@ -108,9 +108,9 @@ class Checkpointer:
         m.wait_until_finished()
 
   def close(self):
+    self.wait_until_saved()
     for m in (self.latest, self.best):
       if m is not None:
-        m.wait_until_finished()
         m.close()
 
 

@@ -80,7 +80,7 @@ class MetricWriter:
       # metrics.jsonl holds every row up to the step this run starts from: a tracker gets
       # those it lacks (a killed run's unflushed rows; all, when it is new to the run).
       for row in read_metrics(self._workdir):
-        self._send("write_scalars", row["step"], _tagged(row["split"], _values(row)))
+        self._send("write_scalars", row["step"], row_scalars(row))
 
   def _send(self, method: str, *args):
     for tracker in list(self._trackers):
@@ -137,8 +137,9 @@ def _tagged(split: str, scalars: dict) -> dict:
   return {f"{split}/{k}": v for k, v in scalars.items()}
 
 
-def _values(row: dict) -> dict:
-  return {k: v for k, v in row.items() if k not in ("step", "split")}
+def row_scalars(row: dict) -> dict:
+  """A metrics.jsonl row's values as `{split}/{name}` scalars, the names every writer uses."""
+  return _tagged(row["split"], {k: v for k, v in row.items() if k not in ("step", "split")})
 
 
 def read_metrics(workdir_or_file, split: str | None = None) -> list[dict]:

@@ -108,8 +108,9 @@ def read_json(path):
 
 
 def write_json_atomic(path, value, **dump_kwargs):
-  """Writes `value` as JSON to a temporary file beside `path` and renames it over `path`:
-  a reader (or a relaunch after a crash) sees the old file or the new one, never half."""
+  """Writes `value` (a str as it is, anything else as JSON) to a temporary file beside
+  `path` and renames it over `path`: a reader (or a relaunch after a crash) sees the old
+  file or the new one, never half."""
   path = str(path)
   temporary = f"{path}.tmp-{os.getpid()}"
   with open(temporary, "w") as f:
