@@ -648,6 +648,7 @@ def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
     return finished
 
   signals = preemption.StopSignals().install()  # from here on a signal stops cleanly
+  interrupted = False  # a second Ctrl-C: closing must not hide it
   try:
     run = _setup(experiment, config, workdir, data_dir)
   except BaseException:
@@ -672,12 +673,13 @@ def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
     final_step = int(jax.device_get(run.runner.host_state(state).step))
     with preemption.StopAtOnce(final_step):
       results = _final_evaluation(run, state, final_step, num_params, train_time)
-  except BaseException:
+  except BaseException as e:
+    interrupted = isinstance(e, KeyboardInterrupt)
     run.writer.close()  # a finished run's writer closes after its results, below
     raise
   finally:
     signals.restore()
-    run.ckpt.close()
+    run.ckpt.close(interrupted=interrupted)
   results["provenance"] = provenance.FILE
   if jax.process_index() == 0:
     relaunch.write_json_atomic(

@@ -107,11 +107,23 @@ class Checkpointer:
       if m is not None:
         m.wait_until_finished()
 
-  def close(self):
-    self.wait_until_saved()
+  def close(self, *, interrupted: bool = False):
+    """Finishes the saves begun and closes. `interrupted`: a KeyboardInterrupt (a second
+    Ctrl-C) may have cut a save short, after which orbax can fail to finish it (joining
+    a thread it never started); that failure is logged, not raised, so the interrupt is
+    what the run reports. The checkpoints saved before are intact either way."""
     for m in (self.latest, self.best):
-      if m is not None:
+      if m is None:
+        continue
+      try:
+        m.wait_until_finished()
         m.close()
+      except Exception as e:  # pylint: disable=broad-except
+        if not interrupted:
+          raise
+        logging.warning(
+          "%s: the interrupted save not finished (%s: %s)", m.directory, type(e).__name__, e
+        )
 
 
 def _replace(manager, step):
