@@ -46,6 +46,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.train_eval_examples = 10000  # train examples in the final evaluation (generalisation gap)
   c.sample_every_steps = 0  # a `visualize` hook: PNG grids every N steps (0 = at the end)
   c.parallel = "mesh"  # mesh: jit over a device mesh, batch on the 'data' axis; pmap
+  # The mesh's axes (dlx/training/sharding.py, docs/scaling.md): data splits the batch,
+  # fsdp the batch and every parameter, tensor the attention heads and MLP units;
+  # -1 takes the devices the others leave. The default is data parallelism.
+  c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+  c.sharding_rules = ""  # 'REGEX=SPEC;...' by state path, e.g. '.*embedding=replicated'
   # Train batches (the same ones either way, dlx/data/grain_pipeline.py): memory = NumPy
   # arrays sliced on a thread; grain = grain's DataLoader, which streams a tfds dataset
   # prepared as ArrayRecord (python -m dlx.data.convert) from disk instead of loading it.
@@ -189,12 +194,23 @@ def validate(config, num_devices: int):
     fail(
       "fast_compile", "works with --config.parallel=mesh only (jax.pmap takes no compiler options)"
     )
+  batch_ways = num_devices  # the devices the batch is split over
+  if config.parallel == "mesh":
+    from dlx.training import sharding  # pylint: disable=g-import-not-at-top
+
+    sizes = sharding.mesh_sizes(config, num_devices)
+    sharding.parse_rules(config.get("sharding_rules", ""))
+    batch_ways = sizes["data"] * sizes["fsdp"]
+  elif config.get("mesh") and (config.mesh.fsdp != 1 or config.mesh.tensor != 1):
+    fail("parallel", "pmap replicates the parameters; --config.mesh.fsdp/tensor need mesh")
   for field in ("batch_size", "eval_batch_size"):
     value = config[field]
     if value <= 0:
       fail(field, "must be positive")
-    if value % num_devices:
-      fail(field, f"must be divisible by the number of devices ({num_devices})")
+    if value % batch_ways:
+      if batch_ways == num_devices:
+        fail(field, f"must be divisible by the number of devices ({num_devices})")
+      fail(field, f"must be divisible by mesh.data x mesh.fsdp ({batch_ways} devices)")
   if config.num_train_steps < 0 and config.num_epochs <= 0:
     fail("num_epochs", "set num_epochs > 0 or num_train_steps >= 0 (0 = only evaluate)")
   for field in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):

@@ -32,113 +32,36 @@ from dlx.data import tfds_data
 from dlx.training import checkpoint
 from dlx.training import metric_writers as metrics_lib
 from dlx.training import optim
-from dlx.training import parallel
 from dlx.training import precision
 from dlx.training import preemption
 from dlx.training import provenance
 from dlx.training import relaunch
-from dlx.training import steps
+from dlx.training import runner as runner_lib
 from dlx.training import warm_start
 from dlx.training import workdir_lock
-from dlx.training.state import TrainState
 from dlx.viz import plots
 
 _EVAL_RNG_SALT = 0x5EED
 _REPORT_RNG_SALT = 0x7E9  # the final_report hook's key, apart from eval and training
 _EVALUATE_RNG_SALT = 0xE7A  # the set-level evaluate hook's key
 FINAL_SPLITS = ("test", "validation", "train")
+# The step's building blocks live in dlx/training/runner.py; these names stay here.
+total_steps = runner_lib.total_steps
+init_optimizer_state = runner_lib.init_optimizer_state
+create_init_fn = runner_lib.create_init_fn
+compiler_options = config_lib.compiler_options
 
 
-def total_steps(config, steps_per_epoch: int | None) -> int:
-  if config.num_train_steps >= 0:  # 0: evaluate the initial state only
-    return int(config.num_train_steps)
-  if steps_per_epoch is None:
-    raise errors.ConfigError(
-      f"--config.num_epochs={config.num_epochs}: this experiment's training data is a "
-      "stream with no epochs; set --config.num_train_steps"
-    )
-  return max(1, int(math.ceil(config.num_epochs * steps_per_epoch)))
+def mesh_train_step(experiment, config, devices=None, **kwargs):
+  """runner.mesh_train_step for an Experiment, a name or a path."""
+  experiment = _resolve_experiment(experiment, config)
+  return runner_lib.mesh_train_step(experiment, config, devices, **kwargs)
 
 
-def init_optimizer_state(optimizer, params):
-  """One optimizer, or a dict of them keyed by top-level parameter group."""
-  if isinstance(optimizer, dict):
-    return {name: tx.init(params[name]) for name, tx in optimizer.items()}
-  return optimizer.init(params)
-
-
-def create_init_fn(model, optimizer, sample_inputs, seed: int):
-  """A pure function rng -> TrainState (jit it, or eval_shape it for restoring)."""
-
-  def init(rng):
-    params_rng, dropout_rng, sample_rng = jax.random.split(rng, 3)
-    variables = dict(
-      model.init(
-        {"params": params_rng, "dropout": dropout_rng, "sample": sample_rng},
-        sample_inputs,
-        train=False,
-      )
-    )
-    params = variables.pop("params")
-    return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      opt_state=init_optimizer_state(optimizer, params),
-      model_state=variables,
-      rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1),
-    )
-
-  return init
-
-
-class _Runner:
-  """Places state and batches for the chosen parallel mode and compiles the steps."""
-
-  def __init__(self, config, train_step, eval_step):
-    self.pmap = config.parallel == "pmap"
-    if self.pmap:
-      self._train = jax.pmap(train_step, axis_name="batch", donate_argnums=0)
-      self._eval = jax.pmap(eval_step, axis_name="batch", in_axes=(0, 0, None))
-    else:
-      mesh = parallel.create_mesh()
-      self.mesh = mesh
-      repl, data = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-      options = compiler_options(config)
-      self._train = jax.jit(
-        train_step,
-        donate_argnums=0,
-        in_shardings=(repl, data),
-        out_shardings=(repl, repl),
-        compiler_options=options,
-      )
-      self._eval = jax.jit(
-        eval_step,
-        in_shardings=(repl, data, repl),
-        out_shardings=repl,
-        compiler_options=options,
-      )
-
-  def put_state(self, state):
-    if self.pmap:
-      return parallel.replicate(state)
-    return jax.device_put(state, parallel.replicated(self.mesh))
-
-  def host_state(self, state):
-    """The state as one (unreplicated) copy, for checkpoints and hooks."""
-    return parallel.unreplicate(state) if self.pmap else state
-
-  def put_batch(self, batch):
-    if self.pmap:
-      return parallel.pmap_batch(batch)
-    return parallel.global_batch(batch, self.mesh)
-
-  def train_step(self, state, batch):
-    state, metrics = self._train(state, batch)
-    return state, (parallel.unreplicate(metrics) if self.pmap else metrics)
-
-  def eval_step(self, state, batch, rng):
-    out = self._eval(state, batch, rng)
-    return parallel.unreplicate(out) if self.pmap else out
+def lower_train_step(experiment, config, devices, **kwargs):
+  """runner.lower_train_step for an Experiment, a name or a path."""
+  experiment = _resolve_experiment(experiment, config)
+  return runner_lib.lower_train_step(experiment, config, devices, **kwargs)
 
 
 def evaluate(runner, state, split, config, *, num_examples=None, seed=0):
@@ -158,9 +81,6 @@ def evaluate(runner, state, split, config, *, num_examples=None, seed=0):
     count = count + n
   totals, count = jax.device_get((totals, count))
   return {k: float(v) / float(count) for k, v in totals.items()}
-
-
-compiler_options = config_lib.compiler_options
 
 
 def _due(step: int, every: int, total: int) -> bool:
@@ -250,8 +170,9 @@ class _Run:
   workdir: str
   dataset: Any  # dlx.data.Dataset or dlx.data.Stream
   model: Any
-  runner: _Runner
+  runner: runner_lib.Runner
   init_fn: Callable
+  logical: dict  # {parameter path: logical axis names} (tensor parallelism)
   num_steps: int
   per_epoch: Optional[int]  # None for a stream
   optimizer: Any  # an optax transformation, or a dict of them (one per player)
@@ -276,7 +197,9 @@ class _Run:
     return self.config.eval_every_steps or self.per_epoch
 
   def context(self, state, step: int, rng) -> experiment_lib.RunContext:
-    host = self.runner.host_state(state)
+    """What a hook reads. Every process must build it (a multi-process run gathers the
+    arrays split across processes), even where only process 0 runs the hook."""
+    host = self.runner.local_state(self.runner.host_state(state))
     return experiment_lib.RunContext(
       experiment=self.experiment,
       config=self.config,
@@ -332,29 +255,10 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
       "teacher: %s (%s, step %d)", teacher.workdir, teacher.experiment.name, teacher.step
     )
 
-  loss_fn = experiment.get_loss(config)
-  axis_name = "batch" if config.parallel == "pmap" else None
-  if experiment.make_train_step is not None:
-    train_step = experiment.make_train_step(
-      model, optimizer, config, axis_name=axis_name, teacher=teacher
-    )
-  else:
-    train_step = steps.make_train_step(
-      model,
-      optimizer,
-      loss_fn,
-      axis_name,
-      augment=experiment.get_augment(config),
-      weight_noise=config.get("weight_noise", 0.0),
-      teacher=teacher,
-    )
-  runner = _Runner(
-    config, train_step, steps.make_eval_step(model, loss_fn, axis_name=axis_name, teacher=teacher)
-  )
-  sample = dataset.validation if stream else dataset.train
-  init_fn = create_init_fn(
-    model, optimizer, data_core.take(sample, slice(0, 2))["inputs"], config.seed
-  )
+  train_step, eval_step = runner_lib.make_steps(experiment, config, model, optimizer, teacher)
+  runner = runner_lib.Runner(config, train_step, eval_step)
+  sample_inputs = runner_lib.sample_inputs(dataset)
+  init_fn = create_init_fn(model, optimizer, sample_inputs, config.seed)
   predict = jax.jit(
     lambda variables, inputs: model.apply(variables, inputs, train=False),
     compiler_options=compiler_options(config),
@@ -367,6 +271,7 @@ def _setup(experiment, config, workdir, data_dir) -> _Run:
     model=model,
     runner=runner,
     init_fn=init_fn,
+    logical=runner_lib.logical_axes(config, model, sample_inputs),
     num_steps=num_steps,
     per_epoch=per_epoch,
     optimizer=optimizer,
@@ -389,14 +294,23 @@ def _init_or_restore(run: _Run):
   """The newest checkpoint of this workdir; else a fresh state (from `init_from`'s run
   when set). Returns the state, placed for the parallel mode."""
   init_rng = jax.random.PRNGKey(run.config.seed)
-  restored = run.ckpt.restore_latest(jax.eval_shape(run.init_fn, init_rng))
+  abstract = jax.eval_shape(run.init_fn, init_rng)
+  if run.teacher is not None:
+    frozen = {"teacher": run.teacher.variables}
+    abstract = abstract.replace(frozen=jax.eval_shape(lambda v: v, frozen))
+  run.runner.place(abstract, run.logical)
+  restored = run.ckpt.restore_latest(run.runner.restore_target(abstract))
   if restored is not None:
     state, meta = restored
     run.tracker.restore(meta)
     run.data_state = _saved_data_state(run, meta, int(state.step))
     logging.info("resuming from step %d in %s", int(state.step), run.workdir)
   else:
-    state = jax.jit(run.init_fn, compiler_options=compiler_options(run.config))(init_rng)
+    # Created where it lives: a model sharded over the mesh is never whole on one device.
+    placed = None if run.runner.pmap else run.runner.state_sharding.replace(frozen={})
+    state = jax.jit(
+      run.init_fn, out_shardings=placed, compiler_options=compiler_options(run.config)
+    )(init_rng)
     if run.config.init_from:
       state, source_step = warm_start.init_from(state, run.config)
       # Optimizer state starts fresh, built for the restored parameters.
@@ -423,7 +337,20 @@ def _init_or_restore(run: _Run):
   )
   if run.teacher is not None:
     state = state.replace(frozen={"teacher": run.teacher.variables})
-  return run.runner.put_state(state), start_step, num_params
+  state = run.runner.put_state(state)
+  held = run.runner.describe(state)
+  logging.info(
+    "sharding: mesh %s; parameters %s in all, %s per device; optimizer state %s per device",
+    " ".join(f"{axis}={size}" for axis, size in held["mesh"].items()),
+    _mib(held["param_bytes_total"]),
+    _mib(held["param_bytes_per_device"]),
+    _mib(held["opt_state_bytes_per_device"]),
+  )
+  return state, start_step, num_params
+
+
+def _mib(nbytes: int) -> str:
+  return f"{nbytes / 2**20:.2f} MiB"
 
 
 def _saved_data_state(run: _Run, meta: dict, step: int) -> Optional[dict]:
@@ -599,6 +526,7 @@ def _final_evaluation(
     "stopped_early": bool(run.tracker.stopped),
     "train_time_s": round(train_time, 2),
     "num_parameters": num_params,
+    "sharding": run.runner.describe(state),
   }
   for split in FINAL_SPLITS:
     if split == "validation" and run.last_validation and run.last_validation[0] == final_step:
@@ -609,9 +537,11 @@ def _final_evaluation(
   results["generalization_gap"] = results["test"]["loss"] - results["train"]["loss"]
   logging.info("test at step %d: %s", final_step, metrics_lib.format_metrics(results["test"]))
   _visualize(run, state, final_step)
-  if run.experiment.final_report is not None and jax.process_index() == 0:
+  if run.experiment.final_report is not None:
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), _REPORT_RNG_SALT)
-    report = run.experiment.final_report(run.context(state, final_step, rng))
+    context = run.context(state, final_step, rng)
+  if run.experiment.final_report is not None and jax.process_index() == 0:
+    report = run.experiment.final_report(context)
     if report:
       results["report"] = report
       logging.info("report: %s", report)

@@ -18,7 +18,7 @@ PyTorch's layout. Masks are boolean, True = may attend, and broadcast to
   combine_masks(a, b, ...)   logical and; None when every mask is None.
 """
 
-from typing import Optional
+from typing import ClassVar, Optional
 
 import flax.linen as nn
 import jax
@@ -141,6 +141,15 @@ class MultiHeadAttention(nn.Module):
   position <= their own; `mask`, if given, must broadcast to
   (B, heads, T, max_length) and is combined with that.
   """
+
+  # Logical axes of the parameters, for tensor parallelism (dlx/training/sharding.py):
+  # query/key/value split their columns by head, `out` its rows (Megatron's split).
+  LOGICAL_AXES: ClassVar[dict] = {
+    **{f"{n}/kernel": ("embed", "heads") for n in ("query", "key", "value")},
+    **{f"{n}/bias": ("heads",) for n in ("query", "key", "value")},
+    "out/kernel": ("heads", "embed"),
+    "out/bias": ("embed",),
+  }
 
   num_heads: int
   qkv_features: int

@@ -22,7 +22,7 @@ nn.GELU(), torchvision's ViT).
 """
 
 import functools
-from typing import Optional
+from typing import ClassVar, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -103,6 +103,15 @@ class FeedForward(nn.Module):
   FFN(x) = max(0, x W1 + b1) W2 + b2 (Vaswani et al., ReLU) or with GELU
   (GPT, ViT). The same weights apply to every position independently.
   """
+
+  # Tensor parallelism (dlx/training/sharding.py): hidden units split column-wise in
+  # `hidden`, row-wise in `output`.
+  LOGICAL_AXES: ClassVar[dict] = {
+    "hidden/kernel": ("embed", "mlp"),
+    "hidden/bias": ("mlp",),
+    "output/kernel": ("mlp", "embed"),
+    "output/bias": ("embed",),
+  }
 
   hidden: int
   dropout_rate: float = 0.0

@@ -3,7 +3,9 @@
 steps           the compiled train and evaluation steps (loss, gradients, metrics)
 state           TrainState: everything a resumed run needs, in one pytree
 checkpoint      orbax checkpoints: periodic, keep-N, best-by-metric, restore-or-init
-parallel        the device mesh (or pmap) and how batches are placed on it
+parallel        data parallelism (mesh or pmap), multi-host start-up, placing batches
+sharding        the mesh's axes (data, fsdp, tensor) and where each state array lives
+runner          the steps compiled for a mesh or pmap; a mesh step outside the loop (AOT)
 precision       compute dtypes (bfloat16 with float32 parameters)
 optim           optimizers and schedules from the config, EMA of the weights
 metric_writers  console, TensorBoard and metrics.jsonl writers, and the metrics.jsonl reader

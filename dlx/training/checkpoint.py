@@ -134,8 +134,34 @@ def _replace(manager, step):
 
 
 def _to_host(state):
-  # Checkpoints hold plain host arrays: they restore on any device count or mode.
-  return jax.tree.map(np.asarray, jax.device_get(state))
+  """What a checkpoint writes: host copies of the arrays one process holds whole (they
+  restore on any device count or mode, as before meshes split arrays); an array split
+  across processes is given to orbax as it is, and each process writes its shards.
+  Restores name their target shardings, so either kind restores onto any mesh."""
+
+  def host(x):
+    if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+      return x
+    return np.asarray(jax.device_get(x))
+
+  return jax.tree.map(host, state)
+
+
+def host_target(abstract_tree):
+  """`abstract_tree`'s shapes as a restore target on this process's first CPU device,
+  whatever mesh wrote the checkpoint (a target without a sharding would get the
+  writer's, which fails on another topology)."""
+  cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
+  return jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=cpu), abstract_tree
+  )
+
+
+def host_restore_target(manager, step: int):
+  """The saved state's shapes (from its metadata) as a `host_target`: for reading
+  another run (init_from, teachers), whose shapes this run does not know."""
+  metadata = manager.item_metadata(step)["state"]
+  return host_target(getattr(metadata, "tree", metadata))
 
 
 def _restore_newest(manager, abstract_state):

@@ -1,7 +1,9 @@
-"""Data parallelism: a device mesh with the batch on the 'data' axis (default), or pmap.
+"""Data parallelism: a device mesh (default; dlx/training/sharding.py says where each
+array lives on it), or pmap.
 
-In both modes parameters are replicated and every device sees a slice of the global
-batch; gradients are averaged over all of it, so both modes compute the same update.
+Every device sees a slice of the global batch; gradients are averaged over all of it, so
+both modes compute the same update. Under pmap the parameters are replicated; on the
+mesh they are too unless --config.mesh.fsdp or .tensor split them.
 """
 
 import os
@@ -15,9 +17,7 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 
 from dlx import errors
-
-DATA_AXIS = "data"
-
+from dlx.training import sharding as sharding_lib
 
 ENV = {
   "coordinator_address": "DLX_COORDINATOR_ADDRESS",
@@ -98,13 +98,6 @@ def _wait_for_coordinator(settings, timeout_s):
       time.sleep(0.5)
 
 
-def create_mesh():
-  # Auto axes: XLA propagates shardings; the step's code needs no sharding annotations.
-  return jax.make_mesh(
-    (jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
-  )
-
-
 def _local_devices_sharding():
   mesh = jax.sharding.Mesh(np.array(jax.local_devices()), ("devices",))
   return NamedSharding(mesh, P("devices"))
@@ -114,13 +107,9 @@ def replicated(mesh):
   return NamedSharding(mesh, P())
 
 
-def batch_sharded(mesh):
-  return NamedSharding(mesh, P(DATA_AXIS))
-
-
 def global_batch(local_batch, mesh):
-  """Host-local NumPy arrays -> global arrays already sharded over the mesh."""
-  sharding = batch_sharded(mesh)
+  """Host-local NumPy arrays -> global arrays already sharded over the mesh's batch axes."""
+  sharding = sharding_lib.batch_sharding(mesh)
   return jax.tree.map(
     lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
   )

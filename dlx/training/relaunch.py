@@ -50,6 +50,10 @@ EXTENDS_OR_OBSERVES = frozenset(
     "train_eval_examples",
     "eval_batch_size",
     "parallel",
+    "mesh.data",  # where the arrays live; checkpoints restore onto any mesh
+    "mesh.fsdp",
+    "mesh.tensor",
+    "sharding_rules",
     "distributed",
     "input_pipeline",  # the same batches either way; the checkpoint says if it can switch
     "grain_workers",

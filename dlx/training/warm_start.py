@@ -112,9 +112,15 @@ def locate(ref: str, field: str, *, label: str | None = None) -> tuple[pathlib.P
 def restore_state(ref: str, field: str, *, label: str | None = None) -> tuple[dict, int]:
   """The saved train state of `ref` as nested dicts of NumPy arrays, and its step."""
   directory, step = locate(ref, field, label=label)
-  with ocp.CheckpointManager(str(directory), item_names=("state", "meta")) as manager:
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return restored.state, step
+  handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+  with ocp.CheckpointManager(str(directory), item_handlers=handlers) as manager:
+    # Host arrays, whatever mesh wrote them: the caller places them on its own mesh.
+    target = checkpoint.host_restore_target(manager, step)
+    restored = manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+    )
+  # NumPy copies: a device array here would be donated with the state that holds it.
+  return jax.tree.map(np.array, restored.state), step
 
 
 def _flatten(tree, prefix=()):
