@@ -10,5 +10,9 @@
   vae, gan, unet, ddpm, autoencoder     generative models (unet also segments)
   yolo, rpn, fcn                        detection and segmentation
   gnn                                   graph classifiers and the edge-blind baseline
+  rnade                                 RNADE: NADE with a mixture of Gaussians per
+                                        conditional (real-valued data)
+  attention_maps                        the attention weights of any of the Transformers,
+                                        read out of one forward pass
   preprocess                            ResizeInputs (224x224x3 inside the step)
 """

@@ -1,5 +1,6 @@
-"""Figures: PNG image grids, curves and attention maps (`plots`), and detection and
-segmentation scenes (`scene_figures`).
+"""Figures: PNG image grids, curves and attention maps (`plots`), detection and
+segmentation scenes (`scene_figures`), and a Transformer's self-attention, every layer
+and head or a class token over image patches (`attention_figures`).
 
 `pyplot()` is the one place matplotlib is set up: every figure in dlx is drawn through it,
 headless (the Agg backend), so a run on a machine without a display never opens a window

@@ -1,8 +1,12 @@
-"""The classic experiments' task parts, one module per concern: batch-size regimes
-(docs/curriculum.md#c4), the Hessian spectrum (#c6), bagging (#d5), the perceptron,
-least squares and logistic regression (#f1), PCA and k-means (#h1). The non-learned
+"""The classic experiments' task parts, one module per concern: the Gaussian NLL in use
+(docs/curriculum.md#b4), the weighted loss in use (#b5), batch-size regimes (#c4), the
+Hessian spectrum (#c6), bagging (#d5), the perceptron, least squares and logistic
+regression (#f1), PCA and k-means (#h1). The non-learned
 arithmetic they use is in dlx/ops/ (hessian, resampling, linear_models, clustering).
 
+  heteroscedastic  data with noise that grows with |x|; a mean and a variance per input
+                 by the Gaussian NLL; coverage of the 90% intervals; intervals.png
+  imbalanced     digits with rare classes; class-weighted cross-entropy; recall per class
   batch_regimes  the whole-train-split objective at every epoch, and one figure of every
                  run of a sweep that differs only in batch size
   hessian        extreme eigenvalues and spectral density at initialisation and trained
