@@ -9,6 +9,8 @@
 #   ./launch.sh sweep NAME --grid 'config.FIELD=V1,V2' [--grid ...] [--backend=ray] [flags]
 #   ./launch.sh crossval NAME[:ARG] --folds K [--stratified] [flags]   k-fold cross-validation
 #   ./launch.sh docs                 build the HTML API reference into docs/api/
+#   ./launch.sh tpu-tools            install libtpu into .libtpu/ for the TPU fit check
+#                                    (python -m dlx.tools.aot_check NAME --topology=v5e:4x4)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT="$(pwd)"
@@ -46,6 +48,28 @@ bootstrap() {  # $1: pip extras, e.g. "[all,test]" (core + trainer + data + test
   fi
 }
 
+extra_requires() {  # $1: an extra of setup.cfg -> its requirements on one line
+  "$PY" -c "import configparser, sys; c = configparser.ConfigParser(); c.read('setup.cfg'); \
+print(' '.join(c['options.extras_require'][sys.argv[1]].split()))" "$1"
+}
+
+# libtpu, the TPU compiler of the AOT fit check (dlx/tools/aot_check.py), goes into a side
+# directory ($DLX_LIBTPU_DIR, default .libtpu/) that only that tool puts on sys.path: in
+# the venv, every JAX start would look for a TPU. Setup.cfg's [tpu] extra is the pin;
+# quick when that pin is already there (a 210 MB download and 680 MB on disk otherwise).
+tpu_tools() {
+  local dir="${DLX_LIBTPU_DIR:-$ROOT/.libtpu}" spec
+  spec="$(extra_requires tpu)"
+  if [ "$(cat "$dir/.dlx-installed" 2>/dev/null)" != "$spec" ]; then
+    echo "launch.sh: installing $spec into $dir" >&2
+    local log
+    log="$("$PY" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
+      --target "$dir" $spec 2>&1)" || { echo "$log" >&2; return 1; }
+    [ -z "$log" ] || echo "$log" | grep -v "^WARNING: Location" >&2 || true
+    echo "$spec" > "$dir/.dlx-installed"
+  fi
+}
+
 run_experiment() {  # NAME[:ARG] [flags]; ARG goes to the experiment's get_config
   local spec="$1"; shift
   local name="${spec%%:*}" arg=""
@@ -70,6 +94,8 @@ case "$cmd" in
     # (tests/experiments/: every experiment's smoke run and end-to-end claims).
     # No tier named = all three (what CI runs).
     shift; bootstrap "[all,test]"
+    # The AOT fit check's tests compile for TPUs with it (they skip where it cannot install).
+    tpu_tools || echo "launch.sh: libtpu did not install; the TPU fit check's tests skip" >&2
     tier_paths=()
     while [ $# -ge 1 ]; do
       case "$1" in
@@ -80,6 +106,7 @@ case "$cmd" in
     exec "$PY" -m pytest -q -n 2 --durations=15 "${tier_paths[@]}" "$@" ;;
   test-slow)
     shift; bootstrap "[all,test]"
+    tpu_tools || echo "launch.sh: libtpu did not install; the TPU fit check's tests skip" >&2
     exec "$PY" -m pytest -q -m slow -p no:xdist "$@" ;;
   sweep)
     shift
@@ -93,8 +120,12 @@ case "$cmd" in
   docs)
     shift; bootstrap "[all,docs]"
     exec "$PY" docs/build_api.py "$@" ;;
+  tpu-tools)
+    bootstrap "[all]"
+    tpu_tools || { echo "launch.sh: could not install libtpu (see pip's message above)" >&2; exit 1; }
+    echo "libtpu: $(cat "${DLX_LIBTPU_DIR:-$ROOT/.libtpu}/.dlx-installed") in ${DLX_LIBTPU_DIR:-$ROOT/.libtpu}" ;;
   -h|--help|help)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     shift; bootstrap "[all]"
     run_experiment "$cmd" "$@" ;;
