@@ -149,3 +149,25 @@ def test_gpu_script_dry_run(tmp_path):
   assert gpt["tokens_per_s"] > 0 and gpt["mfu"] is not None and gpt["precision"]
   rows = json.loads((tmp_path / "side_by_side.json").read_text())
   assert [row["benchmark"] for row in rows] == ["lenet5", "resnet18"]
+
+
+def test_sharded_step_benchmark_runs(tmp_path):
+  out = tmp_path / "sharded.json"
+  _run(
+    "benchmarks/sharded_step.py",
+    "--meshes",
+    "2,1,1",
+    "1,2,1",
+    "--cpu_devices=2",
+    "--layers=1",
+    "--features=64",
+    "--heads=2",
+    "--context=16",
+    "--batch_size=4",
+    "--repeats=2",
+    "--warmup=1",
+    f"--json={out}",
+  )
+  rows = json.loads(out.read_text())
+  assert [r["mesh"] for r in rows] == ["2,1,1", "1,2,1"]
+  assert rows[1]["param_bytes_per_device"] < rows[0]["param_bytes_per_device"]
