@@ -9,6 +9,7 @@ import ml_collections
 from dlx import errors
 from dlx.training import optim
 from dlx.training import precision
+from dlx.training import sharding
 
 PARALLEL_MODES = ("mesh", "pmap")
 INPUT_PIPELINES = ("memory", "grain")
@@ -51,6 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
   # -1 takes the devices the others leave. The default is data parallelism.
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
   c.sharding_rules = ""  # 'REGEX=SPEC;...' by state path, e.g. '.*embedding=replicated'
+  c.fsdp_min_elements = sharding.FSDP_MIN_ELEMENTS  # smaller leaves stay whole under FSDP
   # Train batches (the same ones either way, dlx/data/grain_pipeline.py): memory = NumPy
   # arrays sliced on a thread; grain = grain's DataLoader, which streams a tfds dataset
   # prepared as ArrayRecord (python -m dlx.data.convert) from disk instead of loading it.
@@ -196,8 +198,6 @@ def validate(config, num_devices: int):
     )
   batch_ways = num_devices  # the devices the batch is split over
   if config.parallel == "mesh":
-    from dlx.training import sharding  # pylint: disable=g-import-not-at-top
-
     sizes = sharding.mesh_sizes(config, num_devices)
     sharding.parse_rules(config.get("sharding_rules", ""))
     batch_ways = sizes["data"] * sizes["fsdp"]

@@ -54,6 +54,7 @@ EXTENDS_OR_OBSERVES = frozenset(
     "mesh.fsdp",
     "mesh.tensor",
     "sharding_rules",
+    "fsdp_min_elements",
     "distributed",
     "input_pipeline",  # the same batches either way; the checkpoint says if it can switch
     "grain_workers",

@@ -6,7 +6,7 @@ parallelism with every array replicated):
 
   data    splits the batch.
   fsdp    splits the batch too, and every parameter and its optimizer state along one
-          dimension it divides (the largest; leaves under FSDP_MIN_ELEMENTS stay
+          dimension it divides (the largest; leaves under `--config.fsdp_min_elements` stay
           replicated): each device holds 1/fsdp of the model, gathered for the step.
   tensor  splits attention heads and MLP hidden units (Megatron's column/row split) of
           the layers that name their parameters' logical axes (`LOGICAL_AXES` in
@@ -38,8 +38,8 @@ AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
 # The one table from the layers' logical axis names to mesh axes (None: not split).
 LOGICAL_TO_MESH = {"heads": "tensor", "mlp": "tensor", "embed": None}
-# Leaves smaller than this stay whole on every device: splitting them saves little
-# memory and costs a gather each step (big_vision's rule, in elements).
+# The default of --config.fsdp_min_elements: smaller leaves stay whole on every device,
+# as splitting them saves little memory and costs a gather each step (big_vision's rule).
 FSDP_MIN_ELEMENTS = 2**12
 
 
@@ -142,7 +142,9 @@ def _parse_spec(spec: str, rule: str) -> Optional[tuple]:
   return tuple(dims)
 
 
-def leaf_spec(path: str, keys: tuple, shape, sizes, logical, rules) -> P:
+def leaf_spec(
+  path: str, keys: tuple, shape, sizes, logical, rules, min_elements=FSDP_MIN_ELEMENTS
+) -> P:
   """The PartitionSpec of one state leaf (see the module docstring for the order)."""
   for pattern, dims in rules:
     if pattern.search(path):
@@ -155,7 +157,7 @@ def leaf_spec(path: str, keys: tuple, shape, sizes, logical, rules) -> P:
       if axis and shape[i] % sizes[axis] == 0:
         dims[i] = axis
   fsdp = sizes.get("fsdp", 1)
-  if fsdp > 1 and math.prod(shape) >= FSDP_MIN_ELEMENTS:
+  if fsdp > 1 and math.prod(shape) >= min_elements:
     free = [i for i, d in enumerate(dims) if d is None and shape[i] % fsdp == 0]
     if free:
       dims[max(free, key=lambda i: (shape[i], i))] = "fsdp"
@@ -203,12 +205,14 @@ def state_shardings(abstract_state, mesh, config=None, logical=None) -> Any:
   """A NamedSharding for every leaf of `abstract_state` (a TrainState or any pytree of
   arrays or shapes), by the rules of the module docstring."""
   sizes = sizes_of(mesh)
-  rules = parse_rules(config.get("sharding_rules", "") if config is not None else "")
+  config = config if config is not None else {}
+  rules = parse_rules(config.get("sharding_rules", ""))
+  min_elements = config.get("fsdp_min_elements", FSDP_MIN_ELEMENTS)
   logical = logical or {}
 
   def place(path, leaf):
     keys = _path_keys(path)
-    spec = leaf_spec("/".join(keys), keys, np.shape(leaf), sizes, logical, rules)
+    spec = leaf_spec("/".join(keys), keys, np.shape(leaf), sizes, logical, rules, min_elements)
     return NamedSharding(mesh, spec)
 
   return jax.tree_util.tree_map_with_path(place, abstract_state)
