@@ -7,4 +7,5 @@ attention_maps  a run's self-attention maps: layers x heads (GPT), class token o
 export       a run's weights in another format: Hugging Face GPT-2, flat safetensors
 model_stats  parameters and FLOPs per layer of an experiment's model
 aot_check    whether a run fits a TPU topology's memory: its train step compiled ahead of time
+cli          what the tools' command lines share: one-line errors, exit status 2
 """

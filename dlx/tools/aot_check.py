@@ -24,6 +24,8 @@ import re
 import sys
 import time
 
+from dlx.tools import cli
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GIB = 1 << 30
 # The HBM a program may use per chip (device_kind -> bytes), as libtpu 0.0.42's compiler
@@ -44,16 +46,6 @@ _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 # (15.75G)"; older libtpu: "Used 22.5G of 15.75G hbm") and what the program needed.
 _OOM_LIMIT = re.compile(r"available HBM \(([\d.]+)([KMGT]?)\)|of ([\d.]+)([KMGT]?) hbm")
 _OOM_NEEDED = re.compile(r"HLO temporaries \(([\d.]+)([KMGT]?)\)|Used ([\d.]+)([KMGT]?) of")
-
-
-def _fail(message: str):
-  sys.stderr.write(f"dlx: error: {message}\n")
-  sys.exit(2)
-
-
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):  # one line, as every dlx command's bad input
-    _fail(message)
 
 
 def libtpu_dir(environ=os.environ) -> str:
@@ -159,7 +151,7 @@ def topology_devices(name: str, options: dict):
   try:
     return topologies.get_topology_desc(topology_name=name, platform="tpu", **options).devices
   except Exception as e:  # pylint: disable=broad-except
-    _fail(f"--topology={name}: libtpu cannot make it: {' '.join(str(e).split())[:300]}")
+    cli.fail(f"--topology={name}: libtpu cannot make it: {' '.join(str(e).split())[:300]}")
 
 
 def _print_plan(spec, name, devices, info, hbm, hbm_source, libtpu_version):
@@ -194,12 +186,12 @@ def check(spec: str, topology: str, config, *, libtpu: str, data_dir=None):
   if hbm is None:
     hbm, source = HBM_BYTES.get(kind), f"dlx's table for {kind}"
   if hbm is None:
-    _fail(f"no HBM size known for {kind}; add it to HBM_BYTES in {__name__}")
+    cli.fail(f"no HBM size known for {kind}; add it to HBM_BYTES in {__name__}")
   try:
     experiment = experiment_lib.load(spec.partition(":")[0])
     lowered, info = train.lower_train_step(experiment, config, devices, data_dir=data_dir)
   except errors.UserError as e:
-    _fail(str(e))
+    cli.fail(str(e))
   _print_plan(spec, name, devices, info, hbm, source, libtpu)
   sys.stderr.write("compiling the train step with XLA's TPU compiler (minutes when large)\n")
   start = time.time()
@@ -207,7 +199,7 @@ def check(spec: str, topology: str, config, *, libtpu: str, data_dir=None):
     stats = lowered.compile().memory_analysis()
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
-      _fail(f"XLA's TPU compiler failed: {' '.join(str(e).split())[:400]}")
+      cli.fail(f"XLA's TPU compiler failed: {' '.join(str(e).split())[:400]}")
     return _report_oom(str(e), info, hbm, time.time() - start)
   rows = memory_rows(stats)
   print(f"per-chip memory (XLA's TPU compiler, {time.time() - start:.0f} s):")
@@ -233,7 +225,7 @@ def _report_oom(message: str, info: dict, hbm: int, seconds: float) -> int:
 
 
 def main(argv=None):
-  parser = _Parser(
+  parser = cli.Parser(
     prog="python -m dlx.tools.aot_check",
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -245,11 +237,13 @@ def main(argv=None):
   try:
     parse_topology(args.topology)
   except ValueError as e:
-    _fail(str(e))
+    cli.fail(str(e))
   directory = libtpu_dir()
   version = use_libtpu(directory)
   if version is None:
-    _fail(f"libtpu (XLA's TPU compiler) is not in {directory}; ./launch.sh tpu-tools installs it")
+    cli.fail(
+      f"libtpu (XLA's TPU compiler) is not in {directory}; ./launch.sh tpu-tools installs it"
+    )
   quiet_tpu_start()
   from dlx import main as main_lib  # pylint: disable=g-import-not-at-top
 
@@ -259,7 +253,7 @@ def main(argv=None):
     ["dlx.tools.aot_check", f"--config={args.experiment}", f"--workdir={os.devnull}"] + passthrough
   )
   if len(rest) > 1:
-    _fail(f"unexpected arguments {' '.join(rest[1:])!r}; flags look like --name=value")
+    cli.fail(f"unexpected arguments {' '.join(rest[1:])!r}; flags look like --name=value")
   return check(
     args.experiment,
     args.topology,

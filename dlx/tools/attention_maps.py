@@ -27,21 +27,12 @@ from dlx import errors
 from dlx.data import core
 from dlx.data import tfds_data
 from dlx.models import attention_maps
+from dlx.tools import cli
 from dlx.tools import export
 from dlx.training import warm_start
 from dlx.viz import attention_figures
 
 FIGURE = "attention_maps.png"
-
-
-def _fail(message: str):
-  sys.stderr.write(f"dlx: error: {message}\n")
-  sys.exit(2)
-
-
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):  # one line, as every dlx command's bad input
-    _fail(message)
 
 
 def load_run(ref: str, data_dir=None):
@@ -150,7 +141,7 @@ def draw(ref, out=None, split="test", index=0, count=4, length=48, data_dir=None
 
 
 def main(argv=None):
-  parser = _Parser(
+  parser = cli.Parser(
     prog="dlx.tools.attention_maps",
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -167,7 +158,7 @@ def main(argv=None):
   try:
     about = draw(args.run, args.out, args.split, args.index, args.count, args.length, args.data_dir)
   except errors.UserError as e:
-    _fail(str(e))
+    cli.fail(str(e))
   print(json.dumps(about))
   return 0
 

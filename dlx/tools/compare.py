@@ -27,6 +27,7 @@ import os
 import sys
 
 from dlx import errors
+from dlx.tools import cli
 from dlx.tools import sweep
 from dlx.training import metric_writers
 from dlx.training import relaunch
@@ -211,18 +212,8 @@ def write_figure(runs, path):
   plots.plot_run_comparison({run.name: run.rows for run in runs}, path, main_metric(runs))
 
 
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):  # one line, as every dlx command's bad input
-    _fail(message)
-
-
-def _fail(message):
-  sys.stderr.write(f"dlx: error: {message}\n")
-  sys.exit(2)
-
-
 def main(argv=None):
-  parser = _Parser(
+  parser = cli.Parser(
     prog="python -m dlx.tools.compare",
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -232,11 +223,11 @@ def main(argv=None):
   parser.add_argument("--format", default="text", choices=FORMATS)
   args = parser.parse_args(argv)
   if not args.runs:
-    _fail("give at least one RUN: a run's workdir or a sweep's directory")
+    cli.fail("give at least one RUN: a run's workdir or a sweep's directory")
   try:
     runs = load_runs(args.runs)
   except errors.UserError as e:
-    _fail(str(e))
+    cli.fail(str(e))
   print(format_table(runs, args.format))
   out = args.out
   if out is None:
@@ -245,7 +236,7 @@ def main(argv=None):
   try:
     write_figure(runs, out)
   except OSError as e:
-    _fail(f"the figure not written to {out}: {e.strerror or e}")
+    cli.fail(f"the figure not written to {out}: {e.strerror or e}")
   sys.stderr.write(f"figure: {out}\n")
   return 0
 

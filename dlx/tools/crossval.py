@@ -27,6 +27,7 @@ from dlx import experiment as experiment_lib
 from dlx import main as main_lib
 from dlx.data import core
 from dlx.ops import resampling
+from dlx.tools import cli
 
 
 def fold_dataset(
@@ -103,11 +104,6 @@ def _log_to_file(workdir):
   return handler
 
 
-def _fail(message):
-  sys.stderr.write(f"dlx: error: {message}\n")
-  sys.exit(2)
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(
     prog="dlx.tools.crossval",
@@ -121,11 +117,11 @@ def main(argv=None):
   args, passthrough = parser.parse_known_args(argv)
   name = args.experiment.partition(":")[0]
   if args.folds < 2:
-    _fail(f"--folds={args.folds}: need at least 2")
+    cli.fail(f"--folds={args.folds}: need at least 2")
   try:
     experiment = experiment_lib.load(name)
   except errors.UserError as e:
-    _fail(str(e))
+    cli.fail(str(e))
   arg = args.experiment.partition(":")[2]
   default = f"crossval_{experiment.name}" + (f"_{arg.replace(',', '_')}" if arg else "")
   base = args.workdir or os.path.join("runs", default)
@@ -134,7 +130,7 @@ def main(argv=None):
     ["dlx.tools.crossval", f"--config={args.experiment}", f"--workdir={base}"] + passthrough
   )
   if len(rest) > 1:
-    _fail(f"unexpected arguments {' '.join(rest[1:])!r}; flags look like --name=value")
+    cli.fail(f"unexpected arguments {' '.join(rest[1:])!r}; flags look like --name=value")
   # The console as dlx.main shows it: compact progress lines, library noise left out.
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
@@ -158,7 +154,7 @@ def main(argv=None):
         experiment=with_fold(experiment, fold, args.folds, args.stratified),
       )
     except errors.UserError as e:
-      _fail(str(e))
+      cli.fail(str(e))
     finally:
       std_logging.getLogger().removeHandler(handler)
       handler.close()

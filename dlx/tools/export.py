@@ -31,19 +31,10 @@ from dlx import config as config_lib
 from dlx import errors
 from dlx import experiment as experiment_lib
 from dlx.interop import formats
+from dlx.tools import cli
 from dlx.training import checkpoint
 from dlx.training import relaunch
 from dlx.training import warm_start
-
-
-def _fail(message: str):
-  sys.stderr.write(f"dlx: error: {message}\n")
-  sys.exit(2)
-
-
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):  # one line, as every dlx command's bad input
-    _fail(message)
 
 
 def run_model(workdir: str):
@@ -79,7 +70,7 @@ def export(ref: str, format_name: str, out) -> dict:
 
 
 def main(argv=None):
-  parser = _Parser(
+  parser = cli.Parser(
     prog="python -m dlx.tools.export",
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -91,9 +82,9 @@ def main(argv=None):
   try:
     written = export(args.run, args.format, args.out)
   except (errors.UserError, ImportError) as e:  # ImportError: no [interop] extra
-    _fail(str(e))
+    cli.fail(str(e))
   except OSError as e:  # an --out that cannot be written: a full disk, no permission
-    _fail(f"--out={args.out}: {e.strerror or e}")
+    cli.fail(f"--out={args.out}: {e.strerror or e}")
   print(
     f"wrote {args.out} ({args.format}): {written['experiment']}, step {written['step']}, "
     f"{written['checkpoint']} checkpoint of {written['workdir']}"
