@@ -195,3 +195,30 @@ def _train_async(workdir, devices, steps, flags, log_path):
       stdout=log,
       stderr=subprocess.STDOUT,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+  "name",
+  # EMA in the optimizer state, pruning masks, a frozen teacher, batch norm statistics,
+  # a two-player step of its own.
+  ["ddpm_mnist", "prune_lenet300_mnist", "distill_mnist", "resnet_fashion_mnist", "dcgan_mnist"],
+)
+def test_smoke_runs_with_every_leaf_sharded(tmp_path, name):
+  """A threshold of 16 elements shards nearly every leaf of the tiny smoke models."""
+  command = [
+    sys.executable,
+    "-m",
+    "dlx.main",
+    f"--config={name}:smoke",
+    f"--workdir={tmp_path / name}",
+    "--config.mesh.data=1",
+    "--config.mesh.fsdp=2",
+    "--config.fsdp_min_elements=16",
+  ]
+  out = subprocess.run(
+    command, cwd=conftest.REPO, env=_env(2), capture_output=True, text=True, timeout=600
+  )
+  assert out.returncode == 0, out.stderr[-3000:]
+  held = json.loads((tmp_path / name / "results.json").read_text())["sharding"]
+  assert held["param_bytes_per_device"] < 0.75 * held["param_bytes_total"]
