@@ -30,6 +30,9 @@ from dlx.nn.transformer import TokenEmbedding
 class GPT(nn.Module):
   """tokens (B, T) int32 -> logits (B, T, vocab_size); T <= max_length.
 
+  `attention_window=w`: each position attends to the w before it and itself only,
+  computed blockwise (dlx.nn.attention.blockwise_local_attention).
+
   With `decode=True` the attention layers keep a key/value cache in the
   'cache' collection and the model remembers how many positions it has seen
   ('cache'/'position'), so each call continues the sequence: see `generate`.
@@ -44,6 +47,9 @@ class GPT(nn.Module):
   decode: bool = False
   # GPT-2 has none; True (dlx's original model) keeps existing runs and checkpoints as they were.
   output_bias: bool = True
+  # Causal sliding-window attention over this many previous positions, computed blockwise at
+  # T x window cost (docs/curriculum.md#e6); None: full causal attention.
+  attention_window: Optional[int] = None
 
   @nn.compact
   def __call__(self, tokens, train: bool = False):
@@ -57,7 +63,8 @@ class GPT(nn.Module):
       name="token_embedding",
     )
     positions = jnp.arange(length)
-    mask = causal_mask(length)
+    # The blockwise path is causal by itself and takes no T x T mask.
+    mask = causal_mask(length) if self.attention_window is None or self.decode else None
     if self.decode:
       initialized = self.has_variable("cache", "position")
       start = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
@@ -78,6 +85,7 @@ class GPT(nn.Module):
       norm="pre",
       activation="gelu",
       decode=self.decode,
+      attention_window=self.attention_window,
       name="decoder",
     )(x, self_mask=mask, train=train)
     logits = embed.attend(x)

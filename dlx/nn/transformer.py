@@ -205,7 +205,9 @@ class DecoderLayer(nn.Module):
   (x, {'self': (B, heads, T, T), 'cross': (B, heads, T, S) or None}).
   `decode=True` caches the self-attention keys/values (see
   MultiHeadAttention); then self_mask must broadcast to (B, heads, T,
-  max_length) or be None.
+  max_length) or be None. `attention_window=w` makes the self-attention causal
+  sliding-window attention at T x w cost (docs/curriculum.md#e6); self_mask
+  must then be None (outside decode mode).
   """
 
   num_heads: int
@@ -215,6 +217,7 @@ class DecoderLayer(nn.Module):
   norm: str = "post"
   activation: str = "relu"
   decode: bool = False
+  attention_window: Optional[int] = None
 
   @nn.compact
   def __call__(
@@ -232,6 +235,7 @@ class DecoderLayer(nn.Module):
       self.features,
       dropout_rate=self.dropout_rate,
       decode=self.decode,
+      attention_window=self.attention_window,
       name="self_attention",
     )
     ffn = FeedForward(self.hidden, self.dropout_rate, self.activation, name="feed_forward")
@@ -310,6 +314,7 @@ class Decoder(nn.Module):
 
   Pre-norm stacks end with a LayerNorm ('final_norm'). With return_attention
   returns (x, tuple of per-layer {'self': ..., 'cross': ...} weight dicts).
+  `attention_window`: see DecoderLayer.
   """
 
   num_layers: int
@@ -320,6 +325,7 @@ class Decoder(nn.Module):
   norm: str = "post"
   activation: str = "relu"
   decode: bool = False
+  attention_window: Optional[int] = None
 
   @nn.compact
   def __call__(
@@ -341,6 +347,7 @@ class Decoder(nn.Module):
         self.norm,
         self.activation,
         self.decode,
+        attention_window=self.attention_window,
         name=f"layer_{i}",
       )(x, memory, self_mask, cross_mask, train, return_attention=True)
       weights.append(w)

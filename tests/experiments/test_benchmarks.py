@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end (a few steps; their numbers are not asserted)."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -171,3 +172,13 @@ def test_sharded_step_benchmark_runs(tmp_path):
   rows = json.loads(out.read_text())
   assert [r["mesh"] for r in rows] == ["2,1,1", "1,2,1"]
   assert rows[1]["param_bytes_per_device"] < rows[0]["param_bytes_per_device"]
+
+
+def test_local_attention_benchmark_runs(tmp_path):
+  out = tmp_path / "local_attention.json"
+  _run("benchmarks/local_attention.py", "--tiny", f"--json={out}")
+  rows = json.loads(out.read_text())
+  assert [(r["context"], r["window"]) for r in rows] == [(32, None), (32, 8), (48, None), (48, 8)]
+  for row in rows:
+    assert row["median_ms"] > 0 and math.isfinite(row["validation_loss"])
+  assert rows[1]["speedup"] > 0 and "validation_loss_gap" in rows[3]
