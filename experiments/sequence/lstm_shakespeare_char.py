@@ -4,9 +4,15 @@ comparison.
 
   ./launch.sh lstm_shakespeare_char
   ./launch.sh lstm_shakespeare_char:nanogpt   # the same budget as gpt's :nanogpt
+  ./launch.sh lstm_shakespeare_char:rnn       # plain (Elman, tanh) RNN cells instead
 
 Two LSTM layers of 256 units (about 1.1M parameters, near the GPT's 0.8M). Samples are
 drawn by carrying the recurrent state, one character at a time.
+
+`:rnn` swaps the LSTM cells for Elman cells, h_t = tanh(W . [h_{t-1}, x_t] + b)
+(dlx.nn.recurrent.SimpleRNNCell), and changes nothing else: the same two layers of 256
+units, data, optimiser and budget (about 0.3M parameters: one weight matrix per layer
+where the LSTM has four). It combines with the others: `:rnn,smoke`.
 """
 
 import jax
@@ -16,10 +22,15 @@ from dlx import config as config_lib
 from dlx.models import rnn_lm
 from dlx.tasks import language_model as lm
 
+_RNN = "rnn"  # the `:rnn` argument: Elman cells in place of the LSTM's
+
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, (lm.NANOGPT,))
-  config = lm.language_model_config(features=256, num_layers=2, cell_type="lstm", dropout_rate=0.0)
+  args = config_lib.parse_arg(arg, (lm.NANOGPT, _RNN))
+  cell_type = "rnn" if _RNN in args else "lstm"
+  config = lm.language_model_config(
+    features=256, num_layers=2, cell_type=cell_type, dropout_rate=0.0
+  )
   if config_lib.SMOKE in args:
     lm.smoke(config)
   return config

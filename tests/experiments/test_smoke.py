@@ -76,6 +76,22 @@ def test_smoke_writes_no_undeclared_images(tmp_path):
   assert written == declared | {"loss_curve.png"}
 
 
+def test_plain_rnn_language_model_smoke(tmp_path):
+  """`lstm_shakespeare_char:rnn` (the Elman RNN beside the LSTM, docs/curriculum.md#f12)
+  trains end to end; its one Elman layer of 32 units has a single (32 + 32) x 32 matrix
+  where an LSTM has four."""
+  exp = experiment.load("lstm_shakespeare_char")
+  config = exp.config("rnn,smoke")
+  assert config.model.cell_type == "rnn"
+  results = _run(exp, config, tmp_path, None)
+  assert results["step"] == SMOKE_STEPS
+  conftest.assert_finite(results["test"])
+  vocab, width = config.vocab_size, 32
+  elman = (2 * width + 1) * width
+  assert results["num_parameters"] == vocab * width + elman + (width + 1) * vocab
+  _assert_outputs(exp, tmp_path, SMOKE_STEPS)
+
+
 def _xor_accuracy(arg, tmp_path):
   # The experiment's own budget (600 steps of Adam); fewer evaluations/checkpoints.
   exp = experiment.load("mlp_xor")

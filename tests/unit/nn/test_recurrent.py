@@ -199,13 +199,21 @@ def test_cell_matches_torch(name):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm", "gru"])
 def test_stacked_bidirectional_matches_torch(cell_type):
   torch = import_torch()
   torch.manual_seed(0)
   layers = 2
   x = np.asarray(inputs((B, T, D)))
-  if cell_type == "lstm":
+  if cell_type == "rnn":
+    theirs = torch.nn.RNN(
+      D, H, num_layers=layers, nonlinearity="tanh", bidirectional=True, batch_first=True
+    )
+    convert = lambda s: torch_gate_params(theirs, s, ("hidden",))
+    out, h_n = theirs(torch.tensor(x))
+    h_n = h_n.detach().numpy()
+    final = lambda k: h_n[k]
+  elif cell_type == "lstm":
     theirs = torch.nn.LSTM(D, H, num_layers=layers, bidirectional=True, batch_first=True)
     convert = lambda s: torch_gate_params(theirs, s, LSTM_GATES)
     out, (h_n, c_n) = theirs(torch.tensor(x))
@@ -229,6 +237,37 @@ def test_stacked_bidirectional_matches_torch(cell_type):
   assert_close(outputs, out.detach().numpy())
   for item in range(layers):
     assert_close(carries[item], (final(2 * item), final(2 * item + 1)))
+
+
+@pytest.mark.torch
+def test_elman_language_model_matches_torch():
+  """RNNLanguageModel(cell_type='rnn') (lstm_shakespeare_char:rnn) is torch's
+  Embedding -> nn.RNN(tanh, 2 layers) -> Linear with the same weights, and carrying the
+  state over a split sequence gives the same logits as one pass."""
+  torch = import_torch()
+  torch.manual_seed(0)
+  vocab, layers = 11, 2
+  embed = torch.nn.Embedding(vocab, H)
+  rnn = torch.nn.RNN(H, H, num_layers=layers, nonlinearity="tanh", batch_first=True)
+  linear = torch.nn.Linear(H, vocab)
+  tokens = np.random.default_rng(0).integers(0, vocab, (B, T)).astype(np.int64)
+  with torch.no_grad():
+    out, h_n = rnn(embed(torch.tensor(tokens)))
+    expected = linear(out).numpy()
+  params = {
+    "embed": {"embedding": embed.weight.detach().numpy()},
+    "rnn": {
+      f"layer_{k}": {"cell": torch_gate_params(rnn, f"_l{k}", ("hidden",))} for k in range(layers)
+    },
+    "output": {"kernel": linear.weight.detach().numpy().T, "bias": linear.bias.detach().numpy()},
+  }
+  model = rnn_lm.RNNLanguageModel(vocab, H, num_layers=layers, cell_type="rnn")
+  logits, carries = model.apply({"params": params}, tokens.astype(np.int32), return_carry=True)
+  assert_close(logits, expected)
+  assert_close(carries, tuple(h_n.numpy()))
+  head, carry = model.apply({"params": params}, tokens[:, :2].astype(np.int32), return_carry=True)
+  tail = model.apply({"params": params}, tokens[:, 2:].astype(np.int32), carry=carry)
+  assert_close(np.concatenate([head, tail], 1), expected)
 
 
 # Wrapper shapes, direction and padding.
@@ -336,6 +375,57 @@ def test_attention_weights_are_masked_softmax(kind):
   np.testing.assert_array_equal(weights[0, 3:], 0.0)
   assert np.all(weights[mask] > 0)
   np.testing.assert_allclose(context, np.einsum("bs,bse->be", weights, memory), atol=1e-6)
+
+
+def np_masked_softmax(scores, mask):
+  scores = np.where(mask, scores, -np.inf)
+  e = np.exp(scores - scores.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "luong"])
+def test_attention_scores_match_numpy(kind):
+  """The scores, written out in NumPy (float64) from the module's own params:
+  Luong 'general' s^T W h_j (W: F x E, here the memory projection's kernel transposed),
+  Bahdanau v^T tanh(W1 s + W2 h_j); weights the masked softmax, context sum_j a_j h_j."""
+  E = 2 * H
+  attention = recurrent.make_attention(kind, H)
+  query, memory = inputs((B, H)), inputs((B, T, E), seed=1)
+  mask = jnp.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+
+  def run(module):
+    return module(query, module.project_memory(memory), memory, mask)
+
+  variables = random_variables(attention, method=run)
+  context, weights = attention.apply(variables, method=run)
+  p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables["params"])
+  s, h = np.asarray(query, np.float64), np.asarray(memory, np.float64)
+  if kind == "luong":
+    w = p["memory_dense"]["kernel"].T  # (F, E): score = s^T W h_j
+    scores = np.array([[s[b] @ w @ h[b, j] for j in range(T)] for b in range(B)])
+  else:
+    w1, w2 = p["query_dense"]["kernel"], p["memory_dense"]["kernel"]
+    v = p["score_dense"]["kernel"][:, 0]
+    scores = np.array([[v @ np.tanh(s[b] @ w1 + h[b, j] @ w2) for j in range(T)] for b in range(B)])
+  expected = np_masked_softmax(scores, np.asarray(mask))
+  np.testing.assert_allclose(weights, expected, atol=1e-6)
+  np.testing.assert_allclose(context, np.einsum("bs,bse->be", expected, h), atol=1e-5)
+
+
+def test_luong_score_by_hand():
+  """A 2-wide query against three 2-wide memory vectors, W = [[1, 2], [0, 1]]:
+  W h = (1, 0), (2, 1), (3, 1) -> scores s . W h with s = (1, -1): 1, 1, 2."""
+  attention = recurrent.LuongAttention(2)
+  params = {"memory_dense": {"kernel": np.array([[1.0, 0.0], [2.0, 1.0]])}}  # kernel = W^T
+  memory = jnp.array([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])
+  query = jnp.array([[1.0, -1.0]])
+
+  def run(module):
+    return module(query, module.project_memory(memory), memory)
+
+  _, weights = attention.apply({"params": params}, method=run)
+  e = np.exp([1.0, 1.0, 2.0])
+  np.testing.assert_allclose(weights[0], e / e.sum(), atol=1e-6)
 
 
 SEQ2SEQ_CONFIGS = [
