@@ -12,6 +12,7 @@
   gnn                                   graph classifiers and the edge-blind baseline
   rnade                                 RNADE: NADE with a mixture of Gaussians per
                                         conditional (real-valued data)
+  skipgram                              skip-gram word embeddings (word2vec)
   attention_maps                        the attention weights of any of the Transformers,
                                         read out of one forward pass
   preprocess                            ResizeInputs (224x224x3 inside the step)

@@ -8,7 +8,10 @@ hooks carry the protocol's names (`get_loss`, `evaluate`, `final_report`, ...).
   image_classification  the CNN/ViT experiments' config, data, loss and filter plots
   classic/              the classic experiments, one module each: batch_regimes, hessian,
                         bagging, perceptron, least_squares, logistic, pca_kmeans
-  language_model        next-token loss, the Shakespeare character budget, samples
+  language_model        next-token loss, the Shakespeare character budget, samples;
+                        SentencePiece subwords and bits per character
+  word_embeddings       skip-gram with negative sampling, PPMI-SVD and random
+                        baselines, similarity test, neighbours, analogies
   seq2seq/              encoder-decoders: common (masked sequence loss, data, exact
                         match, attention report), recurrent, transformer
   speech                spoken digits: loss with the digit error rate, spectrograms report

@@ -4,7 +4,8 @@
   ./launch.sh gpt_shakespeare_char:nanogpt   # nanoGPT's CPU example configuration
   ./launch.sh gpt_shakespeare_char:gpt2      # the same run with GPT-2's exact architecture
 
-Reports validation and test loss in nats per character and writes samples.txt
+Reports validation and test loss in nats per character, the same in bits
+(`bits_per_char`, comparable with gpt_shakespeare_bpe's) and writes samples.txt
 (temperature 0.8, top-k 40) generated with the key/value cache. The default IS the
 `:nanogpt` configuration (the name exists for side-by-side commands); scale it with
 --config fields (context_length, model.num_layers, model.features, num_train_steps) on
@@ -52,7 +53,7 @@ def get_model(config):
 
 
 get_dataset = lm.shakespeare_char_dataset
-loss = lm.language_model_loss
+loss = lm.char_language_model_loss
 
 
 def generate_text(
