@@ -103,7 +103,8 @@ case "$cmd" in
         *) break ;;
       esac
     done
-    exec "$PY" -m pytest -q -n 2 --durations=15 "${tier_paths[@]}" "$@" ;;
+    # worksteal: an idle worker takes queued tests from the busy one (no idle tail).
+    exec "$PY" -m pytest -q -n 2 --dist worksteal --durations=15 "${tier_paths[@]}" "$@" ;;
   test-slow)
     shift; bootstrap "[all,test]"
     tpu_tools || echo "launch.sh: libtpu did not install; the TPU fit check's tests skip" >&2

@@ -154,11 +154,16 @@ def main(argv=None):
   parser.add_argument("--length", type=int, default=48, help="tokens (language model)")
   parser.add_argument("--data_dir", default=None)
   args = parser.parse_args(argv)
-  logging.set_verbosity(logging.ERROR)  # orbax's notes on the checkpoint items it skips
+  # Quiet orbax's notes on the checkpoint items it skips; restored after, as main() may be
+  # called in a process that goes on (a test, a notebook).
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.ERROR)
   try:
     about = draw(args.run, args.out, args.split, args.index, args.count, args.length, args.data_dir)
   except errors.UserError as e:
     cli.fail(str(e))
+  finally:
+    logging.set_verbosity(verbosity)
   print(json.dumps(about))
   return 0
 

@@ -152,6 +152,7 @@ def test_gpu_script_dry_run(tmp_path):
   assert [row["benchmark"] for row in rows] == ["lenet5", "resnet18"]
 
 
+@pytest.mark.slow  # compile-bound (15-20 s); its parts have fast tests
 def test_sharded_step_benchmark_runs(tmp_path):
   out = tmp_path / "sharded.json"
   _run(
@@ -174,6 +175,7 @@ def test_sharded_step_benchmark_runs(tmp_path):
   assert rows[1]["param_bytes_per_device"] < rows[0]["param_bytes_per_device"]
 
 
+@pytest.mark.slow  # compile-bound (15-20 s); its parts have fast tests
 def test_local_attention_benchmark_runs(tmp_path):
   out = tmp_path / "local_attention.json"
   _run("benchmarks/local_attention.py", "--tiny", f"--json={out}")

@@ -56,7 +56,10 @@ def _assert_fsdp_holds_its_share(run, fsdp):
 
 
 def test_gpt_fsdp_and_tensor_parallel_give_the_replicated_losses():
-  runs = _worker("gpt_shakespeare_char", "20", "8,1,1", "1,8,1", "1,2,4", *GPT)
+  # fast_compile on every mesh alike: compiling is most of this test's time.
+  runs = _worker(
+    "gpt_shakespeare_char", "20", "8,1,1", "1,8,1", "1,2,4", *GPT, "--config.fast_compile=True"
+  )
   _assert_same_losses(runs, "8,1,1")
   _assert_fsdp_holds_its_share(runs["1,8,1"], 8)
   assert runs["8,1,1"]["param_bytes_per_device"] == runs["8,1,1"]["param_bytes_total"]

@@ -99,6 +99,7 @@ def test_gpt_attention_window_default_is_unchanged_and_windowed_differs():
   assert not np.allclose(narrow[:, 4:], full[:, 4:], atol=1e-3)
 
 
+@pytest.mark.slow  # 6 s of compiling; the windowed GPT's forward pass is tested fast
 def test_gpt_windowed_cached_generation_matches_full_recompute():
   """The decode path's windowed cache mask gives the blockwise model's logits."""
   model = _gpt(3)

@@ -114,5 +114,7 @@ def test_subword_windows_and_target_chars(tokenizer, monkeypatch):
 
 def test_bpe_experiment_without_sentencepiece_names_the_extra(monkeypatch):
   monkeypatch.setitem(sys.modules, "sentencepiece", None)  # as if not installed
+  # An earlier test in this process may have imported the experiment: import it afresh.
+  monkeypatch.delitem(sys.modules, "dlx_experiments.gpt_shakespeare_bpe", raising=False)
   with pytest.raises(ImportError, match=r"needs sentencepiece, from dlx's \[data\] extra"):
     experiment.load("gpt_shakespeare_bpe")
