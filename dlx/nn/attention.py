@@ -81,6 +81,22 @@ def combine_masks(*masks):
   return out
 
 
+def _attention_weights(scores, mask, dropout_rng, dropout_rate):
+  """(weights, the weights the values are averaged with): softmax over the last axis of
+  the scores where `mask` allows (masked weights exactly 0, so an all-masked row is 0, not
+  NaN), then inverted dropout when `dropout_rng` is given."""
+  if mask is not None:
+    scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+  weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(scores.dtype)
+  if mask is not None:
+    weights = jnp.where(mask, weights, 0.0)
+  used = weights
+  if dropout_rng is not None and dropout_rate > 0.0:
+    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
+    used = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
+  return weights, used
+
+
 def scaled_dot_product_attention(
   query,
   key,
@@ -114,15 +130,7 @@ def scaled_dot_product_attention(
   scores = jnp.einsum("...qhd,...khd->...hqk", query, key) / jnp.sqrt(
     jnp.asarray(depth, query.dtype)
   )
-  if mask is not None:
-    scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
-  weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(scores.dtype)
-  if mask is not None:
-    weights = jnp.where(mask, weights, 0.0)
-  used = weights
-  if dropout_rng is not None and dropout_rate > 0.0:
-    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
-    used = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
+  weights, used = _attention_weights(scores, mask, dropout_rng, dropout_rate)
   out = jnp.einsum("...hqk,...khd->...qhd", used, value)
   return (out, weights) if return_weights else out
 
@@ -220,13 +228,7 @@ def blockwise_local_attention(
   scores = jnp.einsum("...nqhd,...nkhd->...hnqk", q, k) / jnp.sqrt(
     jnp.asarray(query.shape[-1], query.dtype)
   )
-  scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
-  weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(scores.dtype)
-  weights = jnp.where(mask, weights, 0.0)
-  used = weights
-  if dropout_rng is not None and dropout_rate > 0.0:
-    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
-    used = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
+  weights, used = _attention_weights(scores, mask, dropout_rng, dropout_rate)
   out = jnp.einsum("...hnqk,...nkhd->...nqhd", used, v)
   out = out.reshape(out.shape[:-4] + (-1,) + out.shape[-2:])[..., :length, :, :]
   if return_weights:

@@ -26,7 +26,7 @@ import time
 
 from dlx.tools import cli
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GIB = 1 << 30
 # The HBM a program may use per chip (device_kind -> bytes), as libtpu 0.0.42's compiler
 # states it in its out-of-memory error: the chip's 16, 32 or 96 GiB less what the
@@ -49,7 +49,7 @@ _OOM_NEEDED = re.compile(r"HLO temporaries \(([\d.]+)([KMGT]?)\)|Used ([\d.]+)([
 
 
 def libtpu_dir(environ=os.environ) -> str:
-  return environ.get("DLX_LIBTPU_DIR") or os.path.join(REPO, ".libtpu")
+  return environ.get("DLX_LIBTPU_DIR") or os.path.join(_REPO, ".libtpu")
 
 
 def use_libtpu(directory: str) -> str | None:
