@@ -107,16 +107,8 @@ class Runner:
 
   def describe(self, state) -> dict:
     """results.json's `sharding`: the mesh and the bytes one device holds."""
-    if self.pmap:
-      host = self.host_state(state)
-      params, opt = (sharding.bytes_per_device(t)[0] for t in (host.params, host.opt_state))
-      return {
-        "mesh": {"pmap": jax.local_device_count()},
-        "param_bytes_total": params,
-        "param_bytes_per_device": params,
-        "opt_state_bytes_total": opt,
-        "opt_state_bytes_per_device": opt,
-      }
+    if self.pmap:  # one copy of the replicated state: each device holds all of it
+      return sharding.describe(self.host_state(state), {"pmap": jax.local_device_count()})
     return sharding.describe(state, self.mesh)
 
   def host_state(self, state):

@@ -248,11 +248,12 @@ def abstract_bytes_per_device(tree, shardings) -> tuple[int, int]:
 
 
 def describe(state, mesh) -> dict:
-  """results.json's `sharding`: the mesh and what one device holds."""
+  """results.json's `sharding`: the mesh (a Mesh, or its sizes as a dict) and what one
+  device holds."""
   params_total, params_device = bytes_per_device(state.params)
   opt_total, opt_device = bytes_per_device(state.opt_state)
   return {
-    "mesh": sizes_of(mesh),
+    "mesh": mesh if isinstance(mesh, dict) else sizes_of(mesh),
     "param_bytes_total": params_total,
     "param_bytes_per_device": params_device,
     "opt_state_bytes_total": opt_total,
