@@ -46,6 +46,26 @@ bootstrap() {  # $1: pip extras, e.g. "[all,test]" (core + trainer + data + test
       || { echo "launch.sh: installation failed" >&2; exit 1; }
     touch "$stamp"
   fi
+  cpu_kernels
+}
+
+# dlx's oneDNN convolutions (docs/cpu_kernels.md). oneDNN is Debian's libdnnl-dev, which
+# root installs here with apt-get (7 MB download, 42 MB on disk; tried once per venv);
+# the extension then compiles in seconds, once per source. Without either: one line, and
+# runs use XLA's convolution.
+cpu_kernels() {
+  [ "${DLX_NO_ONEDNN:-0}" = "0" ] || return 0
+  local tried="$VENV/.dlx-onednn-apt-tried"
+  if [ ! -f /usr/include/oneapi/dnnl/dnnl.hpp ] && [ ! -f "$tried" ] \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    touch "$tried"
+    echo "launch.sh: installing libdnnl-dev (oneDNN) for dlx's CPU convolutions" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q libdnnl-dev >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libdnnl-dev >/dev/null 2>&1; } \
+      || true
+  fi
+  "$PY" -m dlx.kernels.onednn --quiet >&2 || true
 }
 
 extra_requires() {  # $1: an extra of setup.cfg -> its requirements on one line

@@ -15,6 +15,7 @@ PARALLEL_MODES = ("mesh", "pmap")
 INPUT_PIPELINES = ("memory", "grain")
 # Where metrics go besides metrics.jsonl, which is always written (`jsonl` may be named).
 LOGGERS = ("tensorboard", "jsonl", "wandb", "mlflow")
+CPU_KERNELS = ("auto", "onednn", "xla")  # dlx/kernels/route.py
 SMOKE = "smoke"  # every experiment's `NAME:smoke`: a few steps on tiny data
 
 
@@ -71,6 +72,10 @@ def base_config() -> ml_collections.ConfigDict:
   # XLA backend optimisation level 0: compiles several times faster, runs slower and
   # rounds differently (smoke runs, debugging); mesh mode only.
   c.fast_compile = False
+  # Convolutions on the CPU (docs/cpu_kernels.md): onednn = dlx's oneDNN extension, xla =
+  # XLA's; auto = oneDNN when the extension is built, the backend is the CPU and the run
+  # uses one device. results.json's `cpu_kernels` says which ran.
+  c.cpu_kernels = "auto"
   c.optimizer = optim.default_config()
   return c
 
@@ -182,6 +187,8 @@ def validate(config, num_devices: int):
   if config.get("input_pipeline", "memory") not in INPUT_PIPELINES:
     fail("input_pipeline", f"choose one of {', '.join(INPUT_PIPELINES)}")
   loggers(config)
+  if config.get("cpu_kernels", "auto") not in CPU_KERNELS:
+    fail("cpu_kernels", f"choose one of {', '.join(CPU_KERNELS)}")
   if config.get("grain_workers", 0) < 0:
     fail("grain_workers", "must be >= 0 (0 = read in the training process)")
   if config.get("dtype", "float32") not in precision.COMPUTE_DTYPES:

@@ -29,6 +29,8 @@ from dlx import experiment as experiment_lib
 from dlx.data import core as data_core
 from dlx.data import pipeline
 from dlx.data import tfds_data
+from dlx.kernels import onednn
+from dlx.kernels import route as kernels_route
 from dlx.training import checkpoint
 from dlx.training import metric_writers as metrics_lib
 from dlx.training import optim
@@ -527,6 +529,7 @@ def _final_evaluation(
     "train_time_s": round(train_time, 2),
     "num_parameters": num_params,
     "sharding": run.runner.describe(state),
+    "cpu_kernels": kernels_route.current(),  # the convolutions that ran: onednn or xla
   }
   for split in FINAL_SPLITS:
     if split == "validation" and run.last_validation and run.last_validation[0] == final_step:
@@ -567,8 +570,26 @@ def train_and_evaluate(
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   # One run per workdir: a second launch stops here, before it writes anything.
-  with workdir_lock.hold(workdir):
+  # The convolution route is process-wide and read while tracing: set for the whole run.
+  with workdir_lock.hold(workdir), kernels_route.use(_convolution_route(config)):
     return _train_in_workdir(experiment, config, workdir, data_dir)
+
+
+def _convolution_route(config) -> str:
+  """`--config.cpu_kernels` resolved for this backend and device count, logged once."""
+  setting = config.get("cpu_kernels", "auto")
+  backend, devices = jax.default_backend(), jax.device_count()
+  chosen = kernels_route.resolve(setting, backend, devices)
+  if chosen == "onednn":
+    threads = onednn.default_threads()
+    logging.info("convolutions: oneDNN %s (dlx extension, %d threads)", onednn.version(), threads)
+  else:
+    if setting == "auto" and backend == "cpu" and onednn.missing():
+      logging.info("dlx's oneDNN extension is %s; XLA's convolution is used", onednn.missing())
+    logging.info(
+      "convolutions: XLA's (--config.cpu_kernels=%s, %s, %d devices)", setting, backend, devices
+    )
+  return chosen
 
 
 def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:

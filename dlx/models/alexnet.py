@@ -36,6 +36,7 @@ import flax.linen as nn
 from dlx.nn.blocks import adaptive_avg_pool
 from dlx.nn.blocks import conv_init
 from dlx.nn.blocks import require_nhwc
+from dlx.nn.conv import FlaxConv
 from dlx.nn.normalization import LocalResponseNorm
 
 # Filters of conv1..conv5: the paper's one-stream widths, and torchvision's.
@@ -83,7 +84,7 @@ class AlexNet(nn.Module):
       return nn.max_pool(x, (3, 3), strides=(2, 2))
 
     def conv(features, kernel_size, strides, padding, name):
-      return nn.Conv(
+      return FlaxConv(
         self._width(features),
         (kernel_size, kernel_size),
         strides=strides,

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from dlx.nn.attention import causal_mask
 from dlx.nn.attention import combine_masks
 from dlx.nn.attention import padding_mask
+from dlx.nn.conv import FlaxConv
 from dlx.nn.transformer import LAYER_NORM_EPSILON
 from dlx.nn.transformer import Encoder
 from dlx.nn.transformer import LearnedPositionalEmbedding
@@ -82,7 +83,7 @@ class ImageTower(nn.Module):
       raise ValueError(f"the image tower expects NHWC images, got shape {images.shape}")
     x = images
     for i, width in enumerate(self.widths):
-      x = nn.relu(nn.Conv(width, (3, 3), name=f"conv_{i}")(x))
+      x = nn.relu(FlaxConv(width, (3, 3), name=f"conv_{i}")(x))
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(self.hidden, name="hidden")(x))
@@ -121,7 +122,7 @@ class ViTImageTower(nn.Module):
       raise ValueError(f"the image tower takes {side}x{side} images, got {height}x{width}")
     if height % p or width % p:
       raise ValueError(f"image size {height}x{width} is not divisible by patch_size {p}")
-    x = nn.Conv(
+    x = FlaxConv(
       self.features,
       (p, p),
       strides=(p, p),

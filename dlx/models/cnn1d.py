@@ -4,6 +4,8 @@ from typing import Sequence, Union
 
 import flax.linen as nn
 
+from dlx.nn.conv import FlaxConv
+
 Padding = Union[int, str]
 
 
@@ -34,7 +36,7 @@ class CNN1D(nn.Module):
         f"layer of channels {self.channels}"
       )
     for width, kernel in zip(self.channels, kernels):
-      x = nn.Conv(width, (kernel,), strides=(self.strides,), padding=self.padding)(x)
+      x = FlaxConv(width, (kernel,), strides=(self.strides,), padding=self.padding)(x)
       x = nn.relu(x)
     x = x.reshape((x.shape[0], -1))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

@@ -27,6 +27,7 @@ import numpy as np
 from dlx import errors
 from dlx.nn import blocks
 from dlx.nn import conv
+from dlx.nn.conv import FlaxConv
 
 VARIANTS = {"32s": 5, "16s": 4, "8s": 3}  # variant -> the finest pool whose scores it adds
 
@@ -136,7 +137,7 @@ class FCN(nn.Module):
       h, train
     )
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
-    scores = nn.Conv(self.num_classes, (1, 1), name="score_fr")(h)
+    scores = FlaxConv(self.num_classes, (1, 1), name="score_fr")(h)
 
     finest = VARIANTS[self.variant]
     for stage in range(4, finest - 1, -1):  # 16s adds pool4, 8s then pool3
@@ -150,7 +151,7 @@ class FCN(nn.Module):
         name=f"upscore_pool{stage}",
       )(scores)
       # Zero-initialised, so training starts from the coarser net's prediction.
-      skip = nn.Conv(
+      skip = FlaxConv(
         self.num_classes, (1, 1), kernel_init=nn.initializers.zeros, name=f"score_pool{stage}"
       )(pools[stage])
       scores = scores + skip

@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dlx.nn.conv import FlaxConv
+
 
 def _layer_norm():
   # Normalises each example over (H, W, C): never mixes examples.
@@ -59,9 +61,9 @@ class Critic(nn.Module):
   def __call__(self, x, train: bool = False):
     del train
     f = self.base_features
-    h = nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME")(x)  # 14x14
+    h = FlaxConv(f, (4, 4), strides=(2, 2), padding="SAME")(x)  # 14x14
     h = nn.leaky_relu(h, 0.2)
-    h = nn.Conv(2 * f, (4, 4), strides=(2, 2), padding="SAME")(h)  # 7x7
+    h = FlaxConv(2 * f, (4, 4), strides=(2, 2), padding="SAME")(h)  # 7x7
     if self.normalize:
       h = _layer_norm()(h)
     h = nn.leaky_relu(h, 0.2)
@@ -137,9 +139,9 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     f = self.base_features
-    h = nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME", kernel_init=_dcgan_init)(x)  # 14x14
+    h = FlaxConv(f, (4, 4), strides=(2, 2), padding="SAME", kernel_init=_dcgan_init)(x)  # 14x14
     h = nn.leaky_relu(h, 0.2)
-    h = nn.Conv(
+    h = FlaxConv(
       2 * f, (4, 4), strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_dcgan_init
     )(h)  # 7x7
     h = nn.leaky_relu(_batch_norm(train)(h), 0.2)

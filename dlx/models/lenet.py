@@ -3,6 +3,8 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dlx.nn.conv import FlaxConv
+
 
 class LeNet5(nn.Module):
   """LeNet-5 on 32x32x1 inputs; returns logits (softmax lives in the loss).
@@ -29,9 +31,9 @@ class LeNet5(nn.Module):
       pool = nn.max_pool
     else:
       raise ValueError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
-    x = jnp.tanh(nn.Conv(6, (5, 5), padding="VALID")(x))  # 28x28x6
+    x = jnp.tanh(FlaxConv(6, (5, 5), padding="VALID")(x))  # 28x28x6
     x = pool(x, (2, 2), strides=(2, 2))  # 14x14x6
-    x = jnp.tanh(nn.Conv(16, (5, 5), padding="VALID")(x))  # 10x10x16
+    x = jnp.tanh(FlaxConv(16, (5, 5), padding="VALID")(x))  # 10x10x16
     x = pool(x, (2, 2), strides=(2, 2))  # 5x5x16
     x = x.reshape((x.shape[0], -1))  # HWC order.
     x = jnp.tanh(nn.Dense(120)(x))

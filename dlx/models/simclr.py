@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from dlx.nn import blocks
+from dlx.nn.conv import FlaxConv
 
 
 class ConvEncoder(nn.Module):
@@ -32,7 +33,7 @@ class ConvEncoder(nn.Module):
       if stage:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
       for _ in range(self.convs_per_stage):
-        x = nn.Conv(width, (3, 3), padding="SAME", use_bias=False, kernel_init=blocks.conv_init)(x)
+        x = FlaxConv(width, (3, 3), padding="SAME", use_bias=False, kernel_init=blocks.conv_init)(x)
         x = nn.relu(blocks.batch_norm(train)(x))
     return jnp.mean(x, axis=(1, 2))
 

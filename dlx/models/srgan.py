@@ -19,6 +19,8 @@ import math
 
 import flax.linen as nn
 
+from dlx.nn.conv import FlaxConv
+
 
 def pixel_shuffle(x, factor: int):
   """Sub-pixel rearrangement (Shi et al., 2016): channel c r^2 + i r + j of input pixel
@@ -40,9 +42,9 @@ class ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    h = nn.Conv(self.features, (3, 3))(x)
+    h = FlaxConv(self.features, (3, 3))(x)
     h = nn.PReLU(negative_slope_init=0.25)(h)
-    h = nn.Conv(self.features, (3, 3))(h)
+    h = FlaxConv(self.features, (3, 3))(h)
     return x + h
 
 
@@ -62,15 +64,15 @@ class SRResNet(nn.Module):
     if x.ndim != 4:
       raise ValueError(f"SRResNet expects (N, H, W, C) images, got shape {x.shape}")
     channels = x.shape[-1]
-    h = nn.PReLU(negative_slope_init=0.25)(nn.Conv(self.features, (9, 9))(x))
+    h = nn.PReLU(negative_slope_init=0.25)(FlaxConv(self.features, (9, 9))(x))
     skip = h
     for _ in range(self.num_blocks):
       h = ResidualBlock(self.features)(h)
-    h = skip + nn.Conv(self.features, (3, 3))(h)
+    h = skip + FlaxConv(self.features, (3, 3))(h)
     for _ in range(stages):
-      h = nn.Conv(4 * self.features, (3, 3))(h)
+      h = FlaxConv(4 * self.features, (3, 3))(h)
       h = nn.PReLU(negative_slope_init=0.25)(pixel_shuffle(h, 2))
-    return nn.Conv(channels, (9, 9))(h)
+    return FlaxConv(channels, (9, 9))(h)
 
 
 class Discriminator(nn.Module):
@@ -88,8 +90,8 @@ class Discriminator(nn.Module):
     h = x
     for stage in range(self.num_stages):
       features = self.features * 2**stage
-      h = nn.leaky_relu(nn.Conv(features, (3, 3))(h), 0.2)
-      h = nn.leaky_relu(nn.Conv(features, (3, 3), strides=(2, 2))(h), 0.2)
+      h = nn.leaky_relu(FlaxConv(features, (3, 3))(h), 0.2)
+      h = nn.leaky_relu(FlaxConv(features, (3, 3), strides=(2, 2))(h), 0.2)
     h = h.reshape((h.shape[0], -1))
     h = nn.leaky_relu(nn.Dense(self.dense)(h), 0.2)
     return nn.Dense(1)(h)[:, 0]

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from dlx import errors
 from dlx.nn import blocks
 from dlx.nn import conv
+from dlx.nn.conv import FlaxConv
 from dlx.nn.embeddings import sinusoidal_embedding
 
 UPSAMPLING = ("transpose", "resize")
@@ -33,14 +34,14 @@ class ResBlock(nn.Module):
   @nn.compact
   def __call__(self, x, temb, train: bool = False):
     h = nn.silu(nn.GroupNorm(num_groups=self.num_groups)(x))
-    h = nn.Conv(self.features, (3, 3))(h)
+    h = FlaxConv(self.features, (3, 3))(h)
     # Per-channel shift from the time embedding, broadcast over H and W.
     h = h + nn.Dense(self.features)(nn.silu(temb))[:, None, None, :]
     h = nn.silu(nn.GroupNorm(num_groups=self.num_groups)(h))
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
-    h = nn.Conv(self.features, (3, 3))(h)
+    h = FlaxConv(self.features, (3, 3))(h)
     if x.shape[-1] != self.features:
-      x = nn.Conv(self.features, (1, 1))(x)
+      x = FlaxConv(self.features, (1, 1))(x)
     return x + h
 
 
@@ -70,13 +71,13 @@ class UNet(nn.Module):
     temb = nn.Dense(self.time_dim)(temb)
     temb = nn.Dense(self.time_dim)(nn.silu(temb))
 
-    h = nn.Conv(self.channels[0], (3, 3))(x)
+    h = FlaxConv(self.channels[0], (3, 3))(x)
     skips = []
     for i, c in enumerate(self.channels):
       h = block(c)(h, temb, train)
       if i < len(self.channels) - 1:
         skips.append(h)
-        h = nn.Conv(c, (3, 3), strides=(2, 2))(h)  # Halve H and W.
+        h = FlaxConv(c, (3, 3), strides=(2, 2))(h)  # Halve H and W.
     h = block(self.channels[-1])(h, temb, train)
 
     for i in reversed(range(len(self.channels) - 1)):
@@ -87,7 +88,7 @@ class UNet(nn.Module):
       h = block(self.channels[i])(h, temb, train)
 
     h = nn.silu(nn.GroupNorm(num_groups=self.num_groups)(h))
-    return nn.Conv(x.shape[-1], (3, 3))(h)
+    return FlaxConv(x.shape[-1], (3, 3))(h)
 
 
 class SegmentationUNet(nn.Module):
@@ -164,7 +165,7 @@ class SegmentationUNet(nn.Module):
     aux = []
     for level in reversed(range(len(self.features) - 1)):
       if self.deep_supervision:  # made in eval too (init), unused there
-        coarse = nn.Conv(self.num_classes, (1, 1), name=f"aux_classifier{level + 1}")(x)
+        coarse = FlaxConv(self.num_classes, (1, 1), name=f"aux_classifier{level + 1}")(x)
         if train:
           aux.append(jax.image.resize(coarse, aux_shape, "bilinear"))
       width = self.features[level]
@@ -175,12 +176,12 @@ class SegmentationUNet(nn.Module):
         )(x)
       else:
         x = jax.image.resize(x, skips[level].shape[:3] + x.shape[3:], "nearest")
-        x = nn.Conv(width, (3, 3), use_bias=not bn, kernel_init=blocks.conv_init, name=name)(x)
+        x = FlaxConv(width, (3, 3), use_bias=not bn, kernel_init=blocks.conv_init, name=name)(x)
       if bn:  # On the skip's scale, so the deep path is heard from the first step.
         x = nn.relu(blocks.batch_norm(train, name=f"{name}_bn")(x))
       x = jnp.concatenate([skips[level], x], axis=-1)
       x = conv_block(x, width, f"up{level}")
-    logits = depth_to_space(nn.Conv(self.num_classes * p * p, (1, 1), name="classifier")(x), p)
+    logits = depth_to_space(FlaxConv(self.num_classes * p * p, (1, 1), name="classifier")(x), p)
     return (logits, *aux) if aux else logits
 
 

@@ -24,6 +24,7 @@ from dlx.nn.blocks import adaptive_avg_pool
 from dlx.nn.blocks import batch_norm
 from dlx.nn.blocks import conv_init
 from dlx.nn.blocks import require_nhwc
+from dlx.nn.conv import FlaxConv
 
 VGG11 = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 VGG13 = ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512))
@@ -61,7 +62,7 @@ class VGG(nn.Module):
     for stage, widths in enumerate(self.stage_config):
       for i, width in enumerate(widths):
         features = max(1, round(width * self.width_multiplier))
-        x = nn.Conv(
+        x = FlaxConv(
           features,
           (3, 3),
           padding=((1, 1), (1, 1)),

@@ -17,6 +17,7 @@ pre-norm blocks, final LayerNorm and linear head on the class token
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dlx.nn.conv import FlaxConv
 from dlx.nn.transformer import LAYER_NORM_EPSILON
 from dlx.nn.transformer import Encoder
 from dlx.nn.transformer import LearnedPositionalEmbedding
@@ -49,7 +50,7 @@ class ViT(nn.Module):
     p = self.patch_size
     if height % p or width % p:
       raise ValueError(f"image size {height}x{width} is not divisible by patch_size {p}")
-    x = nn.Conv(self.features, (p, p), strides=(p, p), padding="VALID", name="patch_embedding")(
+    x = FlaxConv(self.features, (p, p), strides=(p, p), padding="VALID", name="patch_embedding")(
       images
     )  # (B, H/P, W/P, features)
     batch = x.shape[0]

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from dlx import errors
 from dlx.nn import blocks
+from dlx.nn.conv import FlaxConv
 
 HEADS = ("conv", "dense")
 
@@ -159,7 +160,7 @@ class YOLOv1(nn.Module):
       for _ in range(self.head_convs):
         x = conv_bn_leaky(self.head_features, negative_slope=self.negative_slope)(x, train)
       bias = output_bias_init(0, self.num_boxes, self.num_classes, self.init_box_size)
-      return nn.Conv(
+      return FlaxConv(
         self.outputs_per_cell,
         (1, 1),
         kernel_init=nn.initializers.normal(0.01),

@@ -24,6 +24,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dlx.nn.conv import FlaxConv
+
 # He et al. 2015 ("Delving Deep into Rectifiers") initialisation for ReLU nets.
 conv_init = nn.initializers.he_normal()
 
@@ -87,7 +89,7 @@ def image_stem(
   stem is the bare conv, since its first dense layer starts with BN-ReLU).
   """
   if kind == "imagenet":
-    x = nn.Conv(
+    x = FlaxConv(
       features,
       (7, 7),
       strides=2,
@@ -99,7 +101,7 @@ def image_stem(
     x = nn.relu(batch_norm(train, name="stem_bn")(x))
     return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
   if kind == "cifar":
-    x = nn.Conv(
+    x = FlaxConv(
       features,
       (3, 3),
       strides=stride,
@@ -131,7 +133,7 @@ class ConvBNReLU(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     k = self.kernel_size
-    x = nn.Conv(
+    x = FlaxConv(
       self.features,
       (k, k),
       strides=self.strides,
@@ -159,7 +161,7 @@ class ResidualBlock(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     shortcut = x
-    y = nn.Conv(
+    y = FlaxConv(
       self.features,
       (3, 3),
       strides=self.strides,
@@ -168,12 +170,12 @@ class ResidualBlock(nn.Module):
       kernel_init=conv_init,
     )(x)
     y = nn.relu(batch_norm(train)(y))
-    y = nn.Conv(
+    y = FlaxConv(
       self.features, (3, 3), padding=torch_padding(3), use_bias=False, kernel_init=conv_init
     )(y)
     y = batch_norm(train)(y)
     if self.strides != 1 or x.shape[-1] != self.features:
-      shortcut = nn.Conv(
+      shortcut = FlaxConv(
         self.features,
         (1, 1),
         strides=self.strides,
@@ -202,9 +204,9 @@ class BottleneckBlock(nn.Module):
   def __call__(self, x, train: bool = False):
     out_features = self.features * self.expansion
     shortcut = x
-    y = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=conv_init)(x)
+    y = FlaxConv(self.features, (1, 1), use_bias=False, kernel_init=conv_init)(x)
     y = nn.relu(batch_norm(train)(y))
-    y = nn.Conv(
+    y = FlaxConv(
       self.features,
       (3, 3),
       strides=self.strides,
@@ -213,10 +215,10 @@ class BottleneckBlock(nn.Module):
       kernel_init=conv_init,
     )(y)
     y = nn.relu(batch_norm(train)(y))
-    y = nn.Conv(out_features, (1, 1), use_bias=False, kernel_init=conv_init)(y)
+    y = FlaxConv(out_features, (1, 1), use_bias=False, kernel_init=conv_init)(y)
     y = batch_norm(train)(y)
     if self.strides != 1 or x.shape[-1] != out_features:
-      shortcut = nn.Conv(
+      shortcut = FlaxConv(
         out_features,
         (1, 1),
         strides=self.strides,
@@ -285,9 +287,9 @@ class DenseLayer(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     y = nn.relu(batch_norm(train)(x))
-    y = nn.Conv(self.bn_size * self.growth_rate, (1, 1), use_bias=False, kernel_init=conv_init)(y)
+    y = FlaxConv(self.bn_size * self.growth_rate, (1, 1), use_bias=False, kernel_init=conv_init)(y)
     y = nn.relu(batch_norm(train)(y))
-    return nn.Conv(
+    return FlaxConv(
       self.growth_rate, (3, 3), padding=torch_padding(3), use_bias=False, kernel_init=conv_init
     )(y)
 
@@ -321,5 +323,5 @@ class TransitionBlock(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = nn.relu(batch_norm(train)(x))
-    x = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=conv_init)(x)
+    x = FlaxConv(self.features, (1, 1), use_bias=False, kernel_init=conv_init)(x)
     return nn.avg_pool(x, (2, 2), strides=(2, 2))

@@ -14,11 +14,16 @@ k * k * (C / g) * D weights plus D biases. (The course writes w*w*C*D*K with K
 w*w*C*D.) A depthwise separable convolution (MobileNet v1, Howard et al. 2017)
 replaces k*k*C*D with k*k*C + C*D.
 
-Both modules here share their scope with the wrapped Flax module (via
+Every convolution here, and flax's nn.Conv wherever dlx builds one (`FlaxConv`), computes
+through dlx.kernels.conv.conv_general_dilated: oneDNN on one CPU device when the trainer's
+`--config.cpu_kernels` route allows (docs/cpu_kernels.md), XLA's otherwise.
+
+Conv and PointwiseConv share their scope with the wrapped Flax module (via
 nn.share_scope), so their parameters are exactly nn.Conv's / nn.ConvTranspose's
 {'kernel', 'bias'}, with no extra level of nesting.
 """
 
+import functools
 import numbers
 from typing import Callable, Optional, Sequence, Union
 
@@ -26,9 +31,14 @@ import flax.linen as nn
 from jax import lax
 import jax.numpy as jnp
 
+from dlx.kernels import conv as kernels_conv
+from dlx.kernels import route as kernels_route
 from dlx.nn import activations
 
 IntOrSeq = Union[int, Sequence[int]]
+# flax's nn.Conv (same class, names and parameters) with its convolution routed through
+# dlx.kernels: the models build their convolutions with it.
+FlaxConv = functools.partial(nn.Conv, conv_general_dilated=kernels_conv.conv_general_dilated)
 Padding = Union[str, int, Sequence[Union[int, Sequence[int]]]]
 
 
@@ -236,7 +246,7 @@ class Conv(nn.Module):
         f"({in_channels}) and features ({self.features})"
       )
     kernels = _per_dim(self.kernel_size, ndim, "kernel_size")
-    conv = nn.Conv(
+    conv = FlaxConv(
       self.features,
       _positive(kernels, "kernel_size"),
       strides=_positive(_per_dim(self.strides, ndim, "strides"), "strides"),
@@ -265,7 +275,7 @@ class PointwiseConv(nn.Module):
   @nn.compact
   def __call__(self, x):
     ndim = _spatial_ndim(1, None, x, "PointwiseConv")
-    conv = nn.Conv(
+    conv = FlaxConv(
       self.features,
       (1,) * ndim,
       padding="VALID",
@@ -282,7 +292,8 @@ def depthwise_conv2d(x, kernel, strides: int = 1, dilation: int = 1):
 
   The same numbers as lax.conv_general_dilated with feature_group_count = C, but XLA's
   CPU grouped convolution is slow (measured 5-15x slower for a 3x3 on 14x14x48 with its
-  gradient), while shifts and multiplies are plain vector work. x (N, H, W, C); kernel
+  gradient), while shifts and multiplies are plain vector work. On the oneDNN route
+  (docs/cpu_kernels.md) oneDNN's depthwise convolution runs instead. x (N, H, W, C); kernel
   (kh, kw, 1, C), the layout nn.Conv uses for a depthwise kernel."""
   kh, kw, one, channels = kernel.shape
   if one != 1 or channels != x.shape[-1]:
@@ -291,6 +302,10 @@ def depthwise_conv2d(x, kernel, strides: int = 1, dilation: int = 1):
       "expected (kh, kw, 1, C)"
     )
   pad_h, pad_w = dilation * (kh - 1) // 2, dilation * (kw - 1) // 2
+  if kernels_route.current() == "onednn" and x.dtype == kernel.dtype == jnp.float32 and x.size:
+    # oneDNN's depthwise kernel beats these shifts (benchmarks/onednn_conv.py).
+    pads = ((pad_h, pad_h), (pad_w, pad_w))
+    return kernels_conv.onednn_conv(x, kernel, (strides,) * 2, pads, (dilation,) * 2, channels)
   padded = jnp.pad(x, ((0, 0), (pad_h, pad_h), (pad_w, pad_w), (0, 0)))
   out_h = conv_output_size(x.shape[1], kh, strides, pad_h, dilation)
   out_w = conv_output_size(x.shape[2], kw, strides, pad_w, dilation)

@@ -58,6 +58,7 @@ EXTENDS_OR_OBSERVES = frozenset(
     "distributed",
     "input_pipeline",  # the same batches either way; the checkpoint says if it can switch
     "grain_workers",
+    "cpu_kernels",  # the same convolutions by another library (rounding differs)
   }
 )
 

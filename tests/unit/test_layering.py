@@ -1,6 +1,8 @@
 """The package's layering, read from the imports of every file (lazy ones included):
 
-dlx/nn/, dlx/ops/    import nothing else of dlx (dlx.errors excepted)
+dlx/kernels/         imports nothing else of dlx (dlx.errors excepted): compiled kernels
+dlx/nn/              imports only kernels/ (its convolutions route there), and dlx.errors
+dlx/ops/             imports nothing else of dlx (dlx.errors excepted)
 dlx/envs/            imports only envs/ (and dlx.errors)
 dlx/models/          imports only nn/ and ops/ (and other models)
 dlx/interop/         imports only models/, nn/, ops/ (and dlx.errors, dlx.optional_deps):
@@ -25,7 +27,8 @@ TRAINER = ["train", "main", "experiment", "config"] + [
 # The tools that run the loop (model_stats is a library of counts a task may use).
 LOOP_TOOLS = ("dlx.tools.sweep", "dlx.tools.crossval")
 RULES = {  # package -> the dlx packages / modules its files may import
-  "nn": ("dlx.nn", "dlx.errors"),
+  "kernels": ("dlx.kernels", "dlx.errors"),
+  "nn": ("dlx.nn", "dlx.kernels", "dlx.errors"),
   "ops": ("dlx.ops", "dlx.errors"),
   "models": ("dlx.models", "dlx.nn", "dlx.ops", "dlx.errors"),
   "data": ("dlx.data", "dlx.errors", "dlx.optional_deps"),
