@@ -9,7 +9,6 @@ metrics, runs to start from and frozen teachers come through the same protocol.
 
 import dataclasses
 import glob
-import math
 import os
 import time
 from typing import Any, Callable, Optional
@@ -121,6 +120,13 @@ class BestTracker:
 
 
 @jax.jit
+def _first_nonfinite(losses):
+  """Index of the first non-finite loss of a list of scalars, or -1."""
+  bad = ~jnp.isfinite(jnp.stack([jnp.asarray(x, jnp.float32) for x in losses]))
+  return jnp.where(jnp.any(bad), jnp.argmax(bad), -1)
+
+
+@jax.jit
 def _all_finite(tree):
   # One compiled reduction: op by op, every parameter shape would compile a kernel.
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
@@ -128,26 +134,29 @@ def _all_finite(tree):
 
 class FiniteGuard:
   """Stops the run at the first non-finite loss, naming the step and the last good
-  checkpoint. A step's loss is read one step late, so dispatch stays asynchronous."""
+  checkpoint. The losses are held on the device and checked in one reduction at each log
+  point, evaluation and checkpoint (never a checkpoint after a bad step), not fetched one
+  step at a time: a fetch a step costs a sync and a transfer a step, which small models
+  feel (`benchmarks/train_loop.py`)."""
 
   def __init__(self, last_checkpoint: int | None):
     self.last_checkpoint = last_checkpoint
-    self._pending = None
+    self._pending = []  # (step, loss on the device)
 
   def push(self, step: int, metrics):
-    """Checks the previous step, then holds this one."""
-    self.check()
-    self._pending = (step, metrics)
+    self._pending.append((step, metrics["loss"]))
 
   def check(self):
-    if self._pending is None:
+    if not self._pending:
       return
-    step, metrics = self._pending
-    loss = float(metrics["loss"])
-    if not math.isfinite(loss):
+    steps, losses = zip(*self._pending)
+    self._pending = []
+    first_bad = int(_first_nonfinite(list(losses)))
+    if first_bad >= 0:
+      loss = float(losses[first_bad])
       raise errors.NonFiniteLossError(
-        f"loss is {loss} at step {step}; training stopped and {self._kept()}. Lower "
-        "--config.optimizer.learning_rate or set --config.optimizer.grad_clip_norm"
+        f"loss is {loss} at step {steps[first_bad]}; training stopped and {self._kept()}. "
+        "Lower --config.optimizer.learning_rate or set --config.optimizer.grad_clip_norm"
       )
 
   def check_params(self, state, step: int):
@@ -484,7 +493,7 @@ def _train_loop(run: _Run, state, start_step: int, signals: preemption.StopSigna
     while step < run.num_steps and not run.tracker.stopped:
       batch, data_state = next(batches)
       state, metrics = run.runner.train_step(state, batch)
-      guard.push(step, metrics)  # checks the previous step's loss while this one runs
+      guard.push(step, metrics)
       history.append(metrics)
       step += 1
       if _due(step, config.log_every_steps, run.num_steps):
@@ -496,6 +505,7 @@ def _train_loop(run: _Run, state, start_step: int, signals: preemption.StopSigna
         run.writer.write(step, "train", train_metrics)
         logging.info("%s", progress.line(step, train_metrics))
       if _due(step, run.eval_every, run.num_steps):
+        guard.check()
         _validate(run, state, step)
       if (
         config.sample_every_steps

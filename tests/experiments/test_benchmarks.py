@@ -42,6 +42,22 @@ def test_cpu_kernels_benchmark_runs():
   assert "speed-up" in done.stdout
 
 
+def test_train_loop_benchmark_runs(tmp_path):
+  out = tmp_path / "loop.json"
+  done = _run(
+    "benchmarks/train_loop.py",
+    "--only=mlp_xor",
+    "--steps=30",
+    "--log_every=10",
+    "--repeats=3",
+    f"--json={out}",
+  )
+  (row,) = json.loads(out.read_text())["rows"]
+  assert row["experiment"] == "mlp_xor" and row["intervals"] == 2  # the first is dropped
+  assert row["step_ms"] > 0 and row["loop_ms"] > 0
+  assert "| mlp_xor |" in done.stdout
+
+
 def test_checkpoint_stall_benchmark_runs(tmp_path):
   out = tmp_path / "stall.json"
   _run("benchmarks/checkpoint_stall.py", "--params_millions=0.2", "--steps=3", f"--json={out}")

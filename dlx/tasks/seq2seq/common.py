@@ -57,10 +57,10 @@ def as_model_dataset(dataset: core.Dataset) -> core.Dataset:
 def per_example(model, variables, split: core.Split, batch_size: int = 500) -> dict:
   """`sequence_loss`'s values for every example of a (model-input) split, as NumPy
   arrays (`pipeline.apply_in_chunks`: one compiled batch shape, padding dropped)."""
-  apply = jax.jit(lambda variables, inputs: model.apply(variables, inputs, train=False))
 
+  @jax.jit  # the loss too: op by op, each of its operations compiles on its own
   def values(variables, source, target_in, targets, target_mask):
-    logits = apply(variables, {"source": source, "target_in": target_in})
+    logits = model.apply(variables, {"source": source, "target_in": target_in}, train=False)
     return sequence_loss(logits, {"targets": targets, "target_mask": target_mask})
 
   inputs = split["inputs"]
@@ -179,7 +179,9 @@ def seq2seq_report(ctx, attention_fn) -> dict:
     longer = as_model_dataset(_task_dataset(config, tuple(config.longer_lengths)))
     report["longer_by_length"] = accuracy_by_length(model, variables, longer.test)
   example = core.take(dataset.test, slice(0, 1))
-  weights = np.asarray(attention_fn(model, variables, example["inputs"]))[0]
+  # Jitted: the model run op by op compiles each operation separately (seconds on a CPU).
+  attention = jax.jit(lambda variables, inputs: attention_fn(model, variables, inputs))
+  weights = np.asarray(attention(variables, example["inputs"]))[0]
   source = example["inputs"]["source"][0]
   target_length = int(example["target_mask"][0].sum())
   source_length = int((source != 0).sum())

@@ -1,6 +1,10 @@
-"""metrics.jsonl: what MetricWriter writes, read_metrics reads back, torn lines skipped."""
+"""metrics.jsonl: what MetricWriter writes, read_metrics reads back, torn lines skipped;
+the mean of the steps between log points."""
 
 import json
+
+import jax.numpy as jnp
+import numpy as np
 
 from dlx.training import metric_writers
 
@@ -32,3 +36,15 @@ def test_torn_and_garbage_lines_are_skipped(tmp_path):
 
 def test_no_file_is_no_rows(tmp_path):
   assert metric_writers.read_metrics(tmp_path) == []
+
+
+def test_mean_of_is_numpys_mean_per_metric():
+  rng = np.random.default_rng(0)
+  rows = [{"loss": rng.normal(), "accuracy": rng.uniform()} for _ in range(37)]
+  history = [{k: jnp.float32(v) for k, v in row.items()} for row in rows]
+  means = metric_writers.mean_of(history)
+  assert set(means) == {"loss", "accuracy"}
+  for key in means:
+    expected = np.mean(np.float32([row[key] for row in rows]))
+    np.testing.assert_allclose(means[key], expected, rtol=1e-6)
+    assert isinstance(means[key], float)
