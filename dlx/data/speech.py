@@ -87,6 +87,11 @@ def _closure(duration_ms):
   return _phone(duration_ms)
 
 
+def pause(duration_ms):
+  """A silent phone: the gap between connected words (dlx/data/speech_strings.py)."""
+  return _closure(duration_ms)
+
+
 def _burst(centre, bandwidth, level, duration_ms):
   return _phone(duration_ms, frication=level, noise_band=(centre, bandwidth))
 
@@ -165,12 +170,12 @@ def draw_speakers(rng: np.random.Generator, num_speakers: int) -> dict:
   )
 
 
-def _word_table(word):
-  """The phones of `word` as arrays: (P, 3) formant starts and ends (silent and voiceless
-  phones take the next voiced phone's start, since the articulators move there early,
-  else the previous one's end), (P, 3) bandwidths, (P, 6) voicing, aspiration,
-  frication, noise centre, noise bandwidth, duration in ms."""
-  phones = PHONES[word]
+def phone_table(phones):
+  """A sequence of phones (PHONES' entries; dlx/data/speech_strings.py joins words) as
+  arrays: (P, 3) formant starts and ends (silent and voiceless phones take the next
+  voiced phone's start, since the articulators move there early, else the previous one's
+  end), (P, 3) bandwidths, (P, 6) voicing, aspiration, frication, noise centre, noise
+  bandwidth, duration in ms."""
   starts = [p["formants"] for p in phones]
   ends = [p["glide_to"] or p["formants"] for p in phones]
   for i in range(len(phones)):
@@ -185,14 +190,14 @@ def _word_table(word):
   return tuple(np.array(a, np.float64) for a in (starts, ends, bandwidths, scalars))
 
 
-_TABLES = {word: _word_table(word) for word in WORDS}
+_TABLES = {word: phone_table(PHONES[word]) for word in WORDS}
 
 
-def _utterance_tracks(label, speaker, rng, num_blocks, block_seconds):
-  """Block-rate parameters of one utterance: (num_blocks, 12) columns F1-F3, B1-B3,
-  voicing, aspiration, frication, noise centre, noise bandwidth, pitch; and the
-  (num_blocks,) 0/1 mask of the word."""
-  starts, ends, bandwidths, scalars = _TABLES[WORDS[label]]
+def _utterance_tracks(table, speaker, rng, num_blocks, block_seconds):
+  """Block-rate parameters of one utterance of `table`'s phones (see `phone_table`):
+  (num_blocks, 12) columns F1-F3, B1-B3, voicing, aspiration, frication, noise centre,
+  noise bandwidth, pitch; and the (num_blocks,) 0/1 mask of the speech."""
+  starts, ends, bandwidths, scalars = table
   num_phones = len(starts)
   rate = speaker["rate"] * rng.uniform(0.9, 1.1)
   blocks = scalars[:, 5] * 1e-3 * rate * rng.uniform(0.8, 1.2, num_phones) / block_seconds
@@ -338,8 +343,16 @@ def _coloured_noise(rng, shape, redness):
   return np.cos(angle) * white + np.sin(angle) * red
 
 
-def synthesize(
-  labels,
+def synthesize(labels, speaker_ids, speakers: dict, rng: np.random.Generator, **kwargs):
+  """(N, num_samples) float32 waveforms of WORDS[labels[i]] said by speaker
+  speaker_ids[i] (an index into the arrays of `speakers`, see `draw_speakers`); the
+  keyword arguments (sample_rate, num_samples, snr_db) are `synthesize_tables`'."""
+  tables = [_TABLES[WORDS[label]] for label in labels]
+  return synthesize_tables(tables, speaker_ids, speakers, rng, **kwargs)
+
+
+def synthesize_tables(
+  tables,
   speaker_ids,
   speakers: dict,
   rng: np.random.Generator,
@@ -347,20 +360,22 @@ def synthesize(
   sample_rate: int = 8000,
   num_samples: int = 6400,
   snr_db=(10.0, 30.0),
+  chunk: int = _CHUNK,
 ) -> np.ndarray:
-  """(N, num_samples) float32 waveforms of WORDS[labels[i]] said by speaker
-  speaker_ids[i] (an index into the arrays of `speakers`, see `draw_speakers`)."""
+  """(N, num_samples) float32 waveforms of the utterances given as phone tables
+  (`phone_table`), tables[i] said by speaker speaker_ids[i], `chunk` of them rendered at
+  a time (memory ~ 10 arrays of chunk x num_samples float32)."""
   block = max(1, int(round(BLOCK_SECONDS * sample_rate)))
   num_blocks = -(-num_samples // block)
-  waves = np.empty((len(labels), num_samples), np.float32)
-  for start in range(0, len(labels), _CHUNK):
-    rows = slice(start, start + _CHUNK)
+  waves = np.empty((len(tables), num_samples), np.float32)
+  for start in range(0, len(tables), chunk):
+    rows = slice(start, start + chunk)
     voices = {k: v[speaker_ids[rows]] for k, v in speakers.items()}
     made = [
       _utterance_tracks(
-        label, {k: v[i] for k, v in voices.items()}, rng, num_blocks, block / sample_rate
+        table, {k: v[i] for k, v in voices.items()}, rng, num_blocks, block / sample_rate
       )
-      for i, label in enumerate(labels[rows])
+      for i, table in enumerate(tables[rows])
     ]
     tracks = np.stack([t for t, _ in made])
     word = np.repeat(np.stack([m for _, m in made]), block, axis=1)[:, :num_samples]

@@ -23,13 +23,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dlx.nn.conv import FlaxConv
 from dlx.nn.transformer import Encoder
 from dlx.nn.transformer import sinusoidal_positions
 from dlx.ops import audio
 
 
 class SpeechClassifier(nn.Module):
-  """audio (B, samples) -> logits (B, num_classes).
+  """audio (B, samples) -> logits (B, num_classes); with num_classes=0, the encoder's
+  outputs (B, steps, features).
 
   Frames: `frame_length` samples every `hop_length` (25 ms every 10 ms at 8 kHz), FFT of
   `fft_length`, `num_mels` mel bands; each conv layer (kernel `conv_kernel`, stride
@@ -99,7 +101,7 @@ class SpeechClassifier(nn.Module):
     if train and (self.time_masks or self.freq_masks):
       x = self.spec_augment(x, self.make_rng("dropout"))
     for i, channels in enumerate(self.conv_channels):
-      x = nn.Conv(
+      x = FlaxConv(
         channels,
         (self.conv_kernel,),
         strides=(self.conv_stride,),
@@ -121,4 +123,6 @@ class SpeechClassifier(nn.Module):
       name="encoder",
     )(x, train=train)
     self.sow("intermediates", "encoded", x)
+    if not self.num_classes:  # the encoder alone, for a decoder (dlx/models/speech_seq2seq.py)
+      return x
     return nn.Dense(self.num_classes, name="head")(jnp.mean(x, axis=1))

@@ -15,6 +15,7 @@ hooks carry the protocol's names (`get_loss`, `evaluate`, `final_report`, ...).
   seq2seq/              encoder-decoders: common (masked sequence loss, data, exact
                         match, attention report), recurrent, transformer
   speech                spoken digits: loss with the digit error rate, spectrograms report
+  speech_transcription  spoken digit strings: greedy transcripts, word error rate, report
   detection/            digit-scene detectors: scenes (shared data, config, shift
                         augmentation), yolo (YOLOv1 loss, mAP), rpn (proposals, recall)
   segmentation          per-pixel cross-entropy (+ Dice), mIoU, segmentation.png
