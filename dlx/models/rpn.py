@@ -16,6 +16,7 @@ import flax.linen as nn
 
 from dlx import errors
 from dlx.models import yolo
+from dlx.nn.conv import FlaxConv
 
 
 class RPN(nn.Module):
@@ -43,8 +44,15 @@ class RPN(nn.Module):
     x = yolo.Backbone(
       self.features, self.convs_per_stage, self.stem_features, self.stem_kernel, self.stem_stride
     )(x, train)
-    x = nn.relu(nn.Conv(self.head_features, (3, 3), padding=1, name="rpn_conv")(x))
-    small = nn.initializers.normal(0.01)
-    logits = nn.Conv(self.num_anchors, (1, 1), kernel_init=small, name="objectness")(x)
-    deltas = nn.Conv(4 * self.num_anchors, (1, 1), kernel_init=small, name="deltas")(x)
-    return {"objectness": logits, "deltas": deltas.reshape(deltas.shape[:3] + (-1, 4))}
+    return head(x, self.num_anchors, self.head_features)
+
+
+def head(x, num_anchors: int, features: int):
+  """The RPN head on (N, h, w, C) features, called inside a compact module (its layers
+  join that module: Faster R-CNN, dlx/models/faster_rcnn.py, shares it) ->
+  {'objectness': (N, h, w, A), 'deltas': (N, h, w, A, 4)}."""
+  x = nn.relu(FlaxConv(features, (3, 3), padding=1, name="rpn_conv")(x))
+  small = nn.initializers.normal(0.01)
+  logits = FlaxConv(num_anchors, (1, 1), kernel_init=small, name="objectness")(x)
+  deltas = FlaxConv(4 * num_anchors, (1, 1), kernel_init=small, name="deltas")(x)
+  return {"objectness": logits, "deltas": deltas.reshape(deltas.shape[:3] + (-1, 4))}
