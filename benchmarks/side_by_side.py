@@ -30,6 +30,11 @@ the median of `--repeats` steps. ratio = reference ms / dlx ms: > 1 means dlx is
 CPU (for the tests; its numbers mean nothing). On a GPU, `--torch_tf32` (default on)
 lets PyTorch use TF32 for float32 matmuls and convolutions as XLA does by default, and
 cudnn.benchmark is on (XLA autotunes its convolutions too).
+
+dlx's convolutions take the trainer's default route (`--cpu_kernels`, as
+`--config.cpu_kernels`: auto = dlx's oneDNN extension on one CPU device, docs/cpu_kernels.md);
+`ratio` is for that route. Where it is oneDNN, the convolution benchmarks are timed on
+XLA's convolution too (`dlx_xla_ms`, `ratio_xla`).
 """
 
 import argparse
@@ -42,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import train_step
 
+from dlx.kernels import route as kernels_route
 from dlx.models import gpt
 from dlx.models import resnet
 from dlx.nn import transformer
@@ -55,6 +61,7 @@ if torch is not None:
   from torch.nn import functional as torch_f  # pylint: disable=g-import-not-at-top
 
 BENCHMARKS = ("lenet5", "mlp", "resnet18", "transformer_block", "gpt_nanogpt_cpu")
+CONVOLUTIONS = ("lenet5", "resnet18")  # the benchmarks the convolution route changes
 CONTRACT_KEYS = ("benchmark", "dlx_ms", "reference", "reference_ms", "ratio")
 SEED = 0
 NUM_CLASSES = 10
@@ -99,7 +106,7 @@ def bench_small(name, batch_size, args, device):
   inputs, labels = train_step.synthetic_batch(key, batch_size)
   dlx_result = train_step.bench_dlx(key, inputs, labels, args, max_seconds=args.max_seconds)
   ref = None
-  if torch is not None:
+  if device is not None:  # None: dlx alone (its other convolution route)
     ref = train_step.bench_torch(key, inputs, labels, args, device, args.max_seconds)
   _check(name, dlx_result, ref)
   if name == "lenet5":
@@ -188,7 +195,7 @@ def bench_resnet18(batch_size, args, device):
   )
   assert dlx_result["num_params"] == RESNET18_CIFAR_PARAMS, dlx_result["num_params"]
   ref = None
-  if torch is not None:
+  if device is not None:  # None: dlx alone (its other convolution route)
     torch.manual_seed(SEED)
     model = TorchResNet18Cifar().to(device).train()
     optimizer = torch.optim.SGD(
@@ -245,7 +252,7 @@ def bench_transformer_block(batch_size, args, device):
     **_timing(args),
   )
   ref = None
-  if torch is not None:
+  if device is not None:  # None: dlx alone (its other convolution route)
     torch.manual_seed(SEED)
     model = torch_nn.TransformerEncoderLayer(
       d,
@@ -388,7 +395,7 @@ def bench_gpt_nanogpt_cpu(batch_size, args, device):
     **_timing(args),
   )
   ref = None
-  if torch is not None:
+  if device is not None:  # None: dlx alone (its other convolution route)
     torch.manual_seed(SEED)
     reference = TorchGPT(cfg["vocab"], cfg["context"], cfg["layers"], cfg["heads"], cfg["features"])
     reference = reference.to(device).train()
@@ -465,6 +472,12 @@ def _parse_args(argv):
   parser.add_argument("--batch_size", type=int, default=None, help="override every batch size")
   parser.add_argument("--tiny", action="store_true", help="tiny batches and repeats (tests)")
   parser.add_argument("--threads", type=int, default=_common.available_cores())
+  parser.add_argument(
+    "--cpu_kernels",
+    choices=kernels_route.SETTINGS,
+    default="auto",
+    help="dlx's convolution route, as --config.cpu_kernels (auto: oneDNN on one CPU device)",
+  )
   parser.add_argument("--torch_device", choices=("auto", "cpu", "cuda"), default="auto")
   parser.add_argument(
     "--torch_tf32",
@@ -501,14 +514,16 @@ def _reference_name(device, threads):
 
 def markdown_table(rows):
   lines = [
-    "| benchmark | dlx ms | reference | reference ms | ratio |",
-    "|---|---|---|---|---|",
+    "| benchmark | dlx route | dlx ms | dlx XLA-route ms | reference | reference ms | ratio |",
+    "|---|---|---|---|---|---|---|",
   ]
   for row in rows:
     ref_ms = "-" if row["reference_ms"] is None else f"{row['reference_ms']:.3f}"
     ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+    xla_ms = "-" if row.get("dlx_xla_ms") is None else f"{row['dlx_xla_ms']:.3f}"
     lines.append(
-      f"| {row['benchmark']} | {row['dlx_ms']:.3f} | {row['reference']} | {ref_ms} | {ratio} |"
+      f"| {row['benchmark']} | {row['cpu_kernels']} | {row['dlx_ms']:.3f} | {xla_ms} | "
+      f"{row['reference']} | {ref_ms} | {ratio} |"
     )
   return "\n".join(lines)
 
@@ -555,14 +570,23 @@ def main(argv=None):
   )
   sys.stdout.flush()
 
+  route = kernels_route.resolve(args.cpu_kernels, env["jax_backend"], 1)
+  print(f"dlx's convolutions: {route} (--cpu_kernels={args.cpu_kernels})", flush=True)
   rows = []
   for name in args.only:
     batch_size = args.batch_size or BATCH[name][1 if args.tiny else 0]
-    dlx_result, ref, extra = RUNNERS[name](batch_size, args, device)
+    with kernels_route.use(route):
+      dlx_result, ref, extra = RUNNERS[name](batch_size, args, device)
     dlx_summary = _common.summary(dlx_result)
+    xla_ms = None
+    if route != "xla" and name in CONVOLUTIONS:
+      with kernels_route.use("xla"):
+        xla_ms = _common.summary(RUNNERS[name](batch_size, args, None)[0])["median_ms"]
     row = {
       "benchmark": name,
+      "cpu_kernels": route,
       "dlx_ms": dlx_summary["median_ms"],
+      "dlx_xla_ms": xla_ms,
       "reference": reference,
       "reference_ms": None,
       "ratio": None,
@@ -580,6 +604,7 @@ def main(argv=None):
       row.update(
         reference_ms=ref_summary["median_ms"],
         ratio=ref_summary["median_ms"] / dlx_summary["median_ms"],
+        ratio_xla=None if xla_ms is None else ref_summary["median_ms"] / xla_ms,
         reference_params=ref["num_params"],
         reference_first_call_ms=ref["first_call_ms"],
         reference_steps_timed=len(ref["times_ms"]),

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 from dlx import experiment as experiment_lib  # noqa: E402
 from dlx import train  # noqa: E402
+from dlx.kernels import route as kernels_route  # noqa: E402
 from dlx.training import parallel  # noqa: E402
 
 EXPERIMENTS = ("gpt_shakespeare_char", "lenet5_mnist", "mlp_xor")
@@ -56,12 +57,14 @@ def _config(name, steps, log_every):
 
 def time_bare_step(name, config, data_dir, repeats):
   """Median ms of the trainer's jitted step on one device-resident batch."""
-  mesh_step = train.mesh_train_step(name, config, data_dir=data_dir)
-  state = mesh_step.init(jax.random.PRNGKey(config.seed))
-  batch = parallel.global_batch(next(mesh_step.batches), mesh_step.mesh)
-  for _ in range(3):  # compile and warm up
-    state, metrics = mesh_step.train(state, batch)
-  jax.block_until_ready((state, metrics))
+  # The convolution route the run takes (--config.cpu_kernels), fixed when tracing.
+  with kernels_route.use(train._convolution_route(config)):  # pylint: disable=protected-access
+    mesh_step = train.mesh_train_step(name, config, data_dir=data_dir)
+    state = mesh_step.init(jax.random.PRNGKey(config.seed))
+    batch = parallel.global_batch(next(mesh_step.batches), mesh_step.mesh)
+    for _ in range(3):  # compile and warm up
+      state, metrics = mesh_step.train(state, batch)
+    jax.block_until_ready((state, metrics))
   times = []
   for _ in range(repeats):
     start = time.perf_counter()

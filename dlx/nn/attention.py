@@ -127,11 +127,15 @@ def scaled_dot_product_attention(
     `return_weights`.
   """
   depth = query.shape[-1]
-  scores = jnp.einsum("...qhd,...khd->...hqk", query, key) / jnp.sqrt(
+  # Heads before positions for both products: XLA:CPU's batched matmuls want their batch
+  # axes leading (the forward ran 3.4x faster, 26 -> 7.6 ms for (32, 128, 4, 64) inputs;
+  # forward + backward 41 -> 39 ms; benchmarks/README.md).
+  query, key, value = (jnp.swapaxes(x, -2, -3) for x in (query, key, value))
+  scores = jnp.einsum("...hqd,...hkd->...hqk", query, key) / jnp.sqrt(
     jnp.asarray(depth, query.dtype)
   )
   weights, used = _attention_weights(scores, mask, dropout_rng, dropout_rate)
-  out = jnp.einsum("...hqk,...khd->...qhd", used, value)
+  out = jnp.swapaxes(jnp.einsum("...hqk,...hkd->...hqd", used, value), -2, -3)
   return (out, weights) if return_weights else out
 
 
