@@ -586,20 +586,28 @@ def train_and_evaluate(
 
 
 def _convolution_route(config) -> str:
-  """`--config.cpu_kernels` resolved for this backend and device count, logged once."""
+  """`--config.cpu_kernels` resolved for this backend and device count (a bad setting is
+  a one-line error here, before anything is written)."""
   setting = config.get("cpu_kernels", "auto")
-  backend, devices = jax.default_backend(), jax.device_count()
-  chosen = kernels_route.resolve(setting, backend, devices)
-  if chosen == "onednn":
+  return kernels_route.resolve(setting, jax.default_backend(), jax.device_count())
+
+
+def _log_convolution_route(config):
+  """Says once which convolutions run; after the setup and restore, so that a run that
+  stops on an error before them prints only the error's line."""
+  setting, backend = config.get("cpu_kernels", "auto"), jax.default_backend()
+  if kernels_route.current() == "onednn":
     threads = onednn.default_threads()
     logging.info("convolutions: oneDNN %s (dlx extension, %d threads)", onednn.version(), threads)
-  else:
-    if setting == "auto" and backend == "cpu" and onednn.missing():
-      logging.info("dlx's oneDNN extension is %s; XLA's convolution is used", onednn.missing())
-    logging.info(
-      "convolutions: XLA's (--config.cpu_kernels=%s, %s, %d devices)", setting, backend, devices
-    )
-  return chosen
+    return
+  if setting == "auto" and backend == "cpu" and onednn.missing():
+    logging.info("dlx's oneDNN extension is %s; XLA's convolution is used", onednn.missing())
+  logging.info(
+    "convolutions: XLA's (--config.cpu_kernels=%s, %s, %d devices)",
+    setting,
+    backend,
+    jax.device_count(),
+  )
 
 
 def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
@@ -617,6 +625,7 @@ def _train_in_workdir(experiment, config, workdir: str, data_dir) -> dict:
     raise
   try:
     state, start_step, num_params = _init_or_restore(run)
+    _log_convolution_route(config)
     # What produced this launch; after the restore, since a workdir none restores stays untouched.
     if jax.process_index() == 0:
       provenance.record(
