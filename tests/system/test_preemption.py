@@ -97,7 +97,13 @@ def reference(tmp_path_factory):
   return _train(tmp_path_factory.mktemp("straight") / "run", cfg)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+# SIGINT takes the same path (the handler's unit test and test_a_second_ctrl_c_exits_at_once
+# send it for real): its end-to-end twin is in the slow suite (15-minute budget).
+@pytest.mark.parametrize(
+  "signum",
+  [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+  ids=["SIGTERM", "SIGINT"],
+)
 def test_a_signal_saves_the_step_and_the_relaunch_ends_as_an_uninterrupted_run(
   tmp_path, reference, signum
 ):
