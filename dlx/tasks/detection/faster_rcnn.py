@@ -14,7 +14,6 @@ detection settings), the second stage's targets and detections `dlx.ops.roi_head
 """
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +26,6 @@ from dlx.ops import detection_metrics
 from dlx.ops import roi_heads
 from dlx.tasks.detection import rpn
 from dlx.tasks.detection import yolo
-from dlx.viz import scene_figures
 
 OUTPUTS = yolo.OUTPUTS
 
@@ -150,21 +148,4 @@ def evaluate(ctx, split):
 def final_report(ctx, num_examples: int = 16):
   """Per-class test AP and detections.png (the first `num_examples` test scenes), as
   `yolo.final_report`."""
-  test = ctx.examples("test")
-  result = average_precision(ctx, test)
-  shown, outputs = next(ctx.outputs(test))  # one evaluation batch, already compiled
-  found = jax.device_get(_detector(ctx.config, shown["inputs"].shape[1:3])(outputs))
-  found["valid"] = found["valid"] & (found["scores"] >= 0.3)  # drawn: the confident ones
-  scene_figures.draw_scenes(
-    shown, os.path.join(ctx.workdir, OUTPUTS[0]), num_examples, predictions=found
-  )
-
-  def rounded(values):
-    return [None if np.isnan(v) else round(float(v), 4) for v in values]
-
-  return {
-    "plots": list(OUTPUTS),
-    "test_ap_per_class": rounded(result["per_class_ap"]),
-    "test_ap50_per_class": rounded(result["per_class_ap50"]),
-    "test_map75": round(result["map75"], 4),
-  }
+  return yolo.detection_report(ctx, average_precision, _detector, num_examples)

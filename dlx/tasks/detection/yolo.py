@@ -114,11 +114,18 @@ def evaluate(ctx, split):
 
 def final_report(ctx, num_examples: int = 16):
   """Per-class test AP and detections.png (the first `num_examples` test scenes)."""
+  return detection_report(ctx, average_precision, _detector, num_examples)
+
+
+def detection_report(ctx, score, detector, num_examples: int = 16):
+  """A detector's final report: per-class test AP (`score(ctx, examples)`, an
+  `average_precision`) and detections.png of the first `num_examples` test scenes
+  (`detector(config, image_hw)` turns the model's outputs into detections)."""
   test = ctx.examples("test")
-  result = average_precision(ctx, test)
+  result = score(ctx, test)
   # One evaluation-sized batch (a shape already compiled), of which the first are drawn.
   shown, outputs = next(ctx.outputs(test))
-  found = jax.device_get(_detector(ctx.config, shown["inputs"].shape[1:3])(outputs))
+  found = jax.device_get(detector(ctx.config, shown["inputs"].shape[1:3])(outputs))
   # Drawn: detections scoring at least 0.3 (the low-score tail counts for AP, not here).
   found["valid"] = found["valid"] & (found["scores"] >= 0.3)
   scene_figures.draw_scenes(
