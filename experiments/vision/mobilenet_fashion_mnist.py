@@ -3,6 +3,8 @@ width multiplier; `--config.model.pointwise_groups` and `--config.model.dilation
 group and dilated convolutions.
 
   ./launch.sh mobilenet_fashion_mnist --data_dir=../shared/tfds
+  ./launch.sh mobilenet_fashion_mnist:grouped --data_dir=../shared/tfds   # 1x1 convs in 2 groups
+  ./launch.sh mobilenet_fashion_mnist:dilated --data_dir=../shared/tfds   # dilation 2
   ./launch.sh mobilenet_fashion_mnist:full --data_dir=...   # width 1.0, 224x224x3 (GPU)
 
 Default: width multiplier 0.5 with the paper's stride-2 stem on the 28x28 images, and
@@ -10,15 +12,20 @@ only the last three of the four downsampling blocks striding (blocks at 14, 14, 
 pixels), lr 2e-2 with 100 warmup steps, weight decay 0.005, batch 64, 5 epochs. The paper's
 full downsampling would leave most blocks at 2x2 and 1x1 here. Expected: test accuracy
 about 91.44%.
+`:grouped` (430,986 parameters) reached 90.86%, just under the 91% bar; `:dilated`
+(823,434) 91.82%.
 """
 
 from dlx import config as config_lib
 from dlx.models import mobilenet
 from dlx.tasks import image_classification as ic
 
+GROUPED = "grouped"
+DILATED = "dilated"
+
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, (ic.FULL,))
+  args = config_lib.parse_arg(arg, (ic.FULL, GROUPED, DILATED))
   config = ic.base_config(image_size=28)
   ic.set_model(
     config,
@@ -41,6 +48,11 @@ def get_config(arg=None):
   config.optimizer.learning_rate = 2e-2
   config.optimizer.weight_decay = 0.005
   config.optimizer.warmup_steps = 100
+  if GROUPED in args:
+    config.model.pointwise_groups = 2  # divides every width-0.5 (and smoke) channel count
+  if DILATED in args:
+    # The last stride-2 block keeps stride 1: a 4x4 final map instead of 2x2.
+    config.model.dilation = 2
   if ic.FULL in args:
     ic.full_scale(config)
     # The 28x28 rate and decay were tuned for 5 epochs only.
