@@ -64,7 +64,7 @@ def test_full_variant_trains_one_step_on_cpu(name, tmp_path, data_dir):
 
 
 def test_unknown_argument_names_the_valid_ones():
-  with pytest.raises(ValueError, match=":full or :smoke"):
+  with pytest.raises(ValueError, match=":full or :resnet34 or :resnet50 or :smoke"):
     experiment.load("resnet_fashion_mnist").config("fulll")
 
 
