@@ -27,6 +27,7 @@ It combines with the others: `:gpt2,smoke`.
 
 import jax
 import numpy as np
+from ml_collections import config_dict
 
 from dlx import config as config_lib
 from dlx.models import gpt
@@ -41,6 +42,9 @@ def get_config(arg=None):
     num_layers=4, num_heads=4, features=128, dropout_rate=0.0, output_bias=True
   )
   config.model.max_length = config.get_ref("context_length")
+  # None: full causal attention. An int w: blockwise local attention, each character sees
+  # itself and the w before it, at a cost that grows as T x w (E6, benchmarks/local_attention.py).
+  config.model.attention_window = config_dict.placeholder(int)
   if _GPT2 in args:
     config.model.output_bias = False
   if config_lib.SMOKE in args:
