@@ -13,10 +13,12 @@ For each experiment, in one process:
     and moved each step, the loss read only at log points, as nanoGPT's `train.py` does.
 
 `loop / step` is what the loop adds; the PyTorch loop's rate against dlx's loop is the
-end-to-end comparison.
+end-to-end comparison. `--rounds N` runs the loops N times, dlx's and PyTorch's in turn, so
+a drift of the machine's speed (here up to a third within minutes) reaches both sides:
+`ratio` is the median of the rounds' ratios, `round_ratios` lists them.
 
   .venv/bin/python benchmarks/train_loop.py [--only gpt_shakespeare_char,lenet5_mnist,mlp_xor]
-      [--steps 300] [--log_every 25] [--data_dir ../shared/tfds] [--json FILE]
+      [--steps 300] [--log_every 25] [--rounds 1] [--data_dir ../shared/tfds] [--json FILE]
 """
 
 import argparse
@@ -169,8 +171,11 @@ def main(argv=None):
   parser.add_argument("--log_every", type=int, default=25)
   parser.add_argument("--repeats", type=int, default=50, help="bare-step timings")
   parser.add_argument("--data_dir", default=None, help="tfds data (lenet5_mnist)")
+  parser.add_argument("--rounds", type=int, default=1, help="loops of each side, in turn")
   parser.add_argument("--json", default=None)
   args = parser.parse_args(argv)
+  if args.rounds < 1:
+    parser.error(f"--rounds must be at least 1, got {args.rounds}")
   logging.set_verbosity(logging.INFO)  # the progress lines reach _ProgressRates ...
   logging.get_absl_handler().setLevel(py_logging.WARNING)  # ... but not the console
   for handler in py_logging.getLogger().handlers:  # nor a library's basicConfig handler
@@ -179,7 +184,14 @@ def main(argv=None):
   for name in args.only.split(","):
     config = _config(name, args.steps, args.log_every)
     step_ms = time_bare_step(name, config, args.data_dir, args.repeats)
-    loop_ms, intervals = time_loop(name, config, args.data_dir)
+    with_torch = name == "gpt_shakespeare_char" and _common.torch is not None
+    loops, torch_loops = [], []
+    for _ in range(args.rounds):
+      loop_ms, intervals = time_loop(name, config, args.data_dir)
+      loops.append(loop_ms)
+      if with_torch:
+        torch_loops.append(time_torch_gpt_loop(config, args.steps, args.log_every))
+    loop_ms = statistics.median(loops)
     row = {
       "experiment": name,
       "batch_size": config.batch_size,
@@ -187,11 +199,13 @@ def main(argv=None):
       "loop_ms": round(loop_ms, 3),
       "loop_over_step": round(loop_ms / step_ms, 3),
       "intervals": intervals,
+      "rounds": args.rounds,
     }
-    if name == "gpt_shakespeare_char" and _common.torch is not None:
-      torch_ms = time_torch_gpt_loop(config, args.steps, args.log_every)
-      row["torch_loop_ms"] = round(torch_ms, 3)
-      row["ratio"] = round(torch_ms / loop_ms, 3)  # > 1: dlx's loop is faster
+    if with_torch:
+      round_ratios = [t / d for t, d in zip(torch_loops, loops)]  # > 1: dlx's loop is faster
+      row["torch_loop_ms"] = round(statistics.median(torch_loops), 3)
+      row["round_ratios"] = [round(r, 3) for r in round_ratios]
+      row["ratio"] = round(statistics.median(round_ratios), 3)
     rows.append(row)
     print(row, flush=True)
   print("| experiment | batch | step ms | loop ms | loop/step | PyTorch loop ms | ratio |")

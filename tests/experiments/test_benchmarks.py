@@ -50,10 +50,12 @@ def test_train_loop_benchmark_runs(tmp_path):
     "--steps=30",
     "--log_every=10",
     "--repeats=3",
+    "--rounds=2",
     f"--json={out}",
   )
   (row,) = json.loads(out.read_text())["rows"]
   assert row["experiment"] == "mlp_xor" and row["intervals"] == 2  # the first is dropped
+  assert row["rounds"] == 2
   assert row["step_ms"] > 0 and row["loop_ms"] > 0
   assert "| mlp_xor |" in done.stdout
 
