@@ -63,6 +63,7 @@ def test_without_the_extension_convolutions_are_xla(hidden):
 
 
 def test_a_missing_build_says_how_to_build(monkeypatch, tmp_path):
+  monkeypatch.delenv("DLX_NO_ONEDNN", raising=False)  # not hidden: absent
   monkeypatch.setenv("DLX_KERNELS_DIR", str(tmp_path))
   onednn.reset_for_tests()
   try:
