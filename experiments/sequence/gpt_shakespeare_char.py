@@ -26,8 +26,8 @@ It combines with the others: `:gpt2,smoke`.
 """
 
 import jax
-import numpy as np
 from ml_collections import config_dict
+import numpy as np
 
 from dlx import config as config_lib
 from dlx.models import gpt

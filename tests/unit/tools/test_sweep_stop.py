@@ -59,7 +59,17 @@ def test_a_run_that_ignores_the_stop_signal_is_killed_after_the_timeout(tmp_path
   assert stop.message().startswith("dlx sweep: stopped by SIGTERM")
 
 
-def test_an_interrupted_run_one_ends_its_run(tmp_path):
+@pytest.fixture
+def python_sigint():
+  """Python's own SIGINT handler, which interrupt_main needs: a shell starts a background
+  job (`./launch.sh test &`) with SIGINT ignored, and then interrupt_main does nothing."""
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  yield
+  signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupted_run_one_ends_its_run(tmp_path, python_sigint):
+  del python_sigint
   pid_file = str(tmp_path / "pid")
   _when_started(pid_file, _thread.interrupt_main)  # what a cancelled Ray task sees
   with pytest.raises(KeyboardInterrupt):
