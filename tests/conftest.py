@@ -32,6 +32,29 @@ SHARED_TFDS = REPO.parent / "shared" / "tfds"
 _XLA_CACHE_PREFIX = "dlx-tests-xla-cache-"
 
 
+# XLA's cheaper code generation (LLVM at -O0, its expensive passes off) for the fast
+# suite: compiling is most of a small test's time and these tests check values, not
+# speed (tests/unit/models: 122 -> 89 s). Numerics are IEEE at either level: no fast math.
+# The slow suite (-m slow) trains to targets and keeps XLA's defaults; so does
+# DLX_TEST_FULL_OPT=1.
+FAST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+_fast_xla = [False]
+
+
+def xla_flags(extra=""):
+  """XLA_FLAGS for a test's subprocess: `extra` (e.g. a forced device count), plus the
+  fast suite's cheaper code generation when the run uses it."""
+  flags = [f for f in FAST_XLA_FLAGS if f.split("=")[0] not in extra] if _fast_xla[0] else []
+  return " ".join([extra, *flags]).strip()
+
+
+def _use_fast_xla(config):
+  if os.environ.get("DLX_TEST_FULL_OPT", "0") != "0" or "slow" in (config.option.markexpr or ""):
+    return
+  _fast_xla[0] = True
+  os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""))
+
+
 def pytest_configure(config):
   """One XLA compilation cache for the whole run, shared by the xdist workers and the
   subprocesses the tests start: many tests compile the same small train and eval steps
@@ -40,6 +63,7 @@ def pytest_configure(config):
   seconds). Fresh per run and removed at its end, so no result depends on an earlier
   run; DLX_TEST_XLA_CACHE=0 turns it off, and a JAX_COMPILATION_CACHE_DIR already set
   is used as it is."""
+  _use_fast_xla(config)
   if os.environ.get("DLX_TEST_XLA_CACHE", "1") == "0":
     return
   run_id = getattr(config, "workerinput", {}).get("testrunuid") or uuid.uuid4().hex
@@ -77,10 +101,13 @@ def data_dir(request):
 
 
 def subprocess_env(**extra):
-  """The environment for a dlx subprocess: CPU only, no forced device count."""
+  """The environment for a dlx subprocess: CPU only, no forced device count unless
+  `extra` has XLA_FLAGS (the fast suite's code-generation flags are added to them)."""
   env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
-  env.pop("XLA_FLAGS", None)
   env.update(extra)
+  env["XLA_FLAGS"] = xla_flags(extra.get("XLA_FLAGS", ""))
+  if not env["XLA_FLAGS"]:
+    del env["XLA_FLAGS"]
   return env
 
 

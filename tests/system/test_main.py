@@ -10,13 +10,13 @@ import time
 import pytest
 
 from dlx.tools import sweep
+from tests import conftest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _env():
-  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
-  env.pop("XLA_FLAGS", None)
+  env = conftest.subprocess_env()
   env.pop("TFDS_DATA_DIR", None)
   return env
 

@@ -37,9 +37,7 @@ def _main_cmd(workdir, arg=""):
 
 
 def _env():
-  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
-  env.pop("XLA_FLAGS", None)
-  return env
+  return conftest.subprocess_env()
 
 
 def _sigkill_after_first_checkpoint(cmd, env, workdir):
@@ -111,7 +109,7 @@ print("RESULTS " + json.dumps(out))
 
 
 def test_mesh_pmap_and_single_device_agree(tmp_path):
-  env = dict(_env(), XLA_FLAGS="--xla_force_host_platform_device_count=4")
+  env = conftest.subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4")
   done = subprocess.run(
     [sys.executable, "-c", _PARITY_SCRIPT],
     cwd=REPO,
