@@ -19,6 +19,7 @@ sys.modules.setdefault("triton", None)
 import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import math  # pylint: disable=wrong-import-position
 import pathlib  # pylint: disable=wrong-import-position
+import re  # pylint: disable=wrong-import-position
 import shutil  # pylint: disable=wrong-import-position
 import tempfile  # pylint: disable=wrong-import-position
 import uuid  # pylint: disable=wrong-import-position
@@ -48,8 +49,14 @@ def xla_flags(extra=""):
   return " ".join([extra, *flags]).strip()
 
 
+def _selects_slow_tests(markexpr: str) -> bool:
+  """Whether a -m expression picks the slow tests ("slow"), not the fast suite's default
+  ("not slow", setup.cfg's addopts)."""
+  return re.search(r"(?<!not )\bslow\b", markexpr or "") is not None
+
+
 def _use_fast_xla(config):
-  if os.environ.get("DLX_TEST_FULL_OPT", "0") != "0" or "slow" in (config.option.markexpr or ""):
+  if os.environ.get("DLX_TEST_FULL_OPT", "0") != "0" or _selects_slow_tests(config.option.markexpr):
     return
   _fast_xla[0] = True
   os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""))
