@@ -19,6 +19,7 @@ import jax
 import numpy as np
 import optax
 
+from dlx import config as config_lib
 from dlx import train
 from dlx.training import steps
 
@@ -38,18 +39,10 @@ def available_cores():
   return os.cpu_count() or 1
 
 
-FAST_CPU_COMPILE_FLAGS = (
-  "--xla_backend_optimization_level=0",
-  "--xla_llvm_disable_expensive_passes=true",
-)
-
-
 def fast_cpu_compile():
   """Cheaper XLA code generation, for --tiny runs only: there compiling dominates the run
   time on a CPU and the timings mean nothing anyway. Call before the first jax call."""
-  flags = os.environ.get("XLA_FLAGS", "")
-  extra = [f for f in FAST_CPU_COMPILE_FLAGS if f.split("=")[0] not in flags]
-  os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
+  os.environ["XLA_FLAGS"] = config_lib.with_fast_compile_flags(os.environ.get("XLA_FLAGS", ""))
 
 
 def write_json(path, value):

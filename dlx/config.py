@@ -104,6 +104,20 @@ def compiler_options(config_or_fast_compile) -> dict | None:
   return {"xla_backend_optimization_level": 0} if fast else None
 
 
+# The same cheaper code generation for a whole process, as XLA_FLAGS (read once, when the
+# backend starts): benchmarks' --tiny runs and the fast test suite use it.
+FAST_COMPILE_XLA_FLAGS = (
+  "--xla_backend_optimization_level=0",
+  "--xla_llvm_disable_expensive_passes=true",
+)
+
+
+def with_fast_compile_flags(xla_flags: str) -> str:
+  """`xla_flags` plus FAST_COMPILE_XLA_FLAGS, except those it already sets."""
+  extra = [f for f in FAST_COMPILE_XLA_FLAGS if f.split("=")[0] not in xla_flags]
+  return " ".join([xla_flags, *extra]).strip()
+
+
 def smoke(config, **overrides):
   """The `:smoke` variant: 3 steps (logging, validating and checkpointing at step 2
   and at the end) on small batches, tfds data replaced by 64 random examples, then the

@@ -28,25 +28,25 @@ import jax  # pylint: disable=wrong-import-position
 import orbax.checkpoint as ocp  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
 
+from dlx import config as config_lib  # pylint: disable=wrong-import-position
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_TFDS = REPO.parent / "shared" / "tfds"
 _XLA_CACHE_PREFIX = "dlx-tests-xla-cache-"
 
 
-# XLA's cheaper code generation (LLVM at -O0, its expensive passes off) for the fast
-# suite: compiling is most of a small test's time and these tests check values, not
-# speed (tests/unit/models: 122 -> 89 s). Numerics are IEEE at either level: no fast math.
-# The slow suite (-m slow) trains to targets and keeps XLA's defaults; so does
-# DLX_TEST_FULL_OPT=1.
-FAST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+# XLA's cheaper code generation (dlx.config.FAST_COMPILE_XLA_FLAGS: LLVM at -O0, its
+# expensive passes off) for the fast suite: compiling is most of a small test's time and
+# these tests check values, not speed (tests/unit/models: 122 -> 89 s). Numerics are IEEE
+# at either level: no fast math. The slow suite (-m slow) trains to targets and keeps
+# XLA's defaults; so does DLX_TEST_FULL_OPT=1.
 _fast_xla = [False]
 
 
 def xla_flags(extra=""):
-  """XLA_FLAGS for a test's subprocess: `extra` (e.g. a forced device count), plus the
-  fast suite's cheaper code generation when the run uses it."""
-  flags = [f for f in FAST_XLA_FLAGS if f.split("=")[0] not in extra] if _fast_xla[0] else []
-  return " ".join([extra, *flags]).strip()
+  """XLA_FLAGS for this run or a test's subprocess: `extra` (e.g. a forced device count),
+  plus the fast suite's cheaper code generation when the run uses it."""
+  return config_lib.with_fast_compile_flags(extra) if _fast_xla[0] else extra.strip()
 
 
 def _selects_slow_tests(markexpr: str) -> bool:

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from dlx import config as config_lib
 from tests import conftest
 
 
@@ -16,7 +17,7 @@ def test_the_fast_suite_and_its_subprocesses_compile_cheaply():
     conftest.subprocess_env()["XLA_FLAGS"],
     conftest.subprocess_env(XLA_FLAGS=forced)["XLA_FLAGS"],
   ):
-    assert all(flag in flags.split() for flag in conftest.FAST_XLA_FLAGS), flags
+    assert all(flag in flags.split() for flag in config_lib.FAST_COMPILE_XLA_FLAGS), flags
   assert forced in conftest.subprocess_env(XLA_FLAGS=forced)["XLA_FLAGS"].split()
   assert "device_count" not in conftest.subprocess_env()["XLA_FLAGS"]
 
