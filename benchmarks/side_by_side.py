@@ -31,10 +31,10 @@ CPU (for the tests; its numbers mean nothing). On a GPU, `--torch_tf32` (default
 lets PyTorch use TF32 for float32 matmuls and convolutions as XLA does by default, and
 cudnn.benchmark is on (XLA autotunes its convolutions too).
 
-dlx's convolutions take the trainer's default route (`--cpu_kernels`, as
-`--config.cpu_kernels`: auto = dlx's oneDNN extension on one CPU device, docs/cpu_kernels.md);
-`ratio` is for that route. Where it is oneDNN, the convolution benchmarks are timed on
-XLA's convolution too (`dlx_xla_ms`, `ratio_xla`).
+dlx's convolutions, dense layers, attention products and GELU take the trainer's default
+route (`--cpu_kernels`, as `--config.cpu_kernels`: auto = dlx's oneDNN extension on one CPU
+device, docs/cpu_kernels.md); `ratio` is for that route. Where it is oneDNN, every benchmark
+is timed on XLA's route too (`dlx_xla_ms`, `ratio_xla`).
 """
 
 import argparse
@@ -61,7 +61,6 @@ if torch is not None:
   from torch.nn import functional as torch_f  # pylint: disable=g-import-not-at-top
 
 BENCHMARKS = ("lenet5", "mlp", "resnet18", "transformer_block", "gpt_nanogpt_cpu")
-CONVOLUTIONS = ("lenet5", "resnet18")  # the benchmarks the convolution route changes
 CONTRACT_KEYS = ("benchmark", "dlx_ms", "reference", "reference_ms", "ratio")
 SEED = 0
 NUM_CLASSES = 10
@@ -476,7 +475,7 @@ def _parse_args(argv):
     "--cpu_kernels",
     choices=kernels_route.SETTINGS,
     default="auto",
-    help="dlx's convolution route, as --config.cpu_kernels (auto: oneDNN on one CPU device)",
+    help="dlx's kernel route, as --config.cpu_kernels (auto: oneDNN on one CPU device)",
   )
   parser.add_argument("--torch_device", choices=("auto", "cpu", "cuda"), default="auto")
   parser.add_argument(
@@ -571,7 +570,7 @@ def main(argv=None):
   sys.stdout.flush()
 
   route = kernels_route.resolve(args.cpu_kernels, env["jax_backend"], 1)
-  print(f"dlx's convolutions: {route} (--cpu_kernels={args.cpu_kernels})", flush=True)
+  print(f"dlx's kernels: {route} (--cpu_kernels={args.cpu_kernels})", flush=True)
   rows = []
   for name in args.only:
     batch_size = args.batch_size or BATCH[name][1 if args.tiny else 0]
@@ -579,7 +578,7 @@ def main(argv=None):
       dlx_result, ref, extra = RUNNERS[name](batch_size, args, device)
     dlx_summary = _common.summary(dlx_result)
     xla_ms = None
-    if route != "xla" and name in CONVOLUTIONS:
+    if route != "xla":
       with kernels_route.use("xla"):
         xla_ms = _common.summary(RUNNERS[name](batch_size, args, None)[0])["median_ms"]
     row = {

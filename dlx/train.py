@@ -593,17 +593,21 @@ def _convolution_route(config) -> str:
 
 
 def _log_convolution_route(config):
-  """Says once which convolutions run; after the setup and restore, so that a run that
+  """Says once which kernels run; after the setup and restore, so that a run that
   stops on an error before them prints only the error's line."""
   setting, backend = config.get("cpu_kernels", "auto"), jax.default_backend()
   if kernels_route.current() == "onednn":
     threads = onednn.default_threads()
-    logging.info("convolutions: oneDNN %s (dlx extension, %d threads)", onednn.version(), threads)
+    logging.info(
+      "convolutions, matrix products, GELU: oneDNN %s (dlx extension, %d threads)",
+      onednn.version(),
+      threads,
+    )
     return
   if setting == "auto" and backend == "cpu" and onednn.missing():
-    logging.info("dlx's oneDNN extension is %s; XLA's convolution is used", onednn.missing())
+    logging.info("dlx's oneDNN extension is %s; XLA's kernels are used", onednn.missing())
   logging.info(
-    "convolutions: XLA's (--config.cpu_kernels=%s, %s, %d devices)",
+    "convolutions, matrix products, GELU: XLA's (--config.cpu_kernels=%s, %s, %d devices)",
     setting,
     backend,
     jax.device_count(),

@@ -1,4 +1,5 @@
-"""Builds and loads dlx's oneDNN convolution extension (cpu/onednn_conv.cc; docs/cpu_kernels.md).
+"""Builds and loads dlx's oneDNN extension (cpu/onednn_conv.cc: convolutions,
+cpu/onednn_matmul.cc: matrix products, cpu/onednn_gelu.cc: GELU; docs/cpu_kernels.md).
 
 oneDNN comes from Debian's `libdnnl-dev` (2.6.3, a plain CPU build on OpenMP); `./launch.sh`
 installs it when it runs as root, then builds. By hand:
@@ -20,7 +21,11 @@ import subprocess
 import sys
 import tempfile
 
-SOURCE = pathlib.Path(__file__).parent / "cpu" / "onednn_conv.cc"
+SOURCES = tuple(
+  pathlib.Path(__file__).parent / "cpu" / name
+  for name in ("onednn_conv.cc", "onednn_matmul.cc", "onednn_gelu.cc")
+)
+HEADERS = (pathlib.Path(__file__).parent / "cpu" / "pieces.h",)  # included by the sources
 HEADER = "oneapi/dnnl/dnnl.hpp"
 INCLUDE_DIRS = ("/usr/include", "/usr/local/include")
 BUILD_HINT = "apt-get install libdnnl-dev && python -m dlx.kernels.onednn"
@@ -29,6 +34,9 @@ TARGETS = {
   "dlx_onednn_conv_forward": "DlxOnednnConvForward",
   "dlx_onednn_conv_backward_data": "DlxOnednnConvBackwardData",
   "dlx_onednn_conv_backward_weights": "DlxOnednnConvBackwardWeights",
+  "dlx_onednn_matmul": "DlxOnednnMatmul",
+  "dlx_onednn_gelu_forward": "DlxOnednnGeluForward",
+  "dlx_onednn_gelu_backward": "DlxOnednnGeluBackward",
 }
 _FLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-w")
 
@@ -44,7 +52,7 @@ def build_dir() -> pathlib.Path:
 
 def library_path() -> pathlib.Path:
   """Where the build for this source and this jaxlib lives (it may not exist yet)."""
-  digest = hashlib.sha256(SOURCE.read_bytes())
+  digest = hashlib.sha256(b"".join(source.read_bytes() for source in SOURCES + HEADERS))
   digest.update(importlib.metadata.version("jaxlib").encode())
   digest.update(" ".join(_FLAGS).encode())
   return build_dir() / f"onednn_conv-{digest.hexdigest()[:16]}.so"
@@ -52,8 +60,9 @@ def library_path() -> pathlib.Path:
 
 def source_missing() -> str | None:
   """Why the extension cannot be built here (no compiler, no oneDNN), or None."""
-  if not SOURCE.is_file():
-    return f"the extension's source {SOURCE} is not installed"
+  absent = [str(source) for source in SOURCES + HEADERS if not source.is_file()]
+  if absent:
+    return f"the extension's source {', '.join(absent)} is not installed"
   compiler = os.environ.get("CXX", "g++")
   if shutil.which(compiler) is None:
     return f"no C++ compiler ({compiler}) on PATH"
@@ -81,7 +90,7 @@ def build(force: bool = False) -> pathlib.Path:
     os.environ.get("CXX", "g++"),
     *_FLAGS,
     f"-I{jax.ffi.include_dir()}",
-    str(SOURCE),
+    *map(str, SOURCES),
     "-o",
     partial,
     "-ldnnl",
@@ -106,7 +115,7 @@ def load():
   if os.environ.get("DLX_NO_ONEDNN", "") not in ("", "0"):
     _load_error = "hidden by DLX_NO_ONEDNN"
     return None
-  path = library_path() if SOURCE.is_file() else None
+  path = library_path() if all(source.is_file() for source in SOURCES + HEADERS) else None
   if path is None or not path.exists():
     reason = source_missing()
     _load_error = f"not built ({reason})" if reason else f"not built (run: {BUILD_HINT})"
@@ -140,7 +149,10 @@ def default_threads() -> int:
 
 
 def set_threads(threads: int, library=None):
-  (library or load()).DlxOnednnSetThreads(int(threads))
+  library = library or load()
+  library.DlxOnednnSetThreads(int(threads))
+  library.DlxOnednnMatmulSetThreads(int(threads))
+  library.DlxOnednnGeluSetThreads(int(threads))
 
 
 def supports_bfloat16() -> bool:
@@ -171,7 +183,7 @@ def main(argv):
     path = build(force=force)
   except RuntimeError as e:
     # One line for launch.sh: the run goes on with XLA's convolutions.
-    print(f"dlx: oneDNN extension absent ({str(e).splitlines()[-1]}); XLA's convolution is used")
+    print(f"dlx: oneDNN extension absent ({str(e).splitlines()[-1]}); XLA's kernels are used")
     return 0 if quiet else 1
   if not quiet:
     print(path)

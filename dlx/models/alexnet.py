@@ -37,6 +37,7 @@ from dlx.nn.blocks import adaptive_avg_pool
 from dlx.nn.blocks import conv_init
 from dlx.nn.blocks import require_nhwc
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 from dlx.nn.normalization import LocalResponseNorm
 
 # Filters of conv1..conv5: the paper's one-stream widths, and torchvision's.
@@ -114,10 +115,10 @@ class AlexNet(nn.Module):
     x = adaptive_avg_pool(x, (self.pooled_size, self.pooled_size))
     x = x.reshape((x.shape[0], -1))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.relu(nn.Dense(self._width(4096), name="fc6")(x))
+    x = nn.relu(Dense(self._width(4096), name="fc6")(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.relu(nn.Dense(self._width(4096), name="fc7")(x))
-    return nn.Dense(self.num_classes, name="fc8")(x)
+    x = nn.relu(Dense(self._width(4096), name="fc7")(x))
+    return Dense(self.num_classes, name="fc8")(x)
 
 
 def alexnet(num_classes: int = 1000, **kwargs):

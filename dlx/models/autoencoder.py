@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from dlx import errors
+from dlx.nn.dense import Dense
 
 NOISES = ("none", "gaussian", "mask")
 
@@ -45,10 +46,10 @@ class Autoencoder(nn.Module):
       raise errors.ConfigError(f"mask noise_level must be in [0, 1), got {self.noise_level}")
     if self.noise_level < 0:
       raise errors.ConfigError(f"noise_level must be >= 0, got {self.noise_level}")
-    self.encoder_layers = [nn.Dense(w) for w in self.hidden]
-    self.code_layer = nn.Dense(self.latent_dim)
-    self.decoder_layers = [nn.Dense(w) for w in reversed(self.hidden)]
-    self.output_layer = nn.Dense(math.prod(self.output_shape))
+    self.encoder_layers = [Dense(w) for w in self.hidden]
+    self.code_layer = Dense(self.latent_dim)
+    self.decoder_layers = [Dense(w) for w in reversed(self.hidden)]
+    self.output_layer = Dense(math.prod(self.output_shape))
 
   def encode(self, x):
     """(N, latent_dim) codes of (N, ...) inputs."""

@@ -37,6 +37,7 @@ from dlx.nn.attention import causal_mask
 from dlx.nn.attention import combine_masks
 from dlx.nn.attention import padding_mask
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 from dlx.nn.transformer import LAYER_NORM_EPSILON
 from dlx.nn.transformer import Encoder
 from dlx.nn.transformer import LearnedPositionalEmbedding
@@ -86,8 +87,8 @@ class ImageTower(nn.Module):
       x = nn.relu(FlaxConv(width, (3, 3), name=f"conv_{i}")(x))
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(self.hidden, name="hidden")(x))
-    return nn.Dense(self.embed_dim, name="projection")(x)
+    x = nn.relu(Dense(self.hidden, name="hidden")(x))
+    return Dense(self.embed_dim, name="projection")(x)
 
 
 class ViTImageTower(nn.Module):
@@ -151,7 +152,7 @@ class ViTImageTower(nn.Module):
       layer_norm_epsilon=self.layer_norm_epsilon,
       name="encoder",
     )(x, train=train)
-    return nn.Dense(self.embed_dim, use_bias=False, name="projection")(x[:, 0])
+    return Dense(self.embed_dim, use_bias=False, name="projection")(x[:, 0])
 
 
 class TextTower(nn.Module):
@@ -215,14 +216,14 @@ class TextTower(nn.Module):
       keys = tokens if self.pool == "argmax" else (tokens == self.eos_id).astype(jnp.int32)
       at = jnp.argmax(keys, axis=1)
       pooled = jnp.take_along_axis(x, at[:, None, None], axis=1)[:, 0]
-      return nn.Dense(self.embed_dim, use_bias=False, name="projection")(pooled)
+      return Dense(self.embed_dim, use_bias=False, name="projection")(pooled)
     real = (tokens != self.pad_id).astype(x.dtype)  # (B, T)
     if self.pool == "end":
       last = jnp.maximum(jnp.sum(tokens != self.pad_id, axis=1) - 1, 0)
       pooled = jnp.take_along_axis(x, last[:, None, None], axis=1)[:, 0]
     else:
       pooled = jnp.sum(x * real[..., None], axis=1) / jnp.maximum(jnp.sum(real, 1), 1.0)[:, None]
-    return nn.Dense(self.embed_dim, use_bias=False, name="projection")(pooled)
+    return Dense(self.embed_dim, use_bias=False, name="projection")(pooled)
 
 
 class CLIP(nn.Module):

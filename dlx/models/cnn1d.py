@@ -5,6 +5,7 @@ from typing import Sequence, Union
 import flax.linen as nn
 
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 
 Padding = Union[int, str]
 
@@ -40,4 +41,4 @@ class CNN1D(nn.Module):
       x = nn.relu(x)
     x = x.reshape((x.shape[0], -1))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes)(x)
+    return Dense(self.num_classes)(x)

@@ -26,6 +26,7 @@ from dlx.nn.blocks import TransitionBlock
 from dlx.nn.blocks import batch_norm
 from dlx.nn.blocks import image_stem
 from dlx.nn.blocks import require_nhwc
+from dlx.nn.dense import Dense
 
 
 class DenseNet(nn.Module):
@@ -69,7 +70,7 @@ class DenseNet(nn.Module):
         x = TransitionBlock(features, name=f"transition{i + 1}")(x, train)
     x = nn.relu(batch_norm(train, name="final_bn")(x))
     x = jnp.mean(x, axis=(1, 2))  # Global average pooling.
-    return nn.Dense(self.num_classes, name="classifier")(x)
+    return Dense(self.num_classes, name="classifier")(x)
 
 
 def densenet121(num_classes: int = 1000, **kwargs):

@@ -12,6 +12,8 @@ from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
 
+from dlx.nn.dense import Dense
+
 
 class QNetwork(nn.Module):
   """A ReLU MLP over the last axis: (..., obs_dim) -> (..., num_actions).
@@ -28,8 +30,8 @@ class QNetwork(nn.Module):
     del train  # no dropout or batch statistics
     x = observations
     for width in self.hidden:
-      x = nn.relu(nn.Dense(width)(x))
-    q_values = nn.Dense(self.num_actions)(x)
+      x = nn.relu(Dense(width)(x))
+    q_values = Dense(self.num_actions)(x)
     if self.is_initializing():
       # The target network starts equal to the online one.
       params = self.variables["params"]

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from dlx import errors
 from dlx.models import rpn
 from dlx.models import yolo
+from dlx.nn.dense import Dense
 from dlx.ops import boxes as box_ops
 from dlx.ops import roi_heads
 
@@ -144,10 +145,10 @@ class FasterRCNN(nn.Module):
         feats, indexed, self.roi_size, 1.0 / self.stride, self.sampling_ratio, aligned=True
       )
     h = pooled.reshape(n, r, -1)
-    h = nn.relu(nn.Dense(self.head_features, name="fc1")(h))
-    h = nn.relu(nn.Dense(self.head_features, name="fc2")(h))
-    logits = nn.Dense(self.num_classes + 1, name="classes")(h)
+    h = nn.relu(Dense(self.head_features, name="fc1")(h))
+    h = nn.relu(Dense(self.head_features, name="fc2")(h))
+    logits = Dense(self.num_classes + 1, name="classes")(h)
     boxes_per_roi = 1 if self.class_agnostic else self.num_classes
     # Small initial deltas (std 0.001, as torchvision): every box starts at its RoI.
-    deltas = nn.Dense(4 * boxes_per_roi, kernel_init=nn.initializers.normal(0.001), name="boxes")(h)
+    deltas = Dense(4 * boxes_per_roi, kernel_init=nn.initializers.normal(0.001), name="boxes")(h)
     return {"class_logits": logits, "box_deltas": deltas.reshape(n, r, boxes_per_roi, 4)}

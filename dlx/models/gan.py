@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 
 
 def _layer_norm():
@@ -36,7 +37,7 @@ class Generator(nn.Module):
   def __call__(self, z, train: bool = False):
     del train
     f = self.base_features
-    h = nn.Dense(7 * 7 * 2 * f)(z).reshape((z.shape[0], 7, 7, 2 * f))
+    h = Dense(7 * 7 * 2 * f)(z).reshape((z.shape[0], 7, 7, 2 * f))
     if self.normalize:
       h = _layer_norm()(h)
     h = nn.relu(h)
@@ -68,7 +69,7 @@ class Critic(nn.Module):
       h = _layer_norm()(h)
     h = nn.leaky_relu(h, 0.2)
     h = h.reshape((h.shape[0], -1))
-    return nn.Dense(1)(h)[:, 0]
+    return Dense(1)(h)[:, 0]
 
 
 class WGAN(nn.Module):
@@ -120,7 +121,7 @@ class DCGANGenerator(nn.Module):
   @nn.compact
   def __call__(self, z, train: bool = False):
     f = self.base_features
-    h = nn.Dense(7 * 7 * 2 * f, use_bias=False, kernel_init=_dcgan_init)(z)
+    h = Dense(7 * 7 * 2 * f, use_bias=False, kernel_init=_dcgan_init)(z)
     h = nn.relu(_batch_norm(train)(h.reshape((z.shape[0], 7, 7, 2 * f))))
     h = nn.ConvTranspose(
       f, (4, 4), strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_dcgan_init
@@ -146,7 +147,7 @@ class Discriminator(nn.Module):
     )(h)  # 7x7
     h = nn.leaky_relu(_batch_norm(train)(h), 0.2)
     h = h.reshape((h.shape[0], -1))
-    return nn.Dense(1, kernel_init=_dcgan_init)(h)[:, 0]
+    return Dense(1, kernel_init=_dcgan_init)(h)[:, 0]
 
 
 class DCGAN(nn.Module):

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dlx import errors
+from dlx.nn.dense import Dense
 from dlx.nn.graph import GNN
 from dlx.nn.graph import readout
 
@@ -45,7 +46,7 @@ class GraphClassifier(nn.Module):
     h, adjacency, node_mask = _graph_inputs(inputs)
     states = GNN(self.widths, self.layer, self.learn_epsilon)(h, adjacency, node_mask)
     pooled = [readout(s, node_mask, self.readout) for s in (h, *states)]
-    return nn.Dense(self.num_classes)(jnp.concatenate(pooled, axis=-1))
+    return Dense(self.num_classes)(jnp.concatenate(pooled, axis=-1))
 
 
 class NodeClassifier(nn.Module):
@@ -61,7 +62,7 @@ class NodeClassifier(nn.Module):
     del train
     h, adjacency, node_mask = _graph_inputs(inputs)
     states = GNN(self.widths, self.layer, self.learn_epsilon)(h, adjacency, node_mask)
-    return nn.Dense(self.num_classes)(states[-1])
+    return Dense(self.num_classes)(states[-1])
 
 
 class BagOfNodes(nn.Module):
@@ -81,10 +82,10 @@ class BagOfNodes(nn.Module):
     mask = node_mask[..., None].astype(h.dtype)
     states = [h]
     for width in self.widths:
-      states.append(nn.relu(nn.Dense(width)(states[-1])) * mask)
+      states.append(nn.relu(Dense(width)(states[-1])) * mask)
     if self.level == "node":
-      return nn.Dense(self.num_classes)(states[-1])
+      return Dense(self.num_classes)(states[-1])
     if self.level != "graph":
       raise errors.ConfigError(f"unknown level {self.level!r}; choose graph or node")
     pooled = [readout(s, node_mask, self.readout) for s in states]
-    return nn.Dense(self.num_classes)(jnp.concatenate(pooled, axis=-1))
+    return Dense(self.num_classes)(jnp.concatenate(pooled, axis=-1))

@@ -48,6 +48,7 @@ from dlx.nn.blocks import ConvBNReLU
 from dlx.nn.blocks import InceptionBlock
 from dlx.nn.blocks import adaptive_avg_pool
 from dlx.nn.blocks import require_nhwc
+from dlx.nn.dense import Dense
 
 # (ch1x1, ch3x3_reduce, ch3x3, ch5x5_reduce, ch5x5, pool_proj), Table 1 of the paper.
 INCEPTION_CONFIG = {
@@ -98,9 +99,9 @@ class InceptionAux(nn.Module):
       self.conv_features, 1, use_batch_norm=self.batch_norm, bn_epsilon=1e-3, name="conv"
     )(x, train)
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(self.hidden, name="fc1")(x))
+    x = nn.relu(Dense(self.hidden, name="fc1")(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, name="fc2")(x)
+    return Dense(self.num_classes, name="fc2")(x)
 
 
 class GoogLeNet(nn.Module):
@@ -198,7 +199,7 @@ class GoogLeNet(nn.Module):
     x = inception("5b")(x, train)
     x = jnp.mean(x, axis=(1, 2))  # Global average pooling.
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    logits = nn.Dense(self.num_classes, name="fc")(x)
+    logits = Dense(self.num_classes, name="fc")(x)
     if self.aux_logits and train:
       return GoogLeNetOutputs(logits, aux1, aux2)
     return logits

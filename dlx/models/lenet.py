@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 
 
 class LeNet5(nn.Module):
@@ -36,6 +37,6 @@ class LeNet5(nn.Module):
     x = jnp.tanh(FlaxConv(16, (5, 5), padding="VALID")(x))  # 10x10x16
     x = pool(x, (2, 2), strides=(2, 2))  # 5x5x16
     x = x.reshape((x.shape[0], -1))  # HWC order.
-    x = jnp.tanh(nn.Dense(120)(x))
-    x = jnp.tanh(nn.Dense(84)(x))
-    return nn.Dense(self.num_classes)(x)
+    x = jnp.tanh(Dense(120)(x))
+    x = jnp.tanh(Dense(84)(x))
+    return Dense(self.num_classes)(x)

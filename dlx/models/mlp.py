@@ -5,6 +5,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dlx.nn.dense import Dense
+
 _ACTIVATIONS = {
   "relu": nn.relu,
   "tanh": jnp.tanh,
@@ -34,9 +36,9 @@ class MLP(nn.Module):
     act = _ACTIVATIONS[self.activation]
     x = _flatten(x)
     for width in self.hidden:
-      x = act(nn.Dense(width)(x))
+      x = act(Dense(width)(x))
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_outputs)(x)
+    return Dense(self.num_outputs)(x)
 
 
 class Linear(nn.Module):
@@ -47,4 +49,4 @@ class Linear(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train  # No stochastic layers.
-    return nn.Dense(self.num_outputs)(_flatten(x))
+    return Dense(self.num_outputs)(_flatten(x))

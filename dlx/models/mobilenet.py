@@ -35,6 +35,7 @@ from dlx.nn.blocks import batch_norm
 from dlx.nn.blocks import conv_init
 from dlx.nn.blocks import require_nhwc
 from dlx.nn.conv import DepthwiseConv2D
+from dlx.nn.dense import Dense
 
 # (output channels, stride) of the 13 depthwise separable blocks, Table 1.
 BLOCKS = (
@@ -134,7 +135,7 @@ class MobileNetV1(nn.Module):
       )(x, train)
     x = jnp.mean(x, axis=(1, 2))  # Global average pooling.
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, name="classifier")(x)
+    return Dense(self.num_classes, name="classifier")(x)
 
 
 def mobilenet_v1(num_classes: int = 1000, width_multiplier: float = 1.0, **kwargs):

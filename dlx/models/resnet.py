@@ -19,6 +19,7 @@ from dlx.nn.blocks import BottleneckBlock
 from dlx.nn.blocks import ResidualBlock
 from dlx.nn.blocks import image_stem
 from dlx.nn.blocks import require_nhwc
+from dlx.nn.dense import Dense
 
 
 class ResNet(nn.Module):
@@ -45,7 +46,7 @@ class ResNet(nn.Module):
           self.width * 2**stage, strides=strides, name=f"stage{stage + 1}_block{i + 1}"
         )(x, train)
     x = jnp.mean(x, axis=(1, 2))  # Global average pooling.
-    return nn.Dense(self.num_classes, name="classifier")(x)
+    return Dense(self.num_classes, name="classifier")(x)
 
 
 def resnet18(

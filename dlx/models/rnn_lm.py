@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from dlx.models.gpt import sample_next  # the same temperature / top-k rules as GPT
 from dlx.nn import recurrent
+from dlx.nn.dense import Dense
 
 
 def as_variables(params):
@@ -51,7 +52,7 @@ class RNNLanguageModel(nn.Module):
       bias = self.param("output_bias", nn.initializers.zeros, (self.vocab_size,))
       logits = embed.attend(x) + bias
     else:
-      logits = nn.Dense(self.vocab_size, name="output")(x)
+      logits = Dense(self.vocab_size, name="output")(x)
     return (logits, carries) if return_carry else logits
 
 

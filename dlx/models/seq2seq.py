@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from dlx.models.rnn_lm import as_variables
 from dlx.nn import recurrent
+from dlx.nn.dense import Dense
 
 
 class Seq2Seq(nn.Module):
@@ -54,13 +55,13 @@ class Seq2Seq(nn.Module):
       f, self.cell_type, num_layers=self.num_layers, bidirectional=self.bidirectional_encoder
     )
     if self.bidirectional_encoder:
-      self.bridge_hidden = [nn.Dense(f) for _ in range(self.num_layers)]
+      self.bridge_hidden = [Dense(f) for _ in range(self.num_layers)]
       if self.cell_type == "lstm":
-        self.bridge_cell = [nn.Dense(f) for _ in range(self.num_layers)]
+        self.bridge_cell = [Dense(f) for _ in range(self.num_layers)]
     self.decoder_cells = [recurrent.make_cell(self.cell_type, f) for _ in range(self.num_layers)]
     self.attention_layer = recurrent.make_attention(self.attention, f)
-    self.combine = nn.Dense(f)  # W_c
-    self.output = nn.Dense(self.target_vocab)  # W_s
+    self.combine = Dense(f)  # W_c
+    self.output = Dense(self.target_vocab)  # W_s
 
   def _bridge(self, layer, carry, dtype):
     """Decoder initial carry of `layer` from the encoder's final carry; the products

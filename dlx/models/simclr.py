@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from dlx.nn import blocks
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 
 
 class ConvEncoder(nn.Module):
@@ -46,8 +47,8 @@ class ProjectionHead(nn.Module):
 
   @nn.compact
   def __call__(self, h, train: bool = False):
-    h = nn.relu(blocks.batch_norm(train)(nn.Dense(self.hidden, use_bias=False)(h)))
-    return nn.Dense(self.output)(h)
+    h = nn.relu(blocks.batch_norm(train)(Dense(self.hidden, use_bias=False)(h)))
+    return Dense(self.output)(h)
 
 
 class SimCLR(nn.Module):
@@ -101,4 +102,4 @@ class LinearProbe(nn.Module):
       h = nn.BatchNorm(
         use_running_average=not train, use_scale=False, use_bias=False, name="feature_norm"
       )(jax.lax.stop_gradient(h))
-    return nn.Dense(self.num_classes, name="head")(h)
+    return Dense(self.num_classes, name="head")(h)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 from dlx.nn.transformer import Encoder
 from dlx.nn.transformer import sinusoidal_positions
 from dlx.ops import audio
@@ -109,7 +110,7 @@ class SpeechClassifier(nn.Module):
         name=f"conv_{i}",
       )(x)
       x = nn.gelu(x)
-    x = nn.Dense(self.features, name="project")(x)
+    x = Dense(self.features, name="project")(x)
     x = x + sinusoidal_positions(x.shape[1], self.features).astype(x.dtype)
     x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
     x = Encoder(
@@ -125,4 +126,4 @@ class SpeechClassifier(nn.Module):
     self.sow("intermediates", "encoded", x)
     if not self.num_classes:  # the encoder alone, for a decoder (dlx/models/speech_seq2seq.py)
       return x
-    return nn.Dense(self.num_classes, name="head")(jnp.mean(x, axis=1))
+    return Dense(self.num_classes, name="head")(jnp.mean(x, axis=1))

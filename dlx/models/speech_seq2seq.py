@@ -23,6 +23,7 @@ from dlx.models.speech import SpeechClassifier
 from dlx.nn.attention import causal_mask
 from dlx.nn.attention import combine_masks
 from dlx.nn.attention import padding_mask
+from dlx.nn.dense import Dense
 from dlx.nn.transformer import Decoder
 from dlx.nn.transformer import TokenEmbedding
 from dlx.nn.transformer import sinusoidal_positions
@@ -97,7 +98,7 @@ class SpeechTranscriber(nn.Module):
       norm="pre",
       activation="gelu",
     )
-    self.output = nn.Dense(self.vocab_size)
+    self.output = Dense(self.vocab_size)
 
   def encode(self, audio, train: bool = False):
     """(B, samples) -> the encoded audio (B, steps, features)."""

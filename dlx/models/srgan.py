@@ -20,6 +20,7 @@ import math
 import flax.linen as nn
 
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 
 
 def pixel_shuffle(x, factor: int):
@@ -93,8 +94,8 @@ class Discriminator(nn.Module):
       h = nn.leaky_relu(FlaxConv(features, (3, 3))(h), 0.2)
       h = nn.leaky_relu(FlaxConv(features, (3, 3), strides=(2, 2))(h), 0.2)
     h = h.reshape((h.shape[0], -1))
-    h = nn.leaky_relu(nn.Dense(self.dense)(h), 0.2)
-    return nn.Dense(1)(h)[:, 0]
+    h = nn.leaky_relu(Dense(self.dense)(h), 0.2)
+    return Dense(1)(h)[:, 0]
 
 
 class Upscaler(nn.Module):

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from dlx.nn.attention import causal_mask
 from dlx.nn.attention import combine_masks
 from dlx.nn.attention import padding_mask
+from dlx.nn.dense import Dense
 from dlx.nn.transformer import Decoder
 from dlx.nn.transformer import Encoder
 from dlx.nn.transformer import TokenEmbedding
@@ -71,7 +72,7 @@ class Transformer(nn.Module):
     self.decoder = Decoder(
       self.num_layers, self.num_heads, self.features, self.hidden, self.dropout_rate, self.norm
     )
-    self.output = nn.Dense(target_vocab)
+    self.output = Dense(target_vocab)
 
   def _embed(self, embedding, tokens, train):
     length = tokens.shape[1]

@@ -19,6 +19,7 @@ from dlx import errors
 from dlx.nn import blocks
 from dlx.nn import conv
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 from dlx.nn.embeddings import sinusoidal_embedding
 
 UPSAMPLING = ("transpose", "resize")
@@ -36,7 +37,7 @@ class ResBlock(nn.Module):
     h = nn.silu(nn.GroupNorm(num_groups=self.num_groups)(x))
     h = FlaxConv(self.features, (3, 3))(h)
     # Per-channel shift from the time embedding, broadcast over H and W.
-    h = h + nn.Dense(self.features)(nn.silu(temb))[:, None, None, :]
+    h = h + Dense(self.features)(nn.silu(temb))[:, None, None, :]
     h = nn.silu(nn.GroupNorm(num_groups=self.num_groups)(h))
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     h = FlaxConv(self.features, (3, 3))(h)
@@ -68,8 +69,8 @@ class UNet(nn.Module):
   def __call__(self, x, t, train: bool = False):
     block = lambda c: ResBlock(c, self.num_groups, self.dropout_rate)
     temb = sinusoidal_embedding(t, self.time_dim).astype(x.dtype)  # x's dtype: bf16 products
-    temb = nn.Dense(self.time_dim)(temb)
-    temb = nn.Dense(self.time_dim)(nn.silu(temb))
+    temb = Dense(self.time_dim)(temb)
+    temb = Dense(self.time_dim)(nn.silu(temb))
 
     h = FlaxConv(self.channels[0], (3, 3))(x)
     skips = []

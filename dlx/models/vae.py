@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from dlx import errors
+from dlx.nn.dense import Dense
 
 
 class VAE(nn.Module):
@@ -27,12 +28,12 @@ class VAE(nn.Module):
   num_classes: int = 0  # > 0: conditional on a label in [0, num_classes)
 
   def setup(self):
-    self.encoder_layers = [nn.Dense(w) for w in self.hidden]
-    self.mean_layer = nn.Dense(self.latent_dim)
-    self.log_variance_layer = nn.Dense(self.latent_dim)
+    self.encoder_layers = [Dense(w) for w in self.hidden]
+    self.mean_layer = Dense(self.latent_dim)
+    self.log_variance_layer = Dense(self.latent_dim)
     # Decoder mirrors the encoder.
-    self.decoder_layers = [nn.Dense(w) for w in reversed(self.hidden)]
-    self.output_layer = nn.Dense(math.prod(self.output_shape))
+    self.decoder_layers = [Dense(w) for w in reversed(self.hidden)]
+    self.output_layer = Dense(math.prod(self.output_shape))
 
   def _condition(self, h, labels):
     """h with the labels' one-hot vectors appended (conditional models only)."""

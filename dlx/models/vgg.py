@@ -25,6 +25,7 @@ from dlx.nn.blocks import batch_norm
 from dlx.nn.blocks import conv_init
 from dlx.nn.blocks import require_nhwc
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 
 VGG11 = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 VGG13 = ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512))
@@ -82,11 +83,11 @@ class VGG(nn.Module):
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = adaptive_avg_pool(x, (self.pooled_size, self.pooled_size))
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(self.classifier_width, name="fc1")(x))
+    x = nn.relu(Dense(self.classifier_width, name="fc1")(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.relu(nn.Dense(self.classifier_width, name="fc2")(x))
+    x = nn.relu(Dense(self.classifier_width, name="fc2")(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, name="fc3")(x)
+    return Dense(self.num_classes, name="fc3")(x)
 
 
 def vgg11(num_classes: int = 1000, **kwargs):

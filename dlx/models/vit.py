@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 from dlx.nn.transformer import LAYER_NORM_EPSILON
 from dlx.nn.transformer import Encoder
 from dlx.nn.transformer import LearnedPositionalEmbedding
@@ -74,4 +75,4 @@ class ViT(nn.Module):
       name="encoder",
     )(x, train=train)
     self.sow("intermediates", "tokens", x)
-    return nn.Dense(self.num_classes, name="head")(x[:, 0])
+    return Dense(self.num_classes, name="head")(x[:, 0])

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from dlx import errors
 from dlx.nn import blocks
 from dlx.nn.conv import FlaxConv
+from dlx.nn.dense import Dense
 
 HEADS = ("conv", "dense")
 
@@ -168,10 +169,10 @@ class YOLOv1(nn.Module):
         name="predictions",
       )(x)
     x = x.reshape(x.shape[0], -1)
-    x = leaky_relu(nn.Dense(self.dense_features)(x), self.negative_slope)
+    x = leaky_relu(Dense(self.dense_features)(x), self.negative_slope)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     bias = output_bias_init(s, self.num_boxes, self.num_classes, self.init_box_size)
-    x = nn.Dense(
+    x = Dense(
       s * s * self.outputs_per_cell,
       kernel_init=nn.initializers.normal(0.01),
       bias_init=bias,

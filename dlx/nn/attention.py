@@ -30,6 +30,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dlx.kernels import matmul as kernels_matmul
+from dlx.nn.dense import Dense
+
 
 def causal_mask(length: int):
   """(length, length) mask: query i attends to keys j <= i."""
@@ -130,12 +133,16 @@ def scaled_dot_product_attention(
   # Heads before positions for both products: XLA:CPU's batched matmuls want their batch
   # axes leading (the forward ran 3.4x faster, 26 -> 7.6 ms for (32, 128, 4, 64) inputs;
   # forward + backward 41 -> 39 ms; benchmarks/README.md).
+  # Both products go through dlx.kernels.matmul: oneDNN's on its route (docs/cpu_kernels.md).
   query, key, value = (jnp.swapaxes(x, -2, -3) for x in (query, key, value))
-  scores = jnp.einsum("...hqd,...hkd->...hqk", query, key) / jnp.sqrt(
+  if query.shape[:-3] != key.shape[:-3]:  # e.g. one key set shared by a batch of queries
+    lead = jnp.broadcast_shapes(query.shape[:-3], key.shape[:-3])
+    query, key, value = (jnp.broadcast_to(x, lead + x.shape[-3:]) for x in (query, key, value))
+  scores = kernels_matmul.matmul(query, key, transpose_b=True) / jnp.sqrt(
     jnp.asarray(depth, query.dtype)
   )
   weights, used = _attention_weights(scores, mask, dropout_rng, dropout_rate)
-  out = jnp.swapaxes(jnp.einsum("...hqk,...hkd->...hqd", used, value), -2, -3)
+  out = jnp.swapaxes(kernels_matmul.matmul(used, value), -2, -3)
   return (out, weights) if return_weights else out
 
 
@@ -303,7 +310,7 @@ class MultiHeadAttention(nn.Module):
     elif self.attention_window is not None:
       raise ValueError("attention_window is for self-attention only.")
     head_dim = self.qkv_features // self.num_heads
-    dense = lambda n, name: nn.Dense(
+    dense = lambda n, name: Dense(
       n, use_bias=self.use_bias, kernel_init=self.kernel_init, name=name
     )
     split = lambda x: x.reshape(x.shape[:-1] + (self.num_heads, head_dim))

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dlx import errors
+from dlx.nn.dense import Dense
 
 LAYERS = ("gcn", "gin")
 READOUTS = ("sum", "mean", "max")
@@ -67,7 +68,7 @@ class GCNLayer(nn.Module):
   @nn.compact
   def __call__(self, h, adjacency, node_mask):
     _check(h, adjacency, node_mask)
-    h = nn.Dense(self.features, use_bias=False)(h)
+    h = Dense(self.features, use_bias=False)(h)
     h = jnp.einsum("bij,bjf->bif", normalized_adjacency(adjacency, node_mask).astype(h.dtype), h)
     if self.use_bias:
       h = h + self.param("bias", nn.initializers.zeros, (self.features,)).astype(h.dtype)
@@ -99,8 +100,8 @@ class GINLayer(nn.Module):
       "bij,bjf->bif", masked_adjacency(adjacency, node_mask).astype(h.dtype), h
     )
     h = (1.0 + jnp.asarray(eps, h.dtype)) * h + neighbours
-    h = nn.relu(nn.Dense(self.hidden or self.features)(h))
-    return nn.Dense(self.features)(h) * mask
+    h = nn.relu(Dense(self.hidden or self.features)(h))
+    return Dense(self.features)(h) * mask
 
 
 def readout(h, node_mask, kind: str = "sum"):

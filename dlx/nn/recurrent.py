@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dlx.nn.dense import Dense
+
 Array = jax.Array
 
 CELL_TYPES = ("rnn", "lstm", "gru")
@@ -42,7 +44,7 @@ class SimpleRNNCell(nn.RNNCellBase):
   def __call__(self, carry, x):
     # The product in the input's dtype (bf16 in mixed precision); the carry keeps its own.
     h = carry.astype(x.dtype)
-    h = self.activation(nn.Dense(self.features, name="hidden")(jnp.concatenate([h, x], -1)))
+    h = self.activation(Dense(self.features, name="hidden")(jnp.concatenate([h, x], -1)))
     return h.astype(carry.dtype), h
 
   @nn.nowrap
@@ -81,10 +83,10 @@ class LSTMCell(nn.RNNCellBase):
     # Gates in the input's dtype (bf16 in mixed precision); the carry keeps its own.
     hx = jnp.concatenate([h.astype(x.dtype), x], -1)
     forget_bias_init = nn.initializers.constant(self.forget_bias)
-    f = nn.sigmoid(nn.Dense(self.features, bias_init=forget_bias_init, name="forget")(hx))
-    i = nn.sigmoid(nn.Dense(self.features, name="input")(hx))
-    c_tilde = jnp.tanh(nn.Dense(self.features, name="candidate")(hx))
-    o = nn.sigmoid(nn.Dense(self.features, name="output")(hx))
+    f = nn.sigmoid(Dense(self.features, bias_init=forget_bias_init, name="forget")(hx))
+    i = nn.sigmoid(Dense(self.features, name="input")(hx))
+    c_tilde = jnp.tanh(Dense(self.features, name="candidate")(hx))
+    o = nn.sigmoid(Dense(self.features, name="output")(hx))
     c = (f * c + i * c_tilde).astype(c.dtype)
     h_new = o * jnp.tanh(c)
     return (c, h_new.astype(h.dtype)), h_new.astype(x.dtype)
@@ -123,15 +125,15 @@ class GRUCell(nn.RNNCellBase):
   def __call__(self, carry, x):
     h = carry.astype(x.dtype)  # gates in the input's dtype (bf16 in mixed precision)
     hx = jnp.concatenate([h, x], -1)
-    z = nn.sigmoid(nn.Dense(self.features, name="update")(hx))
-    r = nn.sigmoid(nn.Dense(self.features, name="reset")(hx))
+    z = nn.sigmoid(Dense(self.features, name="update")(hx))
+    r = nn.sigmoid(Dense(self.features, name="reset")(hx))
     if self.reset_after:
       h_tilde = jnp.tanh(
-        nn.Dense(self.features, name="candidate_input")(x)
-        + r * nn.Dense(self.features, name="candidate_hidden")(h)
+        Dense(self.features, name="candidate_input")(x)
+        + r * Dense(self.features, name="candidate_hidden")(h)
       )
     else:
-      h_tilde = jnp.tanh(nn.Dense(self.features, name="candidate")(jnp.concatenate([r * h, x], -1)))
+      h_tilde = jnp.tanh(Dense(self.features, name="candidate")(jnp.concatenate([r * h, x], -1)))
     h = (1.0 - z) * carry + z * h_tilde
     return h.astype(carry.dtype), h.astype(x.dtype)
 
@@ -231,9 +233,9 @@ class BahdanauAttention(nn.Module):
   features: int
 
   def setup(self):
-    self.query_dense = nn.Dense(self.features, use_bias=False)  # W1
-    self.memory_dense = nn.Dense(self.features, use_bias=False)  # W2
-    self.score_dense = nn.Dense(1, use_bias=False)  # v
+    self.query_dense = Dense(self.features, use_bias=False)  # W1
+    self.memory_dense = Dense(self.features, use_bias=False)  # W2
+    self.score_dense = Dense(1, use_bias=False)  # v
 
   def project_memory(self, memory):
     return self.memory_dense(memory)
@@ -254,7 +256,7 @@ class LuongAttention(nn.Module):
   features: int
 
   def setup(self):
-    self.memory_dense = nn.Dense(self.features, use_bias=False)  # W
+    self.memory_dense = Dense(self.features, use_bias=False)  # W
 
   def project_memory(self, memory):
     return self.memory_dense(memory)

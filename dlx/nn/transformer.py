@@ -27,14 +27,17 @@ from typing import ClassVar, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dlx.kernels import gelu as kernels_gelu
 from dlx.nn.attention import MultiHeadAttention
+from dlx.nn.dense import Dense
 from dlx.nn.embeddings import sinusoidal_embedding
 
 LAYER_NORM_EPSILON = 1e-5
 ACTIVATIONS = {
   "relu": nn.relu,
-  "gelu": nn.gelu,
-  "gelu_exact": functools.partial(nn.gelu, approximate=False),
+  # nn.gelu's function, through dlx.kernels.gelu: oneDNN's on its route (docs/cpu_kernels.md).
+  "gelu": kernels_gelu.gelu,
+  "gelu_exact": functools.partial(kernels_gelu.gelu, approximate=False),
   "quick_gelu": lambda x: x * nn.sigmoid(1.702 * x),
 }
 
@@ -122,10 +125,10 @@ class FeedForward(nn.Module):
     if self.activation not in ACTIVATIONS:
       raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
     features = x.shape[-1]
-    x = nn.Dense(self.hidden, name="hidden")(x)
+    x = Dense(self.hidden, name="hidden")(x)
     x = ACTIVATIONS[self.activation](x)
     x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-    return nn.Dense(features, name="output")(x)
+    return Dense(features, name="output")(x)
 
 
 def _sublayer(

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 
 from dlx.kernels import route
+from dlx.models import gpt
 from dlx.models import lenet
 from dlx.nn import blocks
 from dlx.nn import conv
@@ -86,3 +87,40 @@ def test_dlx_depthwise_kernel_takes_onednn_on_its_route(extension):
     grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, kernel)
   for ours, theirs in zip(grads, expected):
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(theirs))))
+
+
+def _gpt_losses(model, tokens):
+  """The next-token loss before each of STEPS Adam steps, traced on the route in force."""
+  params = model.init(jax.random.PRNGKey(0), tokens[:1, :-1])["params"]
+  optimizer = optax.adamw(3e-3)
+
+  @jax.jit
+  def step(params, opt_state):
+    def loss_fn(params):
+      logits = model.apply({"params": params}, tokens[:, :-1], train=True)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  opt_state, losses = optimizer.init(params), []
+  for _ in range(STEPS):
+    params, opt_state, loss = step(params, opt_state)
+    losses.append(float(loss))
+  return np.array(losses)
+
+
+def test_gpt_trains_as_with_xla(extension):
+  """Dense layers and attention's products on oneDNN (dlx/kernels/matmul.py)."""
+  model = gpt.GPT(vocab_size=30, max_length=16, num_layers=2, num_heads=4, features=32)
+  tokens = jax.random.randint(jax.random.PRNGKey(3), (6, 17), 0, 30)
+  xla = _gpt_losses(model, tokens)
+  with route.use("onednn"):
+    traced = jax.make_jaxpr(lambda p: model.apply(p, tokens[:, :-1]))(
+      model.init(jax.random.PRNGKey(0), tokens[:1, :-1])
+    )
+    assert "dlx_onednn_matmul" in str(traced)
+    ours = _gpt_losses(model, tokens)
+  assert xla[-1] < xla[0]  # it trains
+  np.testing.assert_allclose(ours, xla, rtol=1e-5, atol=1e-5)

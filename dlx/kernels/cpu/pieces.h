@@ -1,0 +1,56 @@
+// Work cut into pieces and run on XLA's intra-op thread pool and the calling thread
+// (docs/cpu_kernels.md): no OpenMP team beside XLA's threads, so the cores are not
+// oversubscribed. Pieces go to whichever thread comes first; the caller takes them too,
+// so it never waits on a piece still queued behind other work, and two handlers that cut
+// their work at once cannot deadlock.
+#ifndef DLX_KERNELS_CPU_PIECES_H_
+#define DLX_KERNELS_CPU_PIECES_H_
+
+#include <omp.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace dlx {
+
+// Calls piece(i) once for each i in [0, pieces) and returns when all have returned. Each
+// piece runs with one OpenMP thread, so the oneDNN calls inside start no team.
+template <typename Fn>
+void RunPieces(xla::ffi::ThreadPool& pool, int64_t pieces, Fn piece) {
+  struct State {
+    explicit State(Fn fn, int64_t n) : fn(std::move(fn)), pieces(n) {}
+    Fn fn;
+    int64_t pieces;
+    std::atomic<int64_t> next{0}, done{0};
+
+    void Work() {
+      for (int64_t i; (i = next.fetch_add(1)) < pieces;) {
+        if (omp_get_max_threads() != 1) omp_set_num_threads(1);
+        fn(i);
+        done.fetch_add(1, std::memory_order_release);
+      }
+    }
+  };
+  auto state = std::make_shared<State>(std::move(piece), pieces);
+  for (int64_t i = 1; i < pieces; ++i) pool.Schedule([state] { state->Work(); });
+  state->Work();
+  while (state->done.load(std::memory_order_acquire) < pieces) std::this_thread::yield();
+}
+
+// [begin, end) of piece i when `length` items are cut into `pieces`, edges on multiples
+// of `align` (16 floats: one AVX-512 vector).
+inline void PieceRange(int64_t length, int64_t pieces, int64_t i, int64_t align, int64_t* begin,
+                       int64_t* end) {
+  int64_t step = (length + pieces - 1) / pieces;
+  step = (step + align - 1) / align * align;
+  *begin = std::min(length, i * step);
+  *end = std::min(length, *begin + step);
+}
+
+}  // namespace dlx
+
+#endif  // DLX_KERNELS_CPU_PIECES_H_
