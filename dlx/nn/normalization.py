@@ -1,7 +1,10 @@
-"""Local response normalization (Krizhevsky, Sutskever and Hinton, 2012)."""
+"""Local response normalization (Krizhevsky, Sutskever and Hinton, 2012), and a layer
+norm with flax's parameters computed by dlx.kernels (oneDNN on its route)."""
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from dlx.kernels import layer_norm as kernels_layer_norm
 
 
 def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
@@ -55,3 +58,19 @@ class LocalResponseNorm(nn.Module):
 
   def __call__(self, x):
     return local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+
+class LayerNorm(nn.Module):
+  """flax's nn.LayerNorm over the last axis with a scale and a bias (the same parameters,
+  names and initialisers: checkpoints move between the two), computed by
+  dlx.kernels.layer_norm: oneDNN on the `--config.cpu_kernels` route, XLA otherwise. The
+  Transformer layers build it on the oneDNN route (dlx.nn.transformer)."""
+
+  epsilon: float = 1e-6
+
+  @nn.compact
+  def __call__(self, x):
+    features = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+    return kernels_layer_norm.layer_norm(x, scale, bias, self.epsilon)

@@ -28,6 +28,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dlx.kernels import gelu as kernels_gelu
+from dlx.kernels import route as kernels_route
+from dlx.nn import normalization
 from dlx.nn.attention import MultiHeadAttention
 from dlx.nn.dense import Dense
 from dlx.nn.embeddings import sinusoidal_embedding
@@ -43,6 +45,9 @@ ACTIVATIONS = {
 
 
 def _layer_norm(name, epsilon: float = LAYER_NORM_EPSILON):
+  # oneDNN's layer norm on its route (the same parameters as flax's; docs/cpu_kernels.md).
+  if kernels_route.current() == "onednn":
+    return normalization.LayerNorm(epsilon=epsilon, name=name)
   return nn.LayerNorm(epsilon=epsilon, name=name)
 
 
