@@ -599,7 +599,8 @@ def _log_convolution_route(config):
   if kernels_route.current() == "onednn":
     threads = onednn.default_threads()
     logging.info(
-      "convolutions, matrix products, GELU, layer norm: oneDNN %s (dlx extension, %d threads)",
+      "convolutions, matrix products, GELU, layer norm, softmax: oneDNN %s "
+      "(dlx extension, %d threads)",
       onednn.version(),
       threads,
     )
@@ -607,7 +608,7 @@ def _log_convolution_route(config):
   if setting == "auto" and backend == "cpu" and onednn.missing():
     logging.info("dlx's oneDNN extension is %s; XLA's kernels are used", onednn.missing())
   logging.info(
-    "convolutions, matrix products, GELU, layer norm: XLA's "
+    "convolutions, matrix products, GELU, layer norm, softmax: XLA's "
     "(--config.cpu_kernels=%s, %s, %d devices)",
     setting,
     backend,

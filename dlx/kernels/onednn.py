@@ -1,6 +1,6 @@
 """Builds and loads dlx's oneDNN extension (cpu/onednn_conv.cc: convolutions,
 cpu/onednn_matmul.cc: matrix products, cpu/onednn_gelu.cc: GELU, cpu/onednn_layer_norm.cc:
-layer normalization; docs/cpu_kernels.md).
+layer normalization, cpu/onednn_softmax.cc: softmax; docs/cpu_kernels.md).
 
 oneDNN comes from Debian's `libdnnl-dev` (2.6.3, a plain CPU build on OpenMP); `./launch.sh`
 installs it when it runs as root, then builds. By hand:
@@ -24,7 +24,13 @@ import tempfile
 
 SOURCES = tuple(
   pathlib.Path(__file__).parent / "cpu" / name
-  for name in ("onednn_conv.cc", "onednn_matmul.cc", "onednn_gelu.cc", "onednn_layer_norm.cc")
+  for name in (
+    "onednn_conv.cc",
+    "onednn_matmul.cc",
+    "onednn_gelu.cc",
+    "onednn_layer_norm.cc",
+    "onednn_softmax.cc",
+  )
 )
 HEADERS = (pathlib.Path(__file__).parent / "cpu" / "pieces.h",)  # included by the sources
 HEADER = "oneapi/dnnl/dnnl.hpp"
@@ -40,6 +46,8 @@ TARGETS = {
   "dlx_onednn_gelu_backward": "DlxOnednnGeluBackward",
   "dlx_onednn_layer_norm_forward": "DlxOnednnLayerNormForward",
   "dlx_onednn_layer_norm_backward": "DlxOnednnLayerNormBackward",
+  "dlx_onednn_softmax_forward": "DlxOnednnSoftmaxForward",
+  "dlx_onednn_softmax_backward": "DlxOnednnSoftmaxBackward",
 }
 _FLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-w")
 
@@ -157,6 +165,7 @@ def set_threads(threads: int, library=None):
   library.DlxOnednnMatmulSetThreads(int(threads))
   library.DlxOnednnGeluSetThreads(int(threads))
   library.DlxOnednnLayerNormSetThreads(int(threads))
+  library.DlxOnednnSoftmaxSetThreads(int(threads))
 
 
 def supports_bfloat16() -> bool:

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from dlx.kernels import matmul as kernels_matmul
+from dlx.kernels import softmax as kernels_softmax
 from dlx.nn.dense import Dense
 
 
@@ -90,7 +91,8 @@ def _attention_weights(scores, mask, dropout_rng, dropout_rate):
   NaN), then inverted dropout when `dropout_rng` is given."""
   if mask is not None:
     scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
-  weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(scores.dtype)
+  # dlx.kernels.softmax: oneDNN's on its route (docs/cpu_kernels.md), else jax.nn.softmax.
+  weights = kernels_softmax.softmax(scores.astype(jnp.float32)).astype(scores.dtype)
   if mask is not None:
     weights = jnp.where(mask, weights, 0.0)
   used = weights

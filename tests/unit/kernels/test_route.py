@@ -96,4 +96,4 @@ def test_the_command_line_flag_runs_onednn(tmp_path, extension):
   done = subprocess.run(command, capture_output=True, text=True, env=conftest.subprocess_env())
   assert done.returncode == 0, done.stderr[-2000:]
   assert json.loads((tmp_path / "results.json").read_text())["cpu_kernels"] == "onednn"
-  assert done.stderr.count("convolutions, matrix products, GELU, layer norm: oneDNN") == 1
+  assert done.stderr.count("convolutions, matrix products, GELU, layer norm, softmax: oneDNN") == 1
