@@ -162,10 +162,7 @@ def default_threads() -> int:
 def set_threads(threads: int, library=None):
   library = library or load()
   library.DlxOnednnSetThreads(int(threads))
-  library.DlxOnednnMatmulSetThreads(int(threads))
-  library.DlxOnednnGeluSetThreads(int(threads))
-  library.DlxOnednnLayerNormSetThreads(int(threads))
-  library.DlxOnednnSoftmaxSetThreads(int(threads))
+  library.DlxOnednnSetPoolThreads(int(threads))
 
 
 def supports_bfloat16() -> bool:

@@ -20,14 +20,8 @@ using dnnl::memory;
 
 namespace {
 
-std::atomic<int> num_threads{0};
 // Below this many elements the whole array is one piece.
 constexpr int64_t kSerialElements = 1 << 15;
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 // The forward or backward primitive for `length` elements, built once and kept.
 dnnl::primitive& Primitive(bool backward, bool approximate, int64_t length) {
@@ -38,7 +32,7 @@ dnnl::primitive& Primitive(bool backward, bool approximate, int64_t length) {
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
-  auto& eng = Engine();
+  auto& eng = dlx::Engine();
   memory::desc md({length}, memory::data_type::f32, memory::format_tag::x);
   auto algo = approximate ? dnnl::algorithm::eltwise_gelu_tanh : dnnl::algorithm::eltwise_gelu_erf;
   dnnl::eltwise_forward::primitive_desc fwd(
@@ -55,8 +49,8 @@ dnnl::primitive& Primitive(bool backward, bool approximate, int64_t length) {
 
 // y = gelu(x[i0:i1]), or dx = dy * gelu'(x) when `dy` is given; false when oneDNN fails.
 bool Span(const float* x, const float* dy, float* out, int64_t i0, int64_t i1, bool approximate) {
-  auto& eng = Engine();
-  thread_local dnnl::stream stream(eng);
+  auto& eng = dlx::Engine();
+  auto& stream = dlx::Stream();
   memory::desc md({i1 - i0}, memory::data_type::f32, memory::format_tag::x);
   memory src(md, eng, const_cast<float*>(x + i0)), dst(md, eng, out + i0);
   try {
@@ -78,9 +72,7 @@ bool Span(const float* x, const float* dy, float* out, int64_t i0, int64_t i1, b
 ffi::Error Run(ffi::ThreadPool& pool, const float* x, const float* dy, float* out, int64_t length,
                bool approximate) {
   if (length == 0) return ffi::Error::Success();
-  int64_t threads = num_threads.load();
-  if (threads < 1) threads = std::max<int64_t>(1, pool.num_threads());
-  int64_t pieces = length < kSerialElements ? 1 : threads;
+  int64_t pieces = length < kSerialElements ? 1 : dlx::Threads(pool);
   std::atomic<bool> failed{false};
   dlx::RunPieces(pool, pieces, [&, pieces](int64_t i) {
     int64_t i0, i1;
@@ -121,4 +113,3 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(DlxOnednnGeluBackward, Backward,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<bool>("approximate"));
 
-extern "C" void DlxOnednnGeluSetThreads(int threads) { num_threads.store(threads); }

@@ -21,15 +21,9 @@ using dnnl::memory;
 
 namespace {
 
-std::atomic<int> num_threads{0};
 // Below this many elements the whole array is one piece.
 constexpr int64_t kSerialElements = 1 << 15;
 const auto kFlags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 memory::desc Data(int64_t rows, int64_t c) {
   return memory::desc({rows, c}, memory::data_type::f32, memory::format_tag::ab);
@@ -48,7 +42,7 @@ dnnl::primitive& Primitive(bool backward, int64_t rows, int64_t c, float epsilon
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
-  auto& eng = Engine();
+  auto& eng = dlx::Engine();
   dnnl::layer_normalization_forward::primitive_desc fwd(
       {dnnl::prop_kind::forward_training, Data(rows, c), Vector(rows), epsilon, kFlags}, eng);
   std::unique_ptr<dnnl::primitive> p;
@@ -64,9 +58,7 @@ dnnl::primitive& Primitive(bool backward, int64_t rows, int64_t c, float epsilon
 }
 
 int64_t Pieces(ffi::ThreadPool& pool, int64_t rows, int64_t c) {
-  int64_t threads = num_threads.load();
-  if (threads < 1) threads = std::max<int64_t>(1, pool.num_threads());
-  return rows * c < kSerialElements ? 1 : std::min(threads, rows);
+  return rows * c < kSerialElements ? 1 : std::min(dlx::Threads(pool), rows);
 }
 
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
@@ -85,8 +77,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     int64_t r0, r1;
     dlx::PieceRange(rows, pieces, i, 1, &r0, &r1);
     if (r0 >= r1) return;
-    auto& eng = Engine();
-    thread_local dnnl::stream stream(eng);
+    auto& eng = dlx::Engine();
+    auto& stream = dlx::Stream();
     int64_t n = r1 - r0;
     try {
       Primitive(false, n, c, epsilon)
@@ -128,8 +120,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     int64_t r0, r1;
     dlx::PieceRange(rows, pieces, i, 1, &r0, &r1);
     if (r0 >= r1) return;
-    auto& eng = Engine();
-    thread_local dnnl::stream stream(eng);
+    auto& eng = dlx::Engine();
+    auto& stream = dlx::Stream();
     int64_t n = r1 - r0;
     float* sums = partial.data() + i * 2 * c;
     try {
@@ -186,4 +178,3 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(DlxOnednnLayerNormBackward, Backward,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<float>("epsilon"));
 
-extern "C" void DlxOnednnLayerNormSetThreads(int threads) { num_threads.store(threads); }

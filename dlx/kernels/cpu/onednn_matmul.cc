@@ -23,7 +23,6 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-std::atomic<int> num_threads{0};
 // Below this many floating-point operations a product runs in one piece.
 constexpr double kSerialFlops = 1 << 22;
 
@@ -91,8 +90,7 @@ ffi::Error Matmul(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi
   job.gemm = Gemm{transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, da[r + 1],
                    db[r + 1], n, a.typed_data(), b.typed_data(), c->typed_data()};
   job.a_size = m * k, job.b_size = k * n, job.c_size = m * n;
-  int64_t threads = num_threads.load();
-  if (threads < 1) threads = std::max<int64_t>(1, pool.num_threads());
+  int64_t threads = dlx::Threads(pool);
   job.by_groups = groups >= threads;
   job.by_rows = m >= n;
   job.length = job.by_groups ? groups : std::max(m, n);
@@ -115,4 +113,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(DlxOnednnMatmul, Matmul,
                                   .Attr<bool>("transpose_a")
                                   .Attr<bool>("transpose_b"));
 
-extern "C" void DlxOnednnMatmulSetThreads(int threads) { num_threads.store(threads); }
+// The pieces every pool-run handler (matmul, GELU, layer norm, softmax) cuts its work into.
+extern "C" void DlxOnednnSetPoolThreads(int threads) { dlx::PoolThreads().store(threads); }

@@ -19,14 +19,8 @@ using dnnl::memory;
 
 namespace {
 
-std::atomic<int> num_threads{0};
 // Below this many elements the whole array is one piece.
 constexpr int64_t kSerialElements = 1 << 15;
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 memory::desc Data(int64_t rows, int64_t n) {
   return memory::desc({rows, n}, memory::data_type::f32, memory::format_tag::ab);
@@ -40,7 +34,7 @@ dnnl::primitive& Primitive(bool backward, int64_t rows, int64_t n) {
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
-  auto& eng = Engine();
+  auto& eng = dlx::Engine();
   dnnl::softmax_forward::primitive_desc fwd({dnnl::prop_kind::forward_training, Data(rows, n), 1},
                                             eng);
   std::unique_ptr<dnnl::primitive> p;
@@ -61,17 +55,15 @@ ffi::Error Run(ffi::ThreadPool& pool, bool backward, const ffi::Buffer<ffi::F32>
   int64_t n = dims[dims.size() - 1], total = a.element_count();
   if (n == 0 || total == 0) return ffi::Error::Success();
   int64_t rows = total / n;
-  int64_t threads = num_threads.load();
-  if (threads < 1) threads = std::max<int64_t>(1, pool.num_threads());
-  int64_t pieces = total < kSerialElements ? 1 : std::min(threads, rows);
+  int64_t pieces = total < kSerialElements ? 1 : std::min(dlx::Threads(pool), rows);
   std::atomic<bool> failed{false};
   const float* in = a.typed_data();
   dlx::RunPieces(pool, pieces, [&, pieces](int64_t i) {
     int64_t r0, r1;
     dlx::PieceRange(rows, pieces, i, 1, &r0, &r1);
     if (r0 >= r1) return;
-    auto& eng = Engine();
-    thread_local dnnl::stream stream(eng);
+    auto& eng = dlx::Engine();
+    auto& stream = dlx::Stream();
     auto md = Data(r1 - r0, n);
     memory src(md, eng, const_cast<float*>(in + r0 * n)), dst(md, eng, out + r0 * n);
     try {
@@ -118,4 +110,3 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(DlxOnednnSoftmaxBackward, Backward,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
-extern "C" void DlxOnednnSoftmaxSetThreads(int threads) { num_threads.store(threads); }

@@ -1,5 +1,5 @@
-// Work cut into pieces and run on XLA's intra-op thread pool and the calling thread
-// (docs/cpu_kernels.md): no OpenMP team beside XLA's threads, so the cores are not
+// Work cut into pieces and run on XLA's intra-op thread pool and the calling thread, and
+// the oneDNN engine the handlers doing so share (docs/cpu_kernels.md): no OpenMP team beside XLA's threads, so the cores are not
 // oversubscribed. Pieces go to whichever thread comes first; the caller takes them too,
 // so it never waits on a piece still queued behind other work, and two handlers that cut
 // their work at once cannot deadlock.
@@ -8,14 +8,39 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <thread>
 
+#include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
 
 namespace dlx {
+
+// The CPU engine, and one stream per thread, that the pool-run handlers share.
+inline dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+inline dnnl::stream& Stream() {
+  thread_local dnnl::stream stream(Engine());
+  return stream;
+}
+
+// The threads a call cuts its work for: set from Python (DlxOnednnSetPoolThreads, the
+// cores this process may use); 0 = the size of XLA's pool.
+inline std::atomic<int>& PoolThreads() {
+  static std::atomic<int> threads{0};
+  return threads;
+}
+
+inline int64_t Threads(xla::ffi::ThreadPool& pool) {
+  int64_t threads = PoolThreads().load();
+  return threads >= 1 ? threads : std::max<int64_t>(1, pool.num_threads());
+}
 
 // Calls piece(i) once for each i in [0, pieces) and returns when all have returned. Each
 // piece runs with one OpenMP thread, so the oneDNN calls inside start no team.
