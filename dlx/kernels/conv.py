@@ -18,14 +18,13 @@ import functools
 
 import jax
 from jax import lax
-from jax.extend import core as jex_core
 from jax.interpreters import ad
 from jax.interpreters import batching
-from jax.interpreters import mlir
 import jax.numpy as jnp
 import numpy as np
 
 from dlx.kernels import onednn
+from dlx.kernels import primitive
 from dlx.kernels import route
 
 
@@ -197,22 +196,15 @@ def _unbroadcast(value, aval):
   return jnp.sum(value, axis=axes, keepdims=True) if axes else value
 
 
-def _define(name, target):
-  primitive = jex_core.Primitive(name)
-  primitive.def_impl(
-    lambda *args, **params: jax.jit(functools.partial(primitive.bind, **params))(*args)
-  )
-  primitive.def_abstract_eval(_abstract)
-  mlir.register_lowering(primitive, _lowering(target), platform="cpu")
-  batching.primitive_batchers[primitive] = _batch(primitive)
-  return primitive
+def _define(name):
+  prim = primitive.define(name, _abstract, lowering=_lowering(name))
+  batching.primitive_batchers[prim] = _batch(prim)
+  return prim
 
 
-_forward_p = _define("dlx_onednn_conv_forward", "dlx_onednn_conv_forward")
-_backward_data_p = _define("dlx_onednn_conv_backward_data", "dlx_onednn_conv_backward_data")
-_backward_weights_p = _define(
-  "dlx_onednn_conv_backward_weights", "dlx_onednn_conv_backward_weights"
-)
+_forward_p = _define("dlx_onednn_conv_forward")
+_backward_data_p = _define("dlx_onednn_conv_backward_data")
+_backward_weights_p = _define("dlx_onednn_conv_backward_weights")
 
 
 def _trailing(aval):

@@ -12,12 +12,11 @@ Both are element-wise, so vmap maps them as they are.
 import functools
 
 import jax
-from jax.extend import core as jex_core
 from jax.interpreters import ad
 from jax.interpreters import batching
-from jax.interpreters import mlir
 import jax.numpy as jnp
 
+from dlx.kernels import primitive
 from dlx.kernels import route
 
 
@@ -58,19 +57,10 @@ def _gelu_grad_transpose(ct, x, dy, *, approximate):
   return None, _gelu_grad_p.bind(x, ct, approximate=approximate)
 
 
-def _define(name, abstract):
-  primitive = jex_core.Primitive(name)
-  primitive.def_impl(
-    lambda *args, **params: jax.jit(functools.partial(primitive.bind, **params))(*args)
-  )
-  primitive.def_abstract_eval(abstract)
-  rule = jax.ffi.ffi_lowering(name)
-  mlir.register_lowering(primitive, rule, platform="cpu")
-  return primitive
-
-
-_gelu_p = _define("dlx_onednn_gelu_forward", lambda x, **_: jax.core.ShapedArray(x.shape, x.dtype))
-_gelu_grad_p = _define(
+_gelu_p = primitive.define(
+  "dlx_onednn_gelu_forward", lambda x, **_: jax.core.ShapedArray(x.shape, x.dtype)
+)
+_gelu_grad_p = primitive.define(
   "dlx_onednn_gelu_backward", lambda x, dy, **_: jax.core.ShapedArray(x.shape, x.dtype)
 )
 ad.primitive_jvps[_gelu_p] = _gelu_jvp

@@ -18,13 +18,13 @@ other batched cases take XLA's formulas.
 import functools
 
 import jax
-from jax.extend import core as jex_core
 from jax.interpreters import ad
 from jax.interpreters import batching
 from jax.interpreters import mlir
 import jax.numpy as jnp
 import numpy as np
 
+from dlx.kernels import primitive
 from dlx.kernels import route
 
 
@@ -129,46 +129,35 @@ def _forward_batch(args, dims, *, epsilon):
   return (y.reshape(x.shape), mean.reshape(x.shape[:2]), var.reshape(x.shape[:2])), (0, 0, 0)
 
 
-def _primitive(name, abstract, multiple_results, ffi_target=None, formula=None):
-  primitive = jex_core.Primitive(name)
-  primitive.multiple_results = multiple_results
-  primitive.def_impl(
-    lambda *args, **params: jax.jit(functools.partial(primitive.bind, **params))(*args)
-  )
-  primitive.def_abstract_eval(abstract)
-  if ffi_target is None:
-    lowering = mlir.lower_fun(formula, multiple_results=multiple_results)
-  else:
-    rule = jax.ffi.ffi_lowering(ffi_target)
+def _ffi_lowering(name):
+  rule = jax.ffi.ffi_lowering(name)
 
-    def lowering(ctx, *args, epsilon):
-      return rule(ctx, *args, epsilon=np.float32(epsilon))
+  def lowering(ctx, *args, epsilon):
+    return rule(ctx, *args, epsilon=np.float32(epsilon))  # the handler's float attribute
 
-  mlir.register_lowering(primitive, lowering, platform="cpu")
-  return primitive
+  return lowering
 
 
 def _shaped(*arrays):
   return [jax.core.ShapedArray(a.shape, a.dtype) for a in arrays]
 
 
-_forward_p = _primitive(
+_forward_p = primitive.define(
   "dlx_onednn_layer_norm_forward",
   lambda x, scale, bias, **_: _shaped(x, x.update(shape=x.shape[:1]), x.update(shape=x.shape[:1])),
-  True,
-  ffi_target="dlx_onednn_layer_norm_forward",
+  lowering=_ffi_lowering("dlx_onednn_layer_norm_forward"),
+  multiple_results=True,
 )
-_tangent_p = _primitive(
+_tangent_p = primitive.define(
   "dlx_layer_norm_tangent",
-  lambda x, *_, **__: jax.core.ShapedArray(x.shape, x.dtype),
-  False,
-  formula=_tangent_formula,
+  primitive.like_first,
+  lowering=mlir.lower_fun(_tangent_formula, multiple_results=False),
 )
-_backward_p = _primitive(
+_backward_p = primitive.define(
   "dlx_onednn_layer_norm_backward",
   lambda x, mean, var, scale, dy, **_: _shaped(x, scale, scale),
-  True,
-  ffi_target="dlx_onednn_layer_norm_backward",
+  lowering=_ffi_lowering("dlx_onednn_layer_norm_backward"),
+  multiple_results=True,
 )
 
 ad.primitive_jvps[_forward_p] = _forward_jvp

@@ -18,12 +18,11 @@ import functools
 
 import jax
 from jax import lax
-from jax.extend import core as jex_core
 from jax.interpreters import ad
 from jax.interpreters import batching
-from jax.interpreters import mlir
 import jax.numpy as jnp
 
+from dlx.kernels import primitive
 from dlx.kernels import route
 
 
@@ -127,11 +126,6 @@ def _transpose_b(g, a, b, *, transpose_a, transpose_b):
   return _matmul_p.bind(a, g, transpose_a=not transpose_a, transpose_b=False)
 
 
-_matmul_p = jex_core.Primitive("dlx_onednn_matmul")
-_matmul_p.def_impl(
-  lambda *args, **params: jax.jit(functools.partial(_matmul_p.bind, **params))(*args)
-)
-_matmul_p.def_abstract_eval(_abstract)
-mlir.register_lowering(_matmul_p, jax.ffi.ffi_lowering("dlx_onednn_matmul"), platform="cpu")
+_matmul_p = primitive.define("dlx_onednn_matmul", _abstract)
 batching.primitive_batchers[_matmul_p] = _batch
 ad.defbilinear(_matmul_p, _transpose_a, _transpose_b)

@@ -33,6 +33,7 @@ SOURCES = tuple(
   )
 )
 HEADERS = (pathlib.Path(__file__).parent / "cpu" / "pieces.h",)  # included by the sources
+FILES = SOURCES + HEADERS
 HEADER = "oneapi/dnnl/dnnl.hpp"
 INCLUDE_DIRS = ("/usr/include", "/usr/local/include")
 BUILD_HINT = "apt-get install libdnnl-dev && python -m dlx.kernels.onednn"
@@ -63,7 +64,7 @@ def build_dir() -> pathlib.Path:
 
 def library_path() -> pathlib.Path:
   """Where the build for this source and this jaxlib lives (it may not exist yet)."""
-  digest = hashlib.sha256(b"".join(source.read_bytes() for source in SOURCES + HEADERS))
+  digest = hashlib.sha256(b"".join(source.read_bytes() for source in FILES))
   digest.update(importlib.metadata.version("jaxlib").encode())
   digest.update(" ".join(_FLAGS).encode())
   return build_dir() / f"onednn_conv-{digest.hexdigest()[:16]}.so"
@@ -71,7 +72,7 @@ def library_path() -> pathlib.Path:
 
 def source_missing() -> str | None:
   """Why the extension cannot be built here (no compiler, no oneDNN), or None."""
-  absent = [str(source) for source in SOURCES + HEADERS if not source.is_file()]
+  absent = [str(source) for source in FILES if not source.is_file()]
   if absent:
     return f"the extension's source {', '.join(absent)} is not installed"
   compiler = os.environ.get("CXX", "g++")
@@ -126,7 +127,7 @@ def load():
   if os.environ.get("DLX_NO_ONEDNN", "") not in ("", "0"):
     _load_error = "hidden by DLX_NO_ONEDNN"
     return None
-  path = library_path() if all(source.is_file() for source in SOURCES + HEADERS) else None
+  path = library_path() if all(source.is_file() for source in FILES) else None
   if path is None or not path.exists():
     reason = source_missing()
     _load_error = f"not built ({reason})" if reason else f"not built (run: {BUILD_HINT})"

@@ -11,12 +11,11 @@ they are.
 """
 
 import jax
-from jax.extend import core as jex_core
 from jax.interpreters import ad
 from jax.interpreters import batching
-from jax.interpreters import mlir
 import jax.numpy as jnp
 
+from dlx.kernels import primitive
 from dlx.kernels import route
 
 
@@ -52,15 +51,7 @@ def _grad_transpose(ct, y, dy):
   return None, _grad_p.bind(y, ad.instantiate_zeros(ct))
 
 
-def _define(name, abstract):
-  primitive = jex_core.Primitive(name)
-  primitive.def_impl(lambda *args: jax.jit(primitive.bind)(*args))
-  primitive.def_abstract_eval(abstract)
-  mlir.register_lowering(primitive, jax.ffi.ffi_lowering(name), platform="cpu")
-  return primitive
-
-
-def _batch(primitive):
+def _batch(prim):
   """Every row is independent: move the batch axis first and keep the last axis last."""
 
   def rule(args, dims):
@@ -69,13 +60,15 @@ def _batch(primitive):
       jnp.broadcast_to(a, (size,) + a.shape) if d is None else jnp.moveaxis(a, d, 0)
       for a, d in zip(args, dims)
     ]
-    return primitive.bind(*moved), 0
+    return prim.bind(*moved), 0
 
   return rule
 
 
-_softmax_p = _define("dlx_onednn_softmax_forward", lambda x: jax.core.ShapedArray(x.shape, x.dtype))
-_grad_p = _define(
+_softmax_p = primitive.define(
+  "dlx_onednn_softmax_forward", lambda x: jax.core.ShapedArray(x.shape, x.dtype)
+)
+_grad_p = primitive.define(
   "dlx_onednn_softmax_backward", lambda y, dy: jax.core.ShapedArray(y.shape, y.dtype)
 )
 ad.primitive_jvps[_softmax_p] = _softmax_jvp

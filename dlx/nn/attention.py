@@ -137,9 +137,6 @@ def scaled_dot_product_attention(
   # forward + backward 41 -> 39 ms; benchmarks/README.md).
   # Both products go through dlx.kernels.matmul: oneDNN's on its route (docs/cpu_kernels.md).
   query, key, value = (jnp.swapaxes(x, -2, -3) for x in (query, key, value))
-  if query.shape[:-3] != key.shape[:-3]:  # e.g. one key set shared by a batch of queries
-    lead = jnp.broadcast_shapes(query.shape[:-3], key.shape[:-3])
-    query, key, value = (jnp.broadcast_to(x, lead + x.shape[-3:]) for x in (query, key, value))
   scores = kernels_matmul.matmul(query, key, transpose_b=True) / jnp.sqrt(
     jnp.asarray(depth, query.dtype)
   )

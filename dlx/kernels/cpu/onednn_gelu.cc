@@ -20,8 +20,6 @@ using dnnl::memory;
 
 namespace {
 
-// Below this many elements the whole array is one piece.
-constexpr int64_t kSerialElements = 1 << 15;
 
 // The forward or backward primitive for `length` elements, built once and kept.
 dnnl::primitive& Primitive(bool backward, bool approximate, int64_t length) {
@@ -72,12 +70,10 @@ bool Span(const float* x, const float* dy, float* out, int64_t i0, int64_t i1, b
 ffi::Error Run(ffi::ThreadPool& pool, const float* x, const float* dy, float* out, int64_t length,
                bool approximate) {
   if (length == 0) return ffi::Error::Success();
-  int64_t pieces = length < kSerialElements ? 1 : dlx::Threads(pool);
+  int64_t pieces = dlx::ElementwisePieces(pool, length, length);
   std::atomic<bool> failed{false};
-  dlx::RunPieces(pool, pieces, [&, pieces](int64_t i) {
-    int64_t i0, i1;
-    dlx::PieceRange(length, pieces, i, 16, &i0, &i1);
-    if (i0 < i1 && !Span(x, dy, out, i0, i1, approximate)) failed = true;
+  dlx::RunPieces(pool, length, pieces, 16, [&](int64_t, int64_t i0, int64_t i1) {
+    if (!Span(x, dy, out, i0, i1, approximate)) failed = true;
   });
   if (failed) return ffi::Error::Internal("dlx oneDNN gelu: oneDNN failed");
   return ffi::Error::Success();

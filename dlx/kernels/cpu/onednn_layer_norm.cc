@@ -21,8 +21,6 @@ using dnnl::memory;
 
 namespace {
 
-// Below this many elements the whole array is one piece.
-constexpr int64_t kSerialElements = 1 << 15;
 const auto kFlags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
 
 memory::desc Data(int64_t rows, int64_t c) {
@@ -57,10 +55,6 @@ dnnl::primitive& Primitive(bool backward, int64_t rows, int64_t c, float epsilon
   return *cache.emplace(key, std::move(p)).first->second;
 }
 
-int64_t Pieces(ffi::ThreadPool& pool, int64_t rows, int64_t c) {
-  return rows * c < kSerialElements ? 1 : std::min(dlx::Threads(pool), rows);
-}
-
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
                    ffi::Buffer<ffi::F32> shift, ffi::ResultBuffer<ffi::F32> y,
                    ffi::ResultBuffer<ffi::F32> mean, ffi::ResultBuffer<ffi::F32> variance,
@@ -71,12 +65,9 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   }
   int64_t rows = dims[0], c = dims[1];
   if (rows == 0 || c == 0) return ffi::Error::Success();
-  int64_t pieces = Pieces(pool, rows, c);
+  int64_t pieces = dlx::ElementwisePieces(pool, rows * c, rows);
   std::atomic<bool> failed{false};
-  dlx::RunPieces(pool, pieces, [&, pieces](int64_t i) {
-    int64_t r0, r1;
-    dlx::PieceRange(rows, pieces, i, 1, &r0, &r1);
-    if (r0 >= r1) return;
+  dlx::RunPieces(pool, rows, pieces, 1, [&](int64_t, int64_t r0, int64_t r1) {
     auto& eng = dlx::Engine();
     auto& stream = dlx::Stream();
     int64_t n = r1 - r0;
@@ -112,14 +103,11 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   std::fill_n(dscale->typed_data(), c, 0.0f);
   std::fill_n(dshift->typed_data(), c, 0.0f);
   if (rows == 0 || c == 0) return ffi::Error::Success();
-  int64_t pieces = Pieces(pool, rows, c);
+  int64_t pieces = dlx::ElementwisePieces(pool, rows * c, rows);
   // Each piece's scale and shift gradients (sums over its rows), added up at the end.
   std::vector<float> partial(pieces * 2 * c, 0.0f);
   std::atomic<bool> failed{false};
-  dlx::RunPieces(pool, pieces, [&, pieces](int64_t i) {
-    int64_t r0, r1;
-    dlx::PieceRange(rows, pieces, i, 1, &r0, &r1);
-    if (r0 >= r1) return;
+  dlx::RunPieces(pool, rows, pieces, 1, [&](int64_t i, int64_t r0, int64_t r1) {
     auto& eng = dlx::Engine();
     auto& stream = dlx::Stream();
     int64_t n = r1 - r0;

@@ -52,11 +52,10 @@ struct Job {
   int64_t length, pieces;
   std::atomic<bool> failed{false};
 
-  void Piece(int64_t i) {
-    int64_t i0, i1;
-    dlx::PieceRange(length, pieces, i, by_groups ? 1 : 16, &i0, &i1);
+  // Products [i0, i1) of the batch, or rows / columns [i0, i1) of c.
+  void Span(int64_t i0, int64_t i1) {
     if (!by_groups) {
-      if (i0 < i1 && gemm.Run(by_rows, i0, i1) != dnnl_success) failed = true;
+      if (gemm.Run(by_rows, i0, i1) != dnnl_success) failed = true;
       return;
     }
     for (int64_t g = i0; g < i1; ++g) {
@@ -97,7 +96,8 @@ ffi::Error Matmul(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi
   bool serial = 2.0 * m * n * k * groups < kSerialFlops || job.length < (job.by_groups ? 2 : 32);
   int64_t most = job.by_groups ? job.length : job.length / 16;
   job.pieces = serial ? 1 : std::max<int64_t>(1, std::min(threads, most));
-  dlx::RunPieces(pool, job.pieces, [&job](int64_t i) { job.Piece(i); });
+  dlx::RunPieces(pool, job.length, job.pieces, job.by_groups ? 1 : 16,
+                 [&job](int64_t, int64_t i0, int64_t i1) { job.Span(i0, i1); });
   if (job.failed) return ffi::Error::Internal("dlx oneDNN matmul: dnnl_sgemm failed");
   return ffi::Error::Success();
 }

@@ -19,8 +19,6 @@ using dnnl::memory;
 
 namespace {
 
-// Below this many elements the whole array is one piece.
-constexpr int64_t kSerialElements = 1 << 15;
 
 memory::desc Data(int64_t rows, int64_t n) {
   return memory::desc({rows, n}, memory::data_type::f32, memory::format_tag::ab);
@@ -55,13 +53,10 @@ ffi::Error Run(ffi::ThreadPool& pool, bool backward, const ffi::Buffer<ffi::F32>
   int64_t n = dims[dims.size() - 1], total = a.element_count();
   if (n == 0 || total == 0) return ffi::Error::Success();
   int64_t rows = total / n;
-  int64_t pieces = total < kSerialElements ? 1 : std::min(dlx::Threads(pool), rows);
+  int64_t pieces = dlx::ElementwisePieces(pool, total, rows);
   std::atomic<bool> failed{false};
   const float* in = a.typed_data();
-  dlx::RunPieces(pool, pieces, [&, pieces](int64_t i) {
-    int64_t r0, r1;
-    dlx::PieceRange(rows, pieces, i, 1, &r0, &r1);
-    if (r0 >= r1) return;
+  dlx::RunPieces(pool, rows, pieces, 1, [&](int64_t, int64_t r0, int64_t r1) {
     auto& eng = dlx::Engine();
     auto& stream = dlx::Stream();
     auto md = Data(r1 - r0, n);

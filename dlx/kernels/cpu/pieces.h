@@ -42,38 +42,44 @@ inline int64_t Threads(xla::ffi::ThreadPool& pool) {
   return threads >= 1 ? threads : std::max<int64_t>(1, pool.num_threads());
 }
 
-// Calls piece(i) once for each i in [0, pieces) and returns when all have returned. Each
-// piece runs with one OpenMP thread, so the oneDNN calls inside start no team.
+// The pieces an element-wise or row-wise call on `elements` floats, `items` separable
+// units (rows, or the elements themselves), is cut into: one below 2^15 elements, where
+// handing a piece to another thread costs more than it saves.
+inline int64_t ElementwisePieces(xla::ffi::ThreadPool& pool, int64_t elements, int64_t items) {
+  return elements < (int64_t{1} << 15) ? 1 : std::max<int64_t>(1, std::min(Threads(pool), items));
+}
+
+// Cuts [0, length) into `pieces` spans, edges on multiples of `align` (16 floats: one
+// AVX-512 vector), and calls piece(i, begin, end) once for each non-empty span i; returns
+// when all have returned. Each piece runs with one OpenMP thread, so the oneDNN calls
+// inside start no team.
 template <typename Fn>
-void RunPieces(xla::ffi::ThreadPool& pool, int64_t pieces, Fn piece) {
+void RunPieces(xla::ffi::ThreadPool& pool, int64_t length, int64_t pieces, int64_t align,
+               Fn piece) {
+  int64_t step = (length + pieces - 1) / pieces;
+  step = (step + align - 1) / align * align;
   struct State {
-    explicit State(Fn fn, int64_t n) : fn(std::move(fn)), pieces(n) {}
+    State(Fn fn, int64_t length, int64_t pieces, int64_t step)
+        : fn(std::move(fn)), length(length), pieces(pieces), step(step) {}
     Fn fn;
-    int64_t pieces;
+    int64_t length, pieces, step;
     std::atomic<int64_t> next{0}, done{0};
 
     void Work() {
       for (int64_t i; (i = next.fetch_add(1)) < pieces;) {
-        if (omp_get_max_threads() != 1) omp_set_num_threads(1);
-        fn(i);
+        int64_t begin = std::min(length, i * step), end = std::min(length, begin + step);
+        if (begin < end) {
+          if (omp_get_max_threads() != 1) omp_set_num_threads(1);
+          fn(i, begin, end);
+        }
         done.fetch_add(1, std::memory_order_release);
       }
     }
   };
-  auto state = std::make_shared<State>(std::move(piece), pieces);
+  auto state = std::make_shared<State>(std::move(piece), length, pieces, step);
   for (int64_t i = 1; i < pieces; ++i) pool.Schedule([state] { state->Work(); });
   state->Work();
   while (state->done.load(std::memory_order_acquire) < pieces) std::this_thread::yield();
-}
-
-// [begin, end) of piece i when `length` items are cut into `pieces`, edges on multiples
-// of `align` (16 floats: one AVX-512 vector).
-inline void PieceRange(int64_t length, int64_t pieces, int64_t i, int64_t align, int64_t* begin,
-                       int64_t* end) {
-  int64_t step = (length + pieces - 1) / pieces;
-  step = (step + align - 1) / align * align;
-  *begin = std::min(length, i * step);
-  *end = std::min(length, *begin + step);
 }
 
 }  // namespace dlx
